@@ -1,0 +1,459 @@
+/**
+ * GGUF reader (versions 2 and 3): header, metadata, tensor infos. Tensor data is never read here:
+ * {@link readTensorInto} copies one tensor from disk straight into caller memory (a WebAssembly
+ * memory), so a 4 GB model never passes through the JS heap.
+ *
+ * Every length and count is checked against the bytes left in the file before anything is
+ * allocated, so a corrupt file ends in a one-line {@link SparqError}, never a huge allocation.
+ * @module
+ */
+import { SparqError } from "./errors.ts";
+import { type GgmlType, ggmlTypeInfo, ggmlTypeName, tensorByteSize } from "./ggml_types.ts";
+
+/** GGUF metadata value types (gguf.h). */
+export enum GgufValueType {
+  UINT8 = 0,
+  INT8 = 1,
+  UINT16 = 2,
+  INT16 = 3,
+  UINT32 = 4,
+  INT32 = 5,
+  FLOAT32 = 6,
+  BOOL = 7,
+  STRING = 8,
+  ARRAY = 9,
+  UINT64 = 10,
+  INT64 = 11,
+  FLOAT64 = 12,
+}
+
+/** Bytes of one scalar of each fixed-size value type. */
+export const GGUF_SCALAR_BYTES: Record<number, number> = {
+  0: 1,
+  1: 1,
+  2: 2,
+  3: 2,
+  4: 4,
+  5: 4,
+  6: 4,
+  7: 1,
+  10: 8,
+  11: 8,
+  12: 8,
+};
+
+/**
+ * One metadata value. Scalars: `number` (64-bit integers become `bigint` only when they are not
+ * safe integers), `boolean`, `string`. Arrays (`type === ARRAY`): numeric items as a typed array,
+ * strings as `string[]`, booleans as `boolean[]`, nested arrays as `GgufMetaValue[]`.
+ */
+export interface GgufMetaValue {
+  type: GgufValueType;
+  value: unknown;
+  /** Item type when `type` is ARRAY. */
+  itemType?: GgufValueType;
+}
+
+/** One tensor info. */
+export interface GgufTensorInfo {
+  name: string;
+  type: GgmlType;
+  /** ggml `ne` order: shape[0] is the row length (contiguous dimension). */
+  shape: number[];
+  /** Absolute byte offset of the data in the file. */
+  offset: number;
+  /** Size of the data in bytes. */
+  bytes: number;
+}
+
+/** A parsed GGUF header. */
+export interface GgufFile {
+  path: string;
+  version: number;
+  fileSize: number;
+  alignment: number;
+  /** Absolute offset where tensor data starts. */
+  dataOffset: number;
+  metadata: Map<string, GgufMetaValue>;
+  tensors: GgufTensorInfo[];
+  tensorByName: Map<string, GgufTensorInfo>;
+}
+
+const MAGIC = 0x46554747; // "GGUF" little-endian
+const MAX_DIMS = 4;
+
+/** Random access to the bytes of a file or buffer. */
+type ReadAt = (offset: number, length: number) => Uint8Array;
+
+class Cursor {
+  pos = 0;
+  private win: Uint8Array = new Uint8Array(0);
+  private winStart = 0;
+  private view = new DataView(this.win.buffer);
+  constructor(
+    private readAt: ReadAt,
+    readonly size: number,
+    private fail: (msg: string) => never,
+  ) {}
+
+  get left(): number {
+    return this.size - this.pos;
+  }
+
+  /** Makes bytes [pos, pos+n) available; returns their offset inside the window. */
+  private need(n: number, what: string): number {
+    if (n > this.left) {
+      this.fail(`truncated: ${what} needs ${n} bytes at offset ${this.pos}, file ends at ${this.size}`);
+    }
+    let rel = this.pos - this.winStart;
+    if (rel < 0 || rel + n > this.win.length) {
+      const len = Math.min(Math.max(n, 1 << 20), this.size - this.pos);
+      this.win = this.readAt(this.pos, len);
+      this.winStart = this.pos;
+      this.view = new DataView(this.win.buffer, this.win.byteOffset, this.win.byteLength);
+      rel = 0;
+    }
+    return rel;
+  }
+
+  u8(what: string): number {
+    const r = this.need(1, what);
+    this.pos += 1;
+    return this.view.getUint8(r);
+  }
+  u32(what: string): number {
+    const r = this.need(4, what);
+    this.pos += 4;
+    return this.view.getUint32(r, true);
+  }
+  /** u64 as a number; values above 2^53 are reported as "absurd" by callers through `limit`. */
+  u64(what: string, limit = Number.MAX_SAFE_INTEGER): number {
+    const r = this.need(8, what);
+    this.pos += 8;
+    const v = this.view.getBigUint64(r, true);
+    if (v > BigInt(limit)) this.fail(`${what} ${v} is out of range (at most ${limit} possible here)`);
+    return Number(v);
+  }
+  bytes(n: number, what: string): Uint8Array {
+    const r = this.need(n, what);
+    this.pos += n;
+    return this.win.subarray(r, r + n);
+  }
+  string(what: string): string {
+    const n = this.u64(`${what} length`, this.left);
+    return decoder.decode(this.bytes(n, what));
+  }
+  scalar(type: GgufValueType, what: string): unknown {
+    const size = GGUF_SCALAR_BYTES[type];
+    const r = this.need(size, what);
+    this.pos += size;
+    const v = this.view;
+    switch (type) {
+      case GgufValueType.UINT8:
+        return v.getUint8(r);
+      case GgufValueType.INT8:
+        return v.getInt8(r);
+      case GgufValueType.UINT16:
+        return v.getUint16(r, true);
+      case GgufValueType.INT16:
+        return v.getInt16(r, true);
+      case GgufValueType.UINT32:
+        return v.getUint32(r, true);
+      case GgufValueType.INT32:
+        return v.getInt32(r, true);
+      case GgufValueType.FLOAT32:
+        return v.getFloat32(r, true);
+      case GgufValueType.BOOL:
+        return v.getUint8(r) !== 0;
+      case GgufValueType.UINT64:
+        return safeInt(v.getBigUint64(r, true));
+      case GgufValueType.INT64:
+        return safeInt(v.getBigInt64(r, true));
+      case GgufValueType.FLOAT64:
+        return v.getFloat64(r, true);
+    }
+    return undefined;
+  }
+}
+
+const decoder = new TextDecoder("utf-8", { fatal: false });
+
+function safeInt(v: bigint): number | bigint {
+  return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
+}
+
+const TYPED: Record<number, { new (b: ArrayBuffer): ArrayLike<unknown> }> = {
+  [GgufValueType.UINT8]: Uint8Array,
+  [GgufValueType.INT8]: Int8Array,
+  [GgufValueType.UINT16]: Uint16Array,
+  [GgufValueType.INT16]: Int16Array,
+  [GgufValueType.UINT32]: Uint32Array,
+  [GgufValueType.INT32]: Int32Array,
+  [GgufValueType.FLOAT32]: Float32Array,
+  [GgufValueType.UINT64]: BigUint64Array,
+  [GgufValueType.INT64]: BigInt64Array,
+  [GgufValueType.FLOAT64]: Float64Array,
+};
+
+function readValue(c: Cursor, type: number, key: string, depth: number, fail: (m: string) => never): GgufMetaValue {
+  if (type === GgufValueType.STRING) return { type, value: c.string(`value of ${key}`) };
+  if (type === GgufValueType.ARRAY) {
+    if (depth > 8) fail(`metadata ${key}: arrays nested deeper than 8 levels`);
+    const itemType = c.u32(`array type of ${key}`);
+    // Smallest possible item: 1 byte scalar, 8-byte string length, 12-byte nested array header.
+    const minItem = itemType === GgufValueType.STRING
+      ? 8
+      : itemType === GgufValueType.ARRAY
+      ? 12
+      : GGUF_SCALAR_BYTES[itemType];
+    if (minItem === undefined) fail(`metadata ${key}: unknown array item type ${itemType}`);
+    const n = c.u64(`array length of ${key}`, Math.floor(c.left / minItem));
+    if (itemType === GgufValueType.STRING) {
+      const out = new Array<string>(n);
+      for (let i = 0; i < n; i++) out[i] = c.string(`${key}[${i}]`);
+      return { type, itemType, value: out };
+    }
+    if (itemType === GgufValueType.ARRAY) {
+      const out = new Array<GgufMetaValue>(n);
+      for (let i = 0; i < n; i++) out[i] = readValue(c, GgufValueType.ARRAY, `${key}[${i}]`, depth + 1, fail);
+      return { type, itemType, value: out };
+    }
+    if (itemType === GgufValueType.BOOL) {
+      const b = c.bytes(n, `${key} items`);
+      return { type, itemType, value: Array.from(b, (x) => x !== 0) };
+    }
+    const raw = c.bytes(n * minItem, `${key} items`);
+    const copy = new Uint8Array(raw.length);
+    copy.set(raw); // fresh buffer: aligned for the typed array, detached from the read window
+    return { type, itemType, value: new TYPED[itemType](copy.buffer) };
+  }
+  if (GGUF_SCALAR_BYTES[type] === undefined) fail(`metadata ${key}: unknown value type ${type}`);
+  return { type, value: c.scalar(type, `value of ${key}`) };
+}
+
+/** Parses a GGUF header from a random-access source. */
+function parse(readAt: ReadAt, fileSize: number, path: string): GgufFile {
+  const fail = (msg: string): never => {
+    throw new SparqError(`${path}: ${msg}`);
+  };
+  const c = new Cursor(readAt, fileSize, fail);
+  if (fileSize < 4) fail(`not a GGUF file (only ${fileSize} bytes)`);
+  const magic = c.u32("magic");
+  if (magic !== MAGIC) {
+    const shown = Array.from(readAt(0, 4), (b) => (b >= 32 && b < 127 ? String.fromCharCode(b) : ".")).join("");
+    fail(`not a GGUF file (magic "${shown}", expected "GGUF")`);
+  }
+  const version = c.u32("version");
+  if (version === 1) fail("GGUF version 1 is not supported (re-convert the model with a current llama.cpp)");
+  if (version !== 2 && version !== 3) {
+    if (version > 0xffff && (version >>> 24) <= 3) fail(`big-endian GGUF files are not supported`);
+    fail(`unknown GGUF version ${version} (supported: 2, 3)`);
+  }
+  // Minimum bytes per tensor info: 8 (name len) + 4 (n_dims) + 4 (type) + 8 (offset).
+  const nTensors = c.u64("tensor count", Math.floor(c.left / 24));
+  // Minimum bytes per metadata entry: 8 (key len) + 4 (type) + 1 (smallest value).
+  const nKv = c.u64("metadata count", Math.floor(c.left / 13));
+
+  const metadata = new Map<string, GgufMetaValue>();
+  for (let i = 0; i < nKv; i++) {
+    const key = c.string(`metadata key #${i}`);
+    const type = c.u32(`type of ${key}`);
+    if (metadata.has(key)) fail(`duplicate metadata key ${key}`);
+    metadata.set(key, readValue(c, type, key, 0, fail));
+  }
+
+  let alignment = 32;
+  const al = metadata.get("general.alignment");
+  if (al) {
+    const v = al.value;
+    if (typeof v !== "number" || !Number.isInteger(v) || v <= 0 || (v & (v - 1)) !== 0) {
+      fail(`general.alignment ${String(v)} is not a positive power of two`);
+    }
+    alignment = v as number;
+  }
+
+  const tensors: GgufTensorInfo[] = [];
+  const tensorByName = new Map<string, GgufTensorInfo>();
+  const relOffsets: number[] = [];
+  for (let i = 0; i < nTensors; i++) {
+    const name = c.string(`name of tensor #${i}`);
+    const nDims = c.u32(`dimension count of ${name}`);
+    if (nDims < 1 || nDims > MAX_DIMS) fail(`tensor ${name}: ${nDims} dimensions (1..${MAX_DIMS} allowed)`);
+    const shape: number[] = [];
+    let elems = 1;
+    for (let d = 0; d < nDims; d++) {
+      const n = c.u64(`dimension ${d} of ${name}`, 2 ** 40);
+      if (n === 0) fail(`tensor ${name}: dimension ${d} is 0`);
+      elems *= n;
+      if (elems > 2 ** 45) fail(`tensor ${name}: ${elems} elements is absurd`);
+      shape.push(n);
+    }
+    const type = c.u32(`type of ${name}`);
+    if (!ggmlTypeInfo(type)) fail(`tensor ${name}: unknown tensor type ${type}`);
+    const rel = c.u64(`offset of ${name}`);
+    if (tensorByName.has(name)) fail(`duplicate tensor name ${name}`);
+    let bytes = 0;
+    try {
+      bytes = tensorByteSize(type, shape, `tensor ${name}`);
+    } catch (e) {
+      fail((e as Error).message);
+    }
+    const t: GgufTensorInfo = { name, type, shape, offset: rel, bytes };
+    tensors.push(t);
+    relOffsets.push(rel);
+    tensorByName.set(name, t);
+  }
+
+  const dataOffset = Math.ceil(c.pos / alignment) * alignment;
+  if (nTensors > 0 && dataOffset > fileSize) {
+    fail(`tensor data would start at ${dataOffset}, past the end of the file (${fileSize})`);
+  }
+  for (const t of tensors) {
+    if (t.offset % alignment !== 0) {
+      fail(`tensor ${t.name}: data offset ${t.offset} is not a multiple of the alignment ${alignment}`);
+    }
+    t.offset += dataOffset;
+    if (t.offset + t.bytes > fileSize) {
+      fail(
+        `tensor ${t.name} (${ggmlTypeName(t.type)} [${
+          t.shape.join(", ")
+        }], ${t.bytes} bytes at ${t.offset}) extends past the end of the file (${fileSize} bytes)`,
+      );
+    }
+  }
+  const sorted = [...tensors].sort((a, b) => a.offset - b.offset);
+  for (let i = 1; i < sorted.length; i++) {
+    const p = sorted[i - 1], t = sorted[i];
+    if (t.offset < p.offset + p.bytes) fail(`tensors ${p.name} and ${t.name} overlap`);
+  }
+  return { path, version, fileSize, alignment, dataOffset, metadata, tensors, tensorByName };
+}
+
+/** Parses the header of a GGUF held in memory (tests, fuzzing, files written in memory). */
+export function parseGgufBytes(bytes: Uint8Array, path = "<memory>"): GgufFile {
+  return parse((o, n) => bytes.subarray(o, o + n), bytes.length, path);
+}
+
+/** Opens `path` and parses its header, metadata and tensor infos (no tensor data is read). */
+export function openGguf(path: string): Promise<GgufFile> {
+  return Promise.resolve(openGgufSync(path));
+}
+
+/** Synchronous {@link openGguf}. */
+export function openGgufSync(path: string): GgufFile {
+  let file: Deno.FsFile;
+  try {
+    file = Deno.openSync(path, { read: true });
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) throw new SparqError(`${path}: no such file`);
+    if (e instanceof Deno.errors.PermissionDenied) throw new SparqError(`${path}: permission denied`);
+    throw new SparqError(`${path}: cannot open (${(e as Error).message})`);
+  }
+  try {
+    const st = file.statSync();
+    if (!st.isFile) throw new SparqError(`${path}: not a regular file`);
+    const readAt: ReadAt = (offset, length) => {
+      const buf = new Uint8Array(length);
+      file.seekSync(offset, Deno.SeekMode.Start);
+      readFully(file, buf, path);
+      return buf;
+    };
+    return parse(readAt, st.size, path);
+  } finally {
+    file.close();
+  }
+}
+
+function readFully(file: Deno.FsFile, dest: Uint8Array, path: string): void {
+  let done = 0;
+  while (done < dest.length) {
+    const n = file.readSync(dest.subarray(done));
+    if (n === null || n === 0) throw new SparqError(`${path}: unexpected end of file`);
+    done += n;
+  }
+}
+
+/**
+ * Copies the data of `tensor` from disk into `dest` (for example a view of WebAssembly memory).
+ * Reads in chunks, so no second copy of the tensor is made in the JS heap.
+ */
+export async function readTensorInto(file: GgufFile, tensor: GgufTensorInfo, dest: Uint8Array): Promise<void> {
+  if (dest.length < tensor.bytes) throw new Error(`readTensorInto: destination too small for ${tensor.name}`);
+  // Deno cannot read into a SharedArrayBuffer view, so shared memory is filled through one
+  // reusable 16 MiB chunk; plain memory is read into directly.
+  const shared = dest.buffer instanceof SharedArrayBuffer;
+  const f = await Deno.open(file.path, { read: true });
+  try {
+    await f.seek(tensor.offset, Deno.SeekMode.Start);
+    let done = 0;
+    while (done < tensor.bytes) {
+      const want = Math.min(CHUNK, tensor.bytes - done);
+      const target = shared ? chunkBuffer().subarray(0, want) : dest.subarray(done, done + want);
+      const n = await f.read(target);
+      if (n === null || n === 0) throw new SparqError(`${file.path}: unexpected end of file reading ${tensor.name}`);
+      if (shared) dest.set(target.subarray(0, n), done);
+      done += n;
+    }
+  } finally {
+    f.close();
+  }
+}
+
+const CHUNK = 1 << 24;
+let chunk: Uint8Array | undefined;
+function chunkBuffer(): Uint8Array {
+  return chunk ??= new Uint8Array(CHUNK);
+}
+
+/** Metadata value of `key`, or undefined. */
+export function metaValue(file: GgufFile, key: string): unknown {
+  return file.metadata.get(key)?.value;
+}
+
+/** Numeric metadata value (any integer or float type); `def` when absent, SparqError if not a number. */
+export function metaNumber(file: GgufFile, key: string, def?: number): number {
+  const v = file.metadata.get(key);
+  if (!v) {
+    if (def === undefined) throw new SparqError(`${file.path}: missing metadata key ${key}`);
+    return def;
+  }
+  if (typeof v.value === "number") return v.value;
+  if (typeof v.value === "bigint") return Number(v.value);
+  throw new SparqError(`${file.path}: metadata ${key} should be a number, found ${GgufValueType[v.type]}`);
+}
+
+/** String metadata value; `def` when absent. */
+export function metaString(file: GgufFile, key: string, def?: string): string {
+  const v = file.metadata.get(key);
+  if (!v) {
+    if (def === undefined) throw new SparqError(`${file.path}: missing metadata key ${key}`);
+    return def;
+  }
+  if (typeof v.value !== "string") {
+    throw new SparqError(`${file.path}: metadata ${key} should be a string, found ${GgufValueType[v.type]}`);
+  }
+  return v.value;
+}
+
+/** Boolean metadata value; `def` when absent. */
+export function metaBool(file: GgufFile, key: string, def?: boolean): boolean {
+  const v = file.metadata.get(key);
+  if (!v) {
+    if (def === undefined) throw new SparqError(`${file.path}: missing metadata key ${key}`);
+    return def;
+  }
+  if (typeof v.value !== "boolean") {
+    throw new SparqError(`${file.path}: metadata ${key} should be a bool, found ${GgufValueType[v.type]}`);
+  }
+  return v.value;
+}
+
+/** Array metadata value (typed array, string[], boolean[] or nested), or undefined when absent. */
+export function metaArray<T = unknown>(file: GgufFile, key: string): T | undefined {
+  const v = file.metadata.get(key);
+  if (!v) return undefined;
+  if (v.type !== GgufValueType.ARRAY) {
+    throw new SparqError(`${file.path}: metadata ${key} should be an array, found ${GgufValueType[v.type]}`);
+  }
+  return v.value as T;
+}

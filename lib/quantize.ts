@@ -38,7 +38,7 @@ export function fp32ToBf16Bits(x: number): number {
 }
 
 /** Q8_0: per block of 32, d = max|x| / 127 (stored f16), q = round(x / d). */
-export function quantizeQ8_0(src: Float32Array, dst = new Uint8Array((src.length / QK) * 34)): Uint8Array {
+export function quantizeQ8_0(src: Float32Array, dst: Uint8Array = new Uint8Array((src.length / QK) * 34)): Uint8Array {
   checkBlocks(src.length, "Q8_0");
   const view = new DataView(dst.buffer, dst.byteOffset, dst.byteLength);
   const q = new Int8Array(dst.buffer, dst.byteOffset, dst.byteLength);
@@ -58,7 +58,7 @@ export function quantizeQ8_0(src: Float32Array, dst = new Uint8Array((src.length
 }
 
 /** Q4_0: per block of 32, d = (value of largest magnitude) / -8 (f16), q = min(15, trunc(x/d + 8.5)). */
-export function quantizeQ4_0(src: Float32Array, dst = new Uint8Array((src.length / QK) * 18)): Uint8Array {
+export function quantizeQ4_0(src: Float32Array, dst: Uint8Array = new Uint8Array((src.length / QK) * 18)): Uint8Array {
   checkBlocks(src.length, "Q4_0");
   const view = new DataView(dst.buffer, dst.byteOffset, dst.byteLength);
   for (let b = 0, o = 0; b < src.length; b += QK, o += 18) {
@@ -84,13 +84,13 @@ export function quantizeQ4_0(src: Float32Array, dst = new Uint8Array((src.length
 }
 
 /** f32 → F16 bytes (little-endian halves). */
-export function convertF16(src: Float32Array, dst = new Uint8Array(src.length * 2)): Uint8Array {
+export function convertF16(src: Float32Array, dst: Uint8Array = new Uint8Array(src.length * 2)): Uint8Array {
   new Float16Array(dst.buffer, dst.byteOffset, src.length).set(src);
   return dst;
 }
 
 /** f32 → BF16 bytes (little-endian). */
-export function convertBf16(src: Float32Array, dst = new Uint8Array(src.length * 2)): Uint8Array {
+export function convertBf16(src: Float32Array, dst: Uint8Array = new Uint8Array(src.length * 2)): Uint8Array {
   const out = new Uint16Array(dst.buffer, dst.byteOffset, src.length);
   for (let i = 0; i < src.length; i++) out[i] = fp32ToBf16Bits(src[i]);
   return dst;

@@ -10,6 +10,7 @@
  */
 import { SparqError } from "./errors.ts";
 import type { ModelConfig } from "./model_config.ts";
+import type { AttentionSpec } from "./attention/spec.ts";
 
 /**
  * The part of a runtime `Shard` the cache needs (a `Shard` from lib/wasm_runtime.ts satisfies it):
@@ -106,6 +107,25 @@ export class KvCache {
       total += (kElems * (this.transposedK ? 2 : 1) + vElems + (this.vSum ? this.nKv * this.headDimV : 0)) * 4;
     }
     this.totalBytes = total;
+  }
+
+  /** What an attention mode needs stored besides K and V: SparQ reads Kt (step 1) and v̄ (reallocation). */
+  static requirements(spec: AttentionSpec): { transposedK: boolean; vSum: boolean } {
+    const sparq = spec.kind === "sparq";
+    return { transposedK: sparq, vSum: sparq && spec.reallocate };
+  }
+
+  /** Bytes one layer's cache takes for `nCtx` positions under `spec` (for the loader's shard plan). */
+  static bytesPerLayer(
+    config: Pick<ModelConfig, "nHeadKv" | "headDim" | "headDimV">,
+    nCtx: number,
+    spec: AttentionSpec,
+  ): number {
+    const { transposedK, vSum } = KvCache.requirements(spec);
+    const kv = config.nHeadKv;
+    // Each allocation may be padded by up to 64 bytes of alignment.
+    return nCtx * kv * (config.headDim * (transposedK ? 2 : 1) + config.headDimV) * 4 +
+      (vSum ? kv * config.headDimV * 4 : 0) + 4 * 64;
   }
 
   /** Byte pointer of layer `layer`'s row-major K `[nKv][nCtx][headDim]`. */

@@ -1,0 +1,390 @@
+// deno-fmt-ignore-file -- AssemblyScript (decorators, `<T>x` casts): deno fmt would drop `@inline`.
+/**
+ * SparQ Attention, one decode step (sparq.md §2, GQA §2.1). Parallel over KV groups: each thread takes whole
+ * groups, and a group's result does not depend on which thread computes it, so outputs are identical for any
+ * `nth`. Per group (the G = nHead/nKv query heads that share KV head g):
+ *
+ * 1. `absq = Σ_heads |q|`; i1 = top-r of absq (shared by the group), in ascending order.
+ * 2. per head: τ = sqrt(d·Σ_{i1}|q_i| / Σ|q_i|); ŝ[t] = (Σ_{i∈i1} q_i·Kt[i][t]) / τ — r contiguous axpy passes
+ *    over rows of the feature-major Kt, tiled so the accumulators stay in L1.
+ * 3. when α or a group sum is needed: e[t] = exp(ŝ[t] − max ŝ), Z = Σ e (the approximate softmax is e/Z).
+ * 4. group score: G = 1 → the head's own ŝ (or e; same order as its softmax); G > 1 → Σ_heads e/Z, the sum of
+ *    approximate *probabilities* as in the paper's GQA listing (the research module sums logits instead).
+ * 5. i2 = the current token + the `window` newest positions before it + the top (k − window) of the rest by
+ *    group score (radix select, `attention_select.ts`): min(k+1, S) positions, ascending.
+ *    (`keepCurrent = 0`: the llama.cpp fork's variant, min(k, S) positions, the current token not forced.)
+ * 6. per head: exact scores q·K[i2]/√d on the gathered rows of row-major K, softmax, y = Σ s·V[i2];
+ *    with reallocation out = α·y + (1−α)·v̄, α = Σ_{i2} e/Z (the un-forced approximate softmax), v̄ = vsum/S.
+ *
+ * When every position would be kept is kept and steps 1–5 are skipped: the result is dense attention.
+ *
+ * Float reproducibility: steps 1–5 use only IEEE f32 add/mul/div/sqrt/floor in a fixed order, and the SIMD
+ * lanes are combined in a fixed order, so the scalar reference reproduces the selected set bit for bit.
+ */
+import { splitStart } from "./common/split";
+import { hsumF32 } from "./common/simd";
+import { attn_f32_keys, attn_select_top } from "./attention_select";
+
+/** Positions per tile of the approximate-score accumulation (G tiles of 2 KB stay in L1). */
+const TILE: i32 = 512;
+
+const LOG2E: f32 = 1.44269504088896341;
+const LN2_HI: f32 = 0.693359375;
+const LN2_LO: f32 = -2.12194440e-4;
+const P0: f32 = 1.9875691500e-4;
+const P1: f32 = 1.3981999507e-3;
+const P2: f32 = 8.3334519073e-3;
+const P3: f32 = 4.1665795894e-2;
+const P4: f32 = 1.6666665459e-1;
+const P5: f32 = 5.0000001201e-1;
+
+/** exp(x) for 4 lanes (Cephes expf: 2^n · polynomial, ~1 ulp), x clamped to [-87, 88]. */
+// @ts-ignore: decorator
+@inline 
+function expV(x0: v128): v128 {
+  const x = f32x4.min(f32x4.max(x0, f32x4.splat(-87.0)), f32x4.splat(88.0));
+  const fx = f32x4.floor(f32x4.add(f32x4.mul(x, f32x4.splat(LOG2E)), f32x4.splat(0.5)));
+  let r = f32x4.sub(x, f32x4.mul(fx, f32x4.splat(LN2_HI)));
+  r = f32x4.sub(r, f32x4.mul(fx, f32x4.splat(LN2_LO)));
+  let p = f32x4.add(f32x4.mul(f32x4.splat(P0), r), f32x4.splat(P1));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(P2));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(P3));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(P4));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(P5));
+  p = f32x4.mul(p, f32x4.mul(r, r));
+  p = f32x4.add(f32x4.add(p, r), f32x4.splat(1.0));
+  const n = i32x4.trunc_sat_f32x4_s(fx);
+  return f32x4.mul(p, i32x4.shl(i32x4.add(n, i32x4.splat(127)), 23));
+}
+
+/** Scalar twin of {@link expV}, operation for operation (used for the tails). */
+// @ts-ignore: decorator
+@inline 
+function expS(x0: f32): f32 {
+  const x = min(max(x0, <f32> -87.0), <f32> 88.0);
+  const fx = Mathf.floor(x * LOG2E + <f32> 0.5);
+  let r = x - fx * LN2_HI;
+  r = r - fx * LN2_LO;
+  let p = P0 * r + P1;
+  p = p * r + P2;
+  p = p * r + P3;
+  p = p * r + P4;
+  p = p * r + P5;
+  p = p * (r * r);
+  p = p + r + <f32> 1.0;
+  return p * reinterpret<f32>((<i32> fx + 127) << 23);
+}
+
+/** Maximum of `n` f32 at `a` (n ≥ 1). */
+function maxF32(a: usize, n: i32): f32 {
+  let m = f32x4.splat(-Infinity);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) m = f32x4.max(m, v128.load(a + (<usize> i << 2)));
+  let s = max(
+    max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)),
+    max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)),
+  );
+  for (; i < n; i++) s = max(s, load<f32>(a + (<usize> i << 2)));
+  return s;
+}
+
+/** a[i] = exp(a[i] − m) in place; returns Σ a[i] (one 4-lane accumulator, lanes combined (0+2)+(1+3), then the tail). */
+function expSubSum(a: usize, n: i32, m: f32): f32 {
+  const mv = f32x4.splat(m);
+  let z = f32x4.splat(0);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const p = a + (<usize> i << 2);
+    const e = expV(f32x4.sub(v128.load(p), mv));
+    v128.store(p, e);
+    z = f32x4.add(z, e);
+  }
+  let s = hsumF32(z);
+  for (; i < n; i++) {
+    const p = a + (<usize> i << 2);
+    const e = expS(load<f32>(p) - m);
+    store<f32>(p, e);
+    s += e;
+  }
+  return s;
+}
+
+/** Dot product of `n` f32 (one accumulator chain per 4 lanes; exact attention, compared with a tolerance). */
+// @ts-ignore: decorator
+@inline 
+function dot(a: usize, b: usize, n: i32): f32 {
+  let s0 = f32x4.splat(0);
+  let s1 = f32x4.splat(0);
+  let i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const o = <usize> i << 2;
+    s0 = f32x4.add(s0, f32x4.mul(v128.load(a + o), v128.load(b + o)));
+    s1 = f32x4.add(s1, f32x4.mul(v128.load(a + o, 16), v128.load(b + o, 16)));
+  }
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize> i << 2;
+    s0 = f32x4.add(s0, f32x4.mul(v128.load(a + o), v128.load(b + o)));
+  }
+  let s = hsumF32(f32x4.add(s0, s1));
+  for (; i < n; i++) s += load<f32>(a + (<usize> i << 2)) * load<f32>(b + (<usize> i << 2));
+  return s;
+}
+
+/** y[i] += a·x[i] for `n` f32. */
+// @ts-ignore: decorator
+@inline 
+function axpy(y: usize, x: usize, a: f32, n: i32): void {
+  const av = f32x4.splat(a);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize> i << 2;
+    v128.store(y + o, f32x4.add(v128.load(y + o), f32x4.mul(av, v128.load(x + o))));
+  }
+  for (; i < n; i++) {
+    store<f32>(y + (<usize> i << 2), load<f32>(y + (<usize> i << 2)) + a * load<f32>(x + (<usize> i << 2)));
+  }
+}
+
+// @ts-ignore: decorator
+@inline 
+function pad4(n: i32): i32 {
+  return (n + 3) & ~3;
+}
+
+/**
+ * Bytes of scratch one KV group needs (the stride between groups' scratch): ŝ and the exact scores for G heads
+ * over nCtx positions, keys/candidates/selection over nCtx, the 2048-word select histogram, and d-sized
+ * buffers for the top-r step. `lib/attention/sparq.ts` mirrors this formula.
+ */
+export function sparq_scratch_bytes(nCtx: i32, G: i32, d: i32): i32 {
+  const words = 2 * G * pad4(nCtx) + 3 * pad4(nCtx) + 2048 + 4 * pad4(d) + 2 * pad4(G);
+  return ((words << 2) + 63) & ~63;
+}
+
+/**
+ * One SparQ decode step for all heads. Pointers are byte offsets: `q`, `out` `[nHead][d]`/`[nHead][dv]`;
+ * `kc` K `[nKv][nCtx][d]`, `vc` V `[nKv][nCtx][dv]`, `kt` Kt `[nKv][d][nCtx]`, `vsum` `[nKv][dv]` (read only with
+ * `realloc`), S positions stored (the current token is S−1). `r`, `k`, `window` as in the module comment
+ * (window ≤ k). `keepCurrent` 1: the current token is always selected on top of k (research code); 0: it competes
+ * like any other position and min(k, S) are kept (the simplified algorithm of the llama.cpp fork, window 0). `scratch` + g·`stride` is group g's scratch ({@link sparq_scratch_bytes}).
+ */
+export function sparq_decode(
+  q: usize,
+  out: usize,
+  kc: usize,
+  vc: usize,
+  kt: usize,
+  vsum: usize,
+  nCtx: i32,
+  S: i32,
+  nHead: i32,
+  nKv: i32,
+  d: i32,
+  dv: i32,
+  r: i32,
+  k: i32,
+  window: i32,
+  realloc: i32,
+  keepCurrent: i32,
+  scratch: usize,
+  stride: i32,
+  ith: i32,
+  nth: i32,
+): void {
+  const g0 = splitStart(nKv, ith, nth);
+  const g1 = splitStart(nKv, ith + 1, nth);
+  const G = nHead / nKv;
+  for (let g = g0; g < g1; g++) {
+    sparqGroup(
+      q + ((<usize> (g * G * d)) << 2),
+      out + ((<usize> (g * G * dv)) << 2),
+      kc + ((<usize> g * <usize> nCtx * <usize> d) << 2),
+      vc + ((<usize> g * <usize> nCtx * <usize> dv) << 2),
+      kt + ((<usize> g * <usize> d * <usize> nCtx) << 2),
+      vsum + ((<usize> (g * dv)) << 2),
+      nCtx,
+      S,
+      G,
+      d,
+      dv,
+      r,
+      k,
+      window,
+      realloc,
+      keepCurrent,
+      scratch + <usize> g * <usize> stride,
+    );
+  }
+}
+
+function sparqGroup(
+  q: usize,
+  out: usize,
+  kc: usize,
+  vc: usize,
+  kt: usize,
+  vsum: usize,
+  nCtx: i32,
+  S: i32,
+  G: i32,
+  d: i32,
+  dv: i32,
+  r: i32,
+  k: i32,
+  window: i32,
+  realloc: i32,
+  keepCurrent: i32,
+  base: usize,
+): void {
+  const nc4 = <usize> pad4(nCtx);
+  const shat = base; // [G][nc4] f32: ŝ, then e = exp(ŝ − max)
+  const wts = shat + ((<usize> G * nc4) << 2); // [G][nc4] f32: group score, then exact scores
+  const keys = wts + ((<usize> G * nc4) << 2); // [nc4] u32
+  const cand = keys + (nc4 << 2); // [nc4] u32
+  const sel = cand + (nc4 << 2); // [nc4] i32
+  const hist = sel + (nc4 << 2); // [2048] u32
+  const absq = hist + (2048 << 2); // [d] f32
+  const idx1 = absq + (<usize> pad4(d) << 2); // [d] i32
+  const keysD = idx1 + (<usize> pad4(d) << 2); // [d] u32
+  const candD = keysD + (<usize> pad4(d) << 2); // [d] u32
+  const alpha = candD + (<usize> pad4(d) << 2); // [G] f32
+
+  // Forced: the `window` newest positions, plus the current token when keepCurrent (the research code's k + 1).
+  const forced = window + keepCurrent;
+  const nSel = min(k + keepCurrent, S);
+  const sparse = nSel < S;
+  if (!sparse) {
+    for (let j = 0; j < S; j++) store<i32>(sel + (<usize> j << 2), j);
+  } else {
+    // Step 1: the r largest components of Σ_heads |q|.
+    for (let i = 0; i < d; i++) {
+      let a: f32 = 0;
+      for (let h = 0; h < G; h++) a += abs(load<f32>(q + ((<usize> (h * d + i)) << 2)));
+      store<f32>(absq + (<usize> i << 2), a);
+    }
+    attn_f32_keys(absq, d, keysD);
+    const nr = attn_select_top(keysD, d, r, hist, candD, idx1);
+
+    // Step 2: approximate logits, r axpy passes over contiguous Kt rows, one tile of positions at a time.
+    for (let t0 = 0; t0 < S; t0 += TILE) {
+      const t1 = min(S, t0 + TILE);
+      for (let h = 0; h < G; h++) memory.fill(shat + ((<usize> h * nc4 + <usize> t0) << 2), 0, <usize> (t1 - t0) << 2);
+      for (let j = 0; j < nr; j++) {
+        const i = load<i32>(idx1 + (<usize> j << 2));
+        const row = kt + ((<usize> i * <usize> nCtx) << 2);
+        for (let h = 0; h < G; h++) {
+          const qi = load<f32>(q + ((<usize> (h * d + i)) << 2));
+          const qv = f32x4.splat(qi);
+          const acc = shat + ((<usize> h * nc4) << 2);
+          let t = t0;
+          for (; t + 4 <= t1; t += 4) {
+            const o = <usize> t << 2;
+            v128.store(acc + o, f32x4.add(v128.load(acc + o), f32x4.mul(qv, v128.load(row + o))));
+          }
+          for (; t < t1; t++) {
+            const o = <usize> t << 2;
+            store<f32>(acc + o, load<f32>(acc + o) + qi * load<f32>(row + o));
+          }
+        }
+      }
+    }
+    for (let h = 0; h < G; h++) {
+      const qh = q + ((<usize> (h * d)) << 2);
+      let l1: f32 = 0;
+      for (let i = 0; i < d; i++) l1 += abs(load<f32>(qh + (<usize> i << 2)));
+      let l1sel: f32 = 0;
+      for (let j = 0; j < nr; j++) l1sel += abs(load<f32>(qh + (<usize> load<i32>(idx1 + (<usize> j << 2)) << 2)));
+      const tau: f32 = l1 > 0 ? Mathf.sqrt(<f32> d * l1sel / l1) : 1;
+      const acc = shat + ((<usize> h * nc4) << 2);
+      const tv = f32x4.splat(tau);
+      let t = 0;
+      for (; t + 4 <= S; t += 4) v128.store(acc + (<usize> t << 2), f32x4.div(v128.load(acc + (<usize> t << 2)), tv));
+      for (; t < S; t++) store<f32>(acc + (<usize> t << 2), load<f32>(acc + (<usize> t << 2)) / tau);
+    }
+
+    // Step 3: the approximate softmax (only when α or a group sum needs it); alpha[h] holds 1/Z for now.
+    if (realloc || G > 1) {
+      for (let h = 0; h < G; h++) {
+        const a = shat + ((<usize> h * nc4) << 2);
+        store<f32>(alpha + (<usize> h << 2), <f32> 1.0 / expSubSum(a, S, maxF32(a, S)));
+      }
+    }
+
+    // Step 4: group score over the candidates (all but the current token and the window).
+    const nCand = S - forced;
+    if (G == 1) {
+      attn_f32_keys(shat, nCand, keys);
+    } else {
+      for (let h = 0; h < G; h++) {
+        const e = shat + ((<usize> h * nc4) << 2);
+        const iz = load<f32>(alpha + (<usize> h << 2));
+        const izv = f32x4.splat(iz);
+        let t = 0;
+        if (h == 0) {
+          for (; t + 4 <= nCand; t += 4) {
+            v128.store(wts + (<usize> t << 2), f32x4.mul(v128.load(e + (<usize> t << 2)), izv));
+          }
+          for (; t < nCand; t++) store<f32>(wts + (<usize> t << 2), load<f32>(e + (<usize> t << 2)) * iz);
+        } else {
+          for (; t + 4 <= nCand; t += 4) {
+            const o = <usize> t << 2;
+            v128.store(wts + o, f32x4.add(v128.load(wts + o), f32x4.mul(v128.load(e + o), izv)));
+          }
+          for (; t < nCand; t++) {
+            const o = <usize> t << 2;
+            store<f32>(wts + o, load<f32>(wts + o) + load<f32>(e + o) * iz);
+          }
+        }
+      }
+      attn_f32_keys(wts, nCand, keys);
+    }
+
+    // Step 5: top (nSel − forced) of the candidates, then the forced newest positions.
+    const c = attn_select_top(keys, nCand, nSel - forced, hist, cand, sel);
+    for (let t = nCand; t < S; t++) store<i32>(sel + (<usize> (c + t - nCand) << 2), t);
+
+    if (realloc) {
+      for (let h = 0; h < G; h++) {
+        const e = shat + ((<usize> h * nc4) << 2);
+        let sum: f32 = 0;
+        for (let j = 0; j < nSel; j++) sum += load<f32>(e + (<usize> load<i32>(sel + (<usize> j << 2)) << 2));
+        store<f32>(alpha + (<usize> h << 2), sum * load<f32>(alpha + (<usize> h << 2)));
+      }
+    }
+  }
+
+  // Step 6: exact attention over the selected rows; each K and V row is read once for the whole group.
+  const scale: f32 = <f32> 1.0 / Mathf.sqrt(<f32> d);
+  for (let j = 0; j < nSel; j++) {
+    const row = kc + ((<usize> load<i32>(sel + (<usize> j << 2)) * <usize> d) << 2);
+    for (let h = 0; h < G; h++) {
+      store<f32>(wts + ((<usize> h * nc4 + <usize> j) << 2), dot(q + ((<usize> (h * d)) << 2), row, d) * scale);
+    }
+  }
+  // Per head: softmax weights scaled by α (α = 1 without reallocation or when every position is kept).
+  for (let h = 0; h < G; h++) {
+    const w = wts + ((<usize> h * nc4) << 2);
+    const a: f32 = sparse && realloc ? load<f32>(alpha + (<usize> h << 2)) : 1;
+    store<f32>(alpha + (<usize> h << 2), a);
+    const ya = a / expSubSum(w, nSel, maxF32(w, nSel));
+    const yv = f32x4.splat(ya);
+    let j = 0;
+    for (; j + 4 <= nSel; j += 4) v128.store(w + (<usize> j << 2), f32x4.mul(v128.load(w + (<usize> j << 2)), yv));
+    for (; j < nSel; j++) store<f32>(w + (<usize> j << 2), load<f32>(w + (<usize> j << 2)) * ya);
+    memory.fill(out + ((<usize> (h * dv)) << 2), 0, <usize> dv << 2);
+  }
+  for (let j = 0; j < nSel; j++) {
+    const row = vc + ((<usize> load<i32>(sel + (<usize> j << 2)) * <usize> dv) << 2);
+    for (let h = 0; h < G; h++) {
+      axpy(out + ((<usize> (h * dv)) << 2), row, load<f32>(wts + ((<usize> h * nc4 + <usize> j) << 2)), dv);
+    }
+  }
+  // Reallocation: out += (1 − α)·vsum/S.
+  if (sparse && realloc) {
+    const invS: f32 = <f32> 1.0 / <f32> S;
+    for (let h = 0; h < G; h++) {
+      const vb = (<f32> 1.0 - load<f32>(alpha + (<usize> h << 2))) * invS;
+      axpy(out + ((<usize> (h * dv)) << 2), vsum, vb, dv);
+    }
+  }
+}

@@ -1,0 +1,209 @@
+import { deepStrictEqual as assertEquals, ok } from "node:assert/strict";
+import { denseAttentionRef, sparqRef, type SparqRefParams } from "../ref/sparq_ref.ts";
+import { sparqGroupScratchBytes } from "./sparq.ts";
+import { type KernelModule, loadKernelModule, randn, rng } from "./test_kernels.ts";
+
+const mod: KernelModule | undefined = await loadKernelModule("sparq_decode");
+
+interface Case {
+  nHead: number;
+  nKv: number;
+  d: number;
+  dv: number;
+  S: number;
+  nCtx: number;
+  p: SparqRefParams;
+}
+
+/** Random cache with a heavy-tailed q (a few large components, as sparq.md §1 observes). */
+function makeInputs(c: Case, seed: number) {
+  const next = rng(seed);
+  const K = new Float32Array(c.nKv * c.S * c.d).map(() => randn(next));
+  const V = new Float32Array(c.nKv * c.S * c.dv).map(() => randn(next));
+  const q = new Float32Array(c.nHead * c.d).map(() => randn(next) * (next() < 0.1 ? 4 : 1));
+  return { q, K, V, nHead: c.nHead, nKv: c.nKv, d: c.d, dv: c.dv, S: c.S };
+}
+
+/** Runs the kernel on `nth` simulated threads (ith = 0..nth-1 in turn); returns out and the selected sets. */
+function runKernel(m: KernelModule, c: Case, x: ReturnType<typeof makeInputs>, nth: number) {
+  const { nHead, nKv, d, dv, S, nCtx } = c;
+  m.reset();
+  const f32 = (n: number) => m.alloc(n * 4);
+  const q = f32(nHead * d), out = f32(nHead * dv);
+  const kc = f32(nKv * nCtx * d), vc = f32(nKv * nCtx * dv), kt = f32(nKv * d * nCtx), vsum = f32(nKv * dv);
+  const G = nHead / nKv;
+  const stride = sparqGroupScratchBytes(nCtx, G, d);
+  const scratch = m.alloc(nKv * stride);
+  m.f32(q, nHead * d).set(x.q);
+  const K = m.f32(kc, nKv * nCtx * d), Kt = m.f32(kt, nKv * d * nCtx), V = m.f32(vc, nKv * nCtx * dv);
+  const vs = m.f32(vsum, nKv * dv);
+  for (let g = 0; g < nKv; g++) {
+    for (let t = 0; t < S; t++) {
+      for (let i = 0; i < d; i++) {
+        K[(g * nCtx + t) * d + i] = x.K[(g * S + t) * d + i];
+        Kt[(g * d + i) * nCtx + t] = x.K[(g * S + t) * d + i];
+      }
+      for (let i = 0; i < dv; i++) {
+        V[(g * nCtx + t) * dv + i] = x.V[(g * S + t) * dv + i];
+        vs[g * dv + i] += x.V[(g * S + t) * dv + i];
+      }
+    }
+  }
+  const { r, k, window, reallocate, keepCurrent } = c.p;
+  for (let ith = 0; ith < nth; ith++) {
+    m.exports.sparq_decode(
+      q,
+      out,
+      kc,
+      vc,
+      kt,
+      vsum,
+      nCtx,
+      S,
+      nHead,
+      nKv,
+      d,
+      dv,
+      r,
+      k,
+      window,
+      reallocate ? 1 : 0,
+      keepCurrent ? 1 : 0,
+      scratch,
+      stride,
+      ith,
+      nth,
+    );
+  }
+  const nSel = Math.min(k + (keepCurrent ? 1 : 0), S);
+  const nc4 = (nCtx + 3) & ~3;
+  const selected = Array.from(
+    { length: nKv },
+    (_, g) => Array.from(m.i32(scratch + g * stride + (2 * G + 2) * nc4 * 4, nSel)),
+  );
+  return { out: m.f32(out, nHead * dv).slice(), selected };
+}
+
+function assertClose(a: ArrayLike<number>, b: ArrayLike<number>, tol: number, what: string) {
+  assertEquals(a.length, b.length);
+  for (let i = 0; i < a.length; i++) {
+    ok(Math.abs(a[i] - b[i]) <= tol * (1 + Math.abs(b[i])), `${what}[${i}]: ${a[i]} vs ${b[i]}`);
+  }
+}
+
+const base = { reallocate: true, keepCurrent: true };
+
+Deno.test("sparq ref: the llama.cpp fork's 4-position vector (sparq.md §2.4)", () => {
+  const x = {
+    q: [1.0, -0.5],
+    K: [1, 0, 4, -10, 2, 5, -3, 10],
+    V: [1, 2, 3, 4, 5, 6, 7, 8],
+    nHead: 1,
+    nKv: 1,
+    d: 2,
+    dv: 2,
+    S: 4,
+  };
+  const p = { r: 1, k: 2, window: 0, reallocate: false, keepCurrent: false };
+  const res = sparqRef(x, p);
+  assertEquals(res.selected, [[1, 2]]);
+  const s0 = (4 + 5) / Math.SQRT2, s1 = (2 - 2.5) / Math.SQRT2;
+  const w0 = 1 / (1 + Math.exp(s1 - s0)), w1 = 1 - w0;
+  assertClose(res.out, [w0 * 3 + w1 * 5, w0 * 4 + w1 * 6], 1e-12, "out");
+  if (!mod) return;
+  const k = runKernel(mod, { nHead: 1, nKv: 1, d: 2, dv: 2, S: 4, nCtx: 4, p }, {
+    ...x,
+    q: new Float32Array(x.q),
+    K: new Float32Array(x.K),
+    V: new Float32Array(x.V),
+  }, 1);
+  assertEquals(k.selected, [[1, 2]]);
+  assertClose(k.out, res.out, 1e-6, "kernel out");
+});
+
+Deno.test("sparq: the torch dense vector, and r = d, k ≥ S equals dense", () => {
+  const x = {
+    q: new Float32Array([0.361, -0.286]),
+    K: new Float32Array([-0.394, 0.243, -1.383, -2.313, -0.317, -0.866]),
+    V: new Float32Array([1.748, -0.276, -0.975, 0.479, -2.365, -0.805]),
+    nHead: 1,
+    nKv: 1,
+    d: 2,
+    dv: 2,
+    S: 3,
+  };
+  assertClose(denseAttentionRef(x), [-0.710, -0.190], 2e-3, "dense ref");
+  const p = { ...base, r: 2, k: 3, window: 0 };
+  assertClose(sparqRef(x, p).out, denseAttentionRef(x), 1e-12, "sparq ref");
+  if (!mod) return;
+  assertClose(
+    runKernel(mod, { nHead: 1, nKv: 1, d: 2, dv: 2, S: 3, nCtx: 3, p }, x, 1).out,
+    denseAttentionRef(x),
+    1e-5,
+    "kernel",
+  );
+  // Larger random GQA case through the kernel.
+  const c = { nHead: 4, nKv: 2, d: 16, dv: 16, S: 37, nCtx: 40, p: { ...base, r: 16, k: 40, window: 10 } };
+  const y = makeInputs(c, 5);
+  assertClose(runKernel(mod, c, y, 2).out, denseAttentionRef(y), 1e-5, "kernel GQA dense");
+});
+
+Deno.test("sparq kernel equals the scalar reference (MHA, GQA, window, reallocation, odd sizes), any thread count", () => {
+  if (!mod) return;
+  const shapes = [
+    { nHead: 4, nKv: 4, d: 32, dv: 32 },
+    { nHead: 8, nKv: 2, d: 16, dv: 16 },
+    { nHead: 3, nKv: 1, d: 7, dv: 5 },
+    { nHead: 6, nKv: 3, d: 13, dv: 13 },
+  ];
+  let seed = 1;
+  for (const sh of shapes) {
+    for (const S of [9, 64, 203, 1031]) {
+      for (
+        const [reallocate, window, keepCurrent] of [[true, -1, true], [false, 0, true], [true, 0, false], [
+          false,
+          3,
+          true,
+        ]] as const
+      ) {
+        const k = Math.max(1, Math.floor(S / 5));
+        const r = Math.max(1, Math.floor(sh.d / 4));
+        const p = { r, k, window: window < 0 ? Math.floor(k / 4) : Math.min(window, k), reallocate, keepCurrent };
+        const c = { ...sh, S, nCtx: S + (seed % 3), p };
+        const x = makeInputs(c, seed++);
+        const ref = sparqRef(x, p);
+        const one = runKernel(mod, c, x, 1);
+        const two = runKernel(mod, c, x, 2);
+        const what = `${JSON.stringify(c)}`;
+        assertEquals(one.selected, ref.selected, `selection ${what}`);
+        assertClose(one.out, ref.out, 1e-5, what);
+        // Threads split whole KV groups: bit-identical results.
+        assertEquals(two.out, one.out, `threads ${what}`);
+        const nSel = Math.min(k + (keepCurrent ? 1 : 0), S);
+        for (const sel of one.selected) {
+          assertEquals(new Set(sel).size, nSel);
+          if (keepCurrent) ok(sel.includes(S - 1), "current token selected");
+          for (let t = S - p.window; t < S; t++) ok(sel.includes(t), "window selected");
+        }
+      }
+    }
+  }
+});
+
+Deno.test("sparq: GQA heads share one selection, groups differ", () => {
+  const c = { nHead: 8, nKv: 2, d: 16, dv: 16, S: 300, nCtx: 300, p: { ...base, r: 4, k: 30, window: 7 } };
+  const x = makeInputs(c, 77);
+  const ref = sparqRef(x, c.p);
+  ok(JSON.stringify(ref.selected[0]) !== JSON.stringify(ref.selected[1]));
+  // Re-run group 0's heads as MHA-style separate groups: each head alone would select differently than the group.
+  const alone = sparqRef({
+    ...x,
+    nHead: 1,
+    nKv: 1,
+    q: x.q.slice(0, 16),
+    K: x.K.slice(0, 300 * 16),
+    V: x.V.slice(0, 300 * 16),
+  }, c.p);
+  ok(JSON.stringify(alone.selected[0]) !== JSON.stringify(ref.selected[0]), "group selection uses all heads");
+  for (const a of ref.alpha) ok(a > 0 && a <= 1 + 1e-6);
+});

@@ -126,12 +126,21 @@ class Cursor {
     this.pos += 4;
     return this.view.getUint32(r, true);
   }
-  /** u64 as a number; values above 2^53 are reported as "absurd" by callers through `limit`. */
-  u64(what: string, limit = Number.MAX_SAFE_INTEGER): number {
+  /**
+   * u64 as a number, at most `limit`. `roomLimit` says the limit is what fits in the rest of the
+   * file (counts and lengths), so the message can say that the value runs past the end.
+   */
+  u64(what: string, limit = Number.MAX_SAFE_INTEGER, roomLimit = false): number {
     const r = this.need(8, what);
     this.pos += 8;
     const v = this.view.getBigUint64(r, true);
-    if (v > BigInt(limit)) this.fail(`${what} ${v} is out of range (at most ${limit} possible here)`);
+    if (v > BigInt(limit)) {
+      this.fail(
+        roomLimit
+          ? `${what} ${v} runs past the end of the file (at most ${limit} fits in the rest)`
+          : `${what} ${v} is out of range (at most ${limit})`,
+      );
+    }
     return Number(v);
   }
   bytes(n: number, what: string): Uint8Array {
@@ -140,7 +149,7 @@ class Cursor {
     return this.win.subarray(r, r + n);
   }
   string(what: string): string {
-    const n = this.u64(`${what} length`, this.left);
+    const n = this.u64(`${what} length`, this.left, true);
     return decoder.decode(this.bytes(n, what));
   }
   scalar(type: GgufValueType, what: string): unknown {
@@ -207,7 +216,7 @@ function readValue(c: Cursor, type: number, key: string, depth: number, fail: (m
       ? 12
       : GGUF_SCALAR_BYTES[itemType];
     if (minItem === undefined) fail(`metadata ${key}: unknown array item type ${itemType}`);
-    const n = c.u64(`array length of ${key}`, Math.floor(c.left / minItem));
+    const n = c.u64(`array length of ${key}`, Math.floor(c.left / minItem), true);
     if (itemType === GgufValueType.STRING) {
       const out = new Array<string>(n);
       for (let i = 0; i < n; i++) out[i] = c.string(`${key}[${i}]`);
@@ -250,9 +259,9 @@ function parse(readAt: ReadAt, fileSize: number, path: string): GgufFile {
     fail(`unknown GGUF version ${version} (supported: 2, 3)`);
   }
   // Minimum bytes per tensor info: 8 (name len) + 4 (n_dims) + 4 (type) + 8 (offset).
-  const nTensors = c.u64("tensor count", Math.floor(c.left / 24));
+  const nTensors = c.u64("tensor count", Math.floor(c.left / 24), true);
   // Minimum bytes per metadata entry: 8 (key len) + 4 (type) + 1 (smallest value).
-  const nKv = c.u64("metadata count", Math.floor(c.left / 13));
+  const nKv = c.u64("metadata count", Math.floor(c.left / 13), true);
 
   const metadata = new Map<string, GgufMetaValue>();
   for (let i = 0; i < nKv; i++) {
@@ -336,7 +345,12 @@ export function parseGgufBytes(bytes: Uint8Array, path = "<memory>"): GgufFile {
 
 /** Opens `path` and parses its header, metadata and tensor infos (no tensor data is read). */
 export function openGguf(path: string): Promise<GgufFile> {
-  return Promise.resolve(openGgufSync(path));
+  // Errors must reject the promise, not throw synchronously out of a Promise-returning call.
+  try {
+    return Promise.resolve(openGgufSync(path));
+  } catch (e) {
+    return Promise.reject(e);
+  }
 }
 
 /** Synchronous {@link openGguf}. */

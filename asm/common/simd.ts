@@ -1,0 +1,85 @@
+// deno-fmt-ignore-file -- AssemblyScript (decorators, `<T>x` casts): deno fmt would drop `@inline`.
+/**
+ * SIMD and number-format helpers shared by the kernels: horizontal sums in a fixed lane order, f16/bf16
+ * conversions (ggml's rounding), and the 8-bit integer dot step that uses relaxed SIMD when the build has it.
+ */
+
+/** Sum of the four f32 lanes as (l0 + l2) + (l1 + l3). */
+// @ts-ignore: decorator
+@inline export function hsumF32(v: v128): f32 {
+  const s = f32x4.add(v, i32x4.shuffle(v, v, 2, 3, 0, 1));
+  return f32x4.extract_lane(s, 0) + f32x4.extract_lane(s, 1);
+}
+
+/** Sum of the four i32 lanes. */
+// @ts-ignore: decorator
+@inline export function hsumI32(v: v128): i32 {
+  const s = i32x4.add(v, i32x4.shuffle(v, v, 2, 3, 0, 1));
+  return i32x4.extract_lane(s, 0) + i32x4.extract_lane(s, 1);
+}
+
+/** 2^112: rebias of an f16 exponent moved into f32 position (exact for normal and subnormal halves). */
+const F16_REBIAS: f32 = 5.192296858534828e33;
+
+/** f16 bits → f32. Exact for finite values (weights and scales never hold inf/NaN). */
+// @ts-ignore: decorator
+@inline export function f16ToF32(h: u32): f32 {
+  return reinterpret<f32>(((h & 0x7fff) << 13) | ((h & 0x8000) << 16)) * F16_REBIAS;
+}
+
+/** Four f16 values (low 16 bits of each i32 lane, zero-extended) → f32x4. */
+// @ts-ignore: decorator
+@inline export function f16x4ToF32(h: v128): v128 {
+  const mag = v128.and(i32x4.shl(h, 13), i32x4.splat(0x0fffe000));
+  const sign = v128.and(i32x4.shl(h, 16), i32x4.splat(0x80000000));
+  return f32x4.mul(v128.or(mag, sign), f32x4.splat(F16_REBIAS));
+}
+
+/** f32 → f16 bits, round to nearest even (as F16C's `vcvtps2ph` and ggml), inf/NaN kept. */
+export function f32ToF16(f: f32): u32 {
+  const x = reinterpret<u32>(f);
+  const sign = (x >> 16) & 0x8000;
+  const a = x & 0x7fffffff;
+  if (a >= 0x7f800000) return sign | 0x7c00 | (a > 0x7f800000 ? 0x200 : 0);
+  if (a >= 0x477ff000) return sign | 0x7c00; // rounds to >= 65520: overflow to inf
+  if (a < 0x38800000) {
+    // Subnormal half (or zero): add 0.5 so the f32 adder rounds the mantissa to nearest even for us.
+    const r = reinterpret<f32>(a) + <f32>0.5;
+    return sign | (reinterpret<u32>(r) - 0x3f000000);
+  }
+  const mant = a + 0xc8000fff + ((a >> 13) & 1); // rebias exponent (−112 << 23) and round to nearest even
+  return sign | (mant >> 13);
+}
+
+/** f32 rounded to the nearest f16 value (round to nearest even). */
+// @ts-ignore: decorator
+@inline export function roundF16(f: f32): f32 {
+  return f16ToF32(f32ToF16(f));
+}
+
+/** f32 rounded to the nearest bf16 value (round to nearest even; ggml's `GGML_FP32_TO_BF16`). */
+// @ts-ignore: decorator
+@inline export function roundBf16(f: f32): f32 {
+  const u = reinterpret<u32>(f);
+  if ((u & 0x7fffffff) > 0x7f800000) return reinterpret<f32>((u | 0x400000) & 0xffff0000);
+  return reinterpret<f32>(((u + (0x7fff + ((u >> 16) & 1))) >> 16) << 16);
+}
+
+/** `acc + Σ a·b` over groups of four lanes, `a` and `b` signed 8-bit (no overflow: |a|,|b| ≤ 127). */
+// @ts-ignore: decorator
+@inline export function dotI8(acc: v128, a: v128, b: v128): v128 {
+  const lo = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(a), i16x8.extend_low_i8x16_s(b));
+  const hi = i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(a), i16x8.extend_high_i8x16_s(b));
+  return i32x4.add(acc, i32x4.add(lo, hi));
+}
+
+/**
+ * `acc + Σ a·u` over groups of four lanes, `a` signed 8-bit in [−127, 127], `u` in [0, 127] (unpacked weight
+ * codes). With relaxed SIMD this is one `relaxed_dot_i8x16_i7x16_add_s` (pmaddubsw + pmaddwd on x86, which cannot
+ * saturate for these ranges), so both builds give the same integers.
+ */
+// @ts-ignore: decorator
+@inline export function dotI8U7(acc: v128, a: v128, u: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return i32x4.relaxed_dot_i8x16_i7x16_add_s(a, u, acc);
+  return dotI8(acc, a, u);
+}

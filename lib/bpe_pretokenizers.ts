@@ -41,8 +41,11 @@ function flagsOf(cp: number): number {
   return f;
 }
 
+/** Category bits of the ASCII code points. */
+const ASCII_FLAGS = Uint8Array.from({ length: 128 }, (_, c) => flagsOf(c));
+
 /** Splits `cpts` (pieces given as lengths in `offsets`) into smaller pieces; returns the new lengths. */
-type Split = (cpts: Int32Array, offsets: number[], collapsed: () => string) => number[];
+type Split = (cpts: Int32Array, flags: Uint8Array, offsets: number[], collapsed: () => string) => number[];
 
 /** Adds the lengths of the pieces between `ends` (ascending ends within [ini, end)). */
 class Pieces {
@@ -61,14 +64,15 @@ class Pieces {
 }
 
 /** Scanner equivalent of `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`. */
-const splitGpt2: Split = (cpts, offsets) => {
+const splitGpt2: Split = (cpts, flags, offsets) => {
   const p = new Pieces();
   let start = 0;
   for (const offset of offsets) {
     const ini = start, end = start + offset;
     start = end;
-    const cpt = (i: number) => (i >= ini && i < end ? cpts[i] : -1);
-    const fl = (i: number) => (i >= ini && i < end ? flagsOf(cpts[i]) : 0);
+    // Positions only move forward from ini, so only the end needs a bound.
+    const cpt = (i: number) => (i < end ? cpts[i] : -1);
+    const fl = (i: number) => (i < end ? flags[i] : 0);
     p.begin(ini);
     for (let pos = ini; pos < end;) {
       const c = cpts[pos];
@@ -132,18 +136,19 @@ function lower(c: number): number {
  * Scanner equivalent of Llama 3's
  * `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`.
  */
-const splitLlama3: Split = (cpts, offsets) => {
+const splitLlama3: Split = (cpts, flags, offsets) => {
   const p = new Pieces();
   let start = 0;
   for (const offset of offsets) {
     const ini = start, end = start + offset;
     start = end;
-    const cpt = (i: number) => (i >= ini && i < end ? cpts[i] : -1);
-    const fl = (i: number) => (i >= ini && i < end ? flagsOf(cpts[i]) : 0);
+    // Positions only move forward from ini, so only the end needs a bound.
+    const cpt = (i: number) => (i < end ? cpts[i] : -1);
+    const fl = (i: number) => (i < end ? flags[i] : 0);
     p.begin(ini);
     for (let pos = ini; pos < end;) {
       const c = cpts[pos];
-      const f = flagsOf(c);
+      const f = flags[pos];
       if (c === 39 && pos + 1 < end) {
         const n1 = lower(cpt(pos + 1));
         if (n1 === 115 || n1 === 116 || n1 === 109 || n1 === 100) {
@@ -216,16 +221,16 @@ const splitLlama3: Split = (cpts, offsets) => {
 };
 
 /** Splits each piece into maximal runs of code points that do / do not satisfy `inClass`. */
-function runSplit(inClass: (cp: number) => boolean): Split {
-  return (cpts, offsets) => {
+function runSplit(inClass: (cp: number, flags: number) => boolean): Split {
+  return (cpts, flags, offsets) => {
     const out: number[] = [];
     let start = 0;
     for (const offset of offsets) {
       const end = start + offset;
       let runStart = start;
-      let prev = inClass(cpts[start]);
+      let prev = inClass(cpts[start], flags[start]);
       for (let i = start + 1; i < end; i++) {
-        const cur = inClass(cpts[i]);
+        const cur = inClass(cpts[i], flags[i]);
         // Only a run of matches is a regex match; gaps between matches are pieces too, so any
         // change of class ends a piece.
         if (cur !== prev) {
@@ -242,18 +247,21 @@ function runSplit(inClass: (cp: number) => boolean): Split {
 }
 
 /** `[\p{P}\$\+<=>\^~\|]+` (ASCII punctuation, or any non-ASCII punctuation, plus $+<=>^~|). */
-const ASCII_PUNCT_PLUS = new Set(Array.from("!\"#%&'()*,-./:;?@[\\]_{}$+<=>^~|", (c) => c.charCodeAt(0)));
+const ASCII_PUNCT_PLUS = new Uint8Array(128);
+for (const c of "!\"#%&'()*,-./:;?@[\\]_{}$+<=>^~|") ASCII_PUNCT_PLUS[c.charCodeAt(0)] = 1;
 const splitPunctRuns = runSplit((
   cp,
-) => (cp < 128 ? ASCII_PUNCT_PLUS.has(cp) : (flagsOf(cp) & (F_PUNCT | F_SPACE)) === F_PUNCT));
+  f,
+) => (cp < 128 ? ASCII_PUNCT_PLUS[cp] === 1 : (f & (F_PUNCT | F_SPACE)) === F_PUNCT));
 
 /** `\p{N}+` */
 const splitNumberRuns = runSplit((
   cp,
-) => (cp < 128 ? cp >= 48 && cp <= 57 : (flagsOf(cp) & (F_NUMBER | F_SPACE)) === F_NUMBER));
+  f,
+) => (cp < 128 ? cp >= 48 && cp <= 57 : (f & (F_NUMBER | F_SPACE)) === F_NUMBER));
 
 /** `[0-9][0-9][0-9]`: each group of three ASCII digits, searched left to right, is a piece. */
-const splitDigitTriples: Split = (cpts, offsets) => {
+const splitDigitTriples: Split = (cpts, _flags, offsets) => {
   const out: number[] = [];
   const digit = (i: number) => cpts[i] >= 48 && cpts[i] <= 57;
   let start = 0;
@@ -278,7 +286,7 @@ const splitDigitTriples: Split = (cpts, offsets) => {
 const COLLAPSED = { other: "\u00D0", N: "\u00D1", L: "\u00D2", P: "\u00D3", M: "\u00D4", S: "\u00D5" };
 
 /** llama.cpp's collapsed text: ASCII kept, other code points → their category byte ("\v" for spaces). */
-export function collapse(cpts: Int32Array): string {
+function collapse(cpts: Int32Array, flags: Uint8Array): string {
   const codes = new Uint16Array(cpts.length);
   for (let i = 0; i < cpts.length; i++) {
     const c = cpts[i];
@@ -286,7 +294,7 @@ export function collapse(cpts: Int32Array): string {
       codes[i] = c;
       continue;
     }
-    const f = flagsOf(c);
+    const f = flags[i];
     codes[i] = f & F_SPACE
       ? 0x0b
       : f & F_NUMBER
@@ -347,7 +355,7 @@ function collapseRegex(expr: string): RegExp {
 /** `std::regex` path: matches and the gaps between them become pieces. */
 function regexSplit(expr: string): Split {
   const re = collapseRegex(expr);
-  return (_cpts, offsets, collapsed) => {
+  return (_cpts, _flags, offsets, collapsed) => {
     const text = collapsed();
     const out: number[] = [];
     let start = 0;
@@ -468,8 +476,13 @@ export function codePoints(text: string): Int32Array {
 export function preTokenize(pre: PreTokenizer, cpts: Int32Array): number[] {
   if (cpts.length === 0) return [];
   let offsets = [cpts.length];
+  const flags = new Uint8Array(cpts.length);
+  for (let i = 0; i < cpts.length; i++) {
+    const c = cpts[i];
+    flags[i] = c < 128 ? ASCII_FLAGS[c] : flagsOf(c);
+  }
   let collapsedText: string | undefined;
-  const collapsed = () => (collapsedText ??= collapse(cpts));
-  for (const step of pre.steps) offsets = step(cpts, offsets, collapsed);
+  const collapsed = () => (collapsedText ??= collapse(cpts, flags));
+  for (const step of pre.steps) offsets = step(cpts, flags, offsets, collapsed);
   return offsets;
 }

@@ -111,7 +111,11 @@ class GgufTokenizer implements Tokenizer {
   encode(text: string, opts: EncodeOptions = {}): number[] {
     const addSpecial = opts.addSpecial ?? true;
     // Lone surrogates become U+FFFD, as invalid UTF-8 does in llama.cpp.
-    const frags: Fragment[] = partitionSpecial(this.vocab, text.toWellFormed(), opts.parseSpecial ?? false);
+    const frags: Fragment[] = partitionSpecial(
+      this.vocab,
+      text.isWellFormed() ? text : text.toWellFormed(),
+      opts.parseSpecial ?? false,
+    );
     const out: number[] = [];
     if (addSpecial && this.addBos) out.push(this.bos);
     if (this.spm) {
@@ -124,7 +128,7 @@ class GgufTokenizer implements Tokenizer {
           continue;
         }
         const t = this.vocab.addSpacePrefix && prevSpecial ? " " + f : f;
-        this.spm.encode(t.replaceAll(" ", "\u2581"), out);
+        this.spm.encode(t, out);
         prevSpecial = false;
       }
     } else {

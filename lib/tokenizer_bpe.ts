@@ -8,10 +8,9 @@
  */
 import { codePoints, preTokenize, type PreTokenizer, preTokenizerFor } from "./bpe_pretokenizers.ts";
 import { MergeHeap } from "./tokenizer_heap.ts";
+import { hashText, WordCache } from "./tokenizer_cache.ts";
 import type { Vocab } from "./tokenizer_vocab.ts";
 import { SparqError } from "./errors.ts";
-
-const CACHE_LIMIT = 200_000;
 
 /** GPT-2's byte → printable character table (bytes_to_unicode). */
 export const BYTE_TO_CHAR: string[] = (() => {
@@ -32,7 +31,7 @@ export class BpeEncoder {
   readonly pre: PreTokenizer;
   /** first → second → rank (the first occurrence of a pair wins, as in llama.cpp). */
   private readonly ranks = new Map<string, Map<string, number>>();
-  private readonly cache = new Map<string, number[]>();
+  private readonly cache = new WordCache();
   private readonly heap = new MergeHeap();
 
   constructor(private readonly vocab: Vocab, merges: string[]) {
@@ -58,12 +57,11 @@ export class BpeEncoder {
       // The cache is keyed by the word's original text (cheaper than its byte encoding).
       let u16End = u16;
       for (let k = pos; k < pos + n; k++) u16End += cpts[k] > 0xffff ? 2 : 1;
-      const key = text.slice(u16, u16End);
-      let ids = this.cache.get(key);
+      const h = hashText(text, u16, u16End);
+      let ids = this.cache.get(text, u16, u16End, h);
       if (!ids) {
         ids = this.encodeWord(byteEncode(cpts, pos, pos + n));
-        if (this.cache.size >= CACHE_LIMIT) this.cache.clear();
-        this.cache.set(key, ids);
+        this.cache.set(text.slice(u16, u16End), h, ids);
       }
       for (const t of ids) out.push(t);
       pos += n;

@@ -1,24 +1,27 @@
 /**
- * SentencePiece-style tokenization as llama.cpp's `llm_tokenizer_spm` does it: the text (spaces
- * already escaped to "▁") is split into UTF-8 characters, then the adjacent pair whose
+ * SentencePiece-style tokenization as llama.cpp's `llm_tokenizer_spm` does it: the text, with
+ * spaces escaped to "▁", is split into UTF-8 characters, then the adjacent pair whose
  * concatenation is the vocabulary token with the highest score is merged, leftmost first on ties,
  * until no pair forms a token; characters that never became a token are emitted as byte-fallback
  * tokens `<0xNN>`.
  *
  * Speed: merges never cross a position where the two neighbouring characters occur next to each
  * other in no token, so the text is cut there into independent segments (words, mostly) which
- * are tokenized once and cached; inside a segment the merge queue is a heap over a linked list.
+ * are tokenized once and cached (keyed by their unescaped text: escaping a whole long text with
+ * `replaceAll` costs more than tokenizing it); inside a segment the merge queue is a heap over a
+ * linked list.
  * @module
  */
 import { MergeHeap } from "./tokenizer_heap.ts";
+import { hashStep, WordCache } from "./tokenizer_cache.ts";
 import type { Vocab } from "./tokenizer_vocab.ts";
 
-const CACHE_LIMIT = 200_000;
+const UTF8 = new TextEncoder();
 
 /** Encoder for one SentencePiece vocabulary. */
 export class SpmEncoder {
   private readonly nVocab: number;
-  /** (leftId * nVocab + rightId) → id of the token that is their concatenation. */
+  /** (leftId * nVocab + rightId) → id of the token that is their concatenation (-1: none), filled on use. */
   private readonly pairs = new Map<number, number>();
   /** Small index of every code point that occurs in some token (BMP: `bmpIndex`, else `astralIndex`). */
   private readonly bmpIndex = new Int32Array(65536).fill(-1);
@@ -29,7 +32,7 @@ export class SpmEncoder {
   /** Token id of each BMP character, -1 when none, -2 when not looked up yet. */
   private readonly charId = new Int32Array(65536).fill(-2);
   private readonly byteIds = new Int32Array(256);
-  private readonly cache = new Map<string, number[]>();
+  private readonly cache = new WordCache();
   private readonly heap = new MergeHeap();
   private start = new Int32Array(256);
   private len = new Int32Array(256);
@@ -50,18 +53,14 @@ export class SpmEncoder {
         k += cp > 0xffff ? 2 : 1;
       }
     }
-    for (let t = 0; t < tokens.length; t++) {
-      const text = tokens[t];
+    // A space in the input is escaped to "▁" before merging, so it segments as "▁" does.
+    this.bmpIndex[32] = this.bmpIndex[0x2581];
+    for (const text of tokens) {
       let prevIdx = -1;
       for (let k = 0; k < text.length;) {
         const cp = text.codePointAt(k)!;
         const idx = this.charIndex(cp);
-        if (prevIdx >= 0) {
-          this.innerPairs.add(prevIdx * this.nChars + idx);
-          const a = tokenToId.get(text.slice(0, k));
-          const b = a === undefined ? undefined : tokenToId.get(text.slice(k));
-          if (a !== undefined && b !== undefined) this.pairs.set(a * this.nVocab + b, t);
-        }
+        if (prevIdx >= 0) this.innerPairs.add(prevIdx * this.nChars + idx);
         prevIdx = idx;
         k += cp > 0xffff ? 2 : 1;
       }
@@ -75,33 +74,36 @@ export class SpmEncoder {
     }
   }
 
-  /** Appends the tokens of `text` (spaces already escaped to "▁") to `out`. */
+  /** Appends the tokens of `text` (spaces not yet escaped: that happens here) to `out`. */
   encode(text: string, out: number[]): void {
     let segStart = 0;
     let prevIdx = -2; // -2: start of text, -1: a character that is in no token
+    let h = 0;
     const nChars = this.nChars;
     for (let i = 0; i < text.length;) {
       const cp = text.charCodeAt(i);
       const idx = cp < 0xd800 || cp > 0xdfff ? this.bmpIndex[cp] : this.charIndex(text.codePointAt(i)!);
       if (prevIdx !== -2 && (prevIdx < 0 || idx < 0 || !this.innerPairs.has(prevIdx * nChars + idx))) {
-        this.encodeSegment(text.slice(segStart, i), out);
+        this.encodeSegment(text, segStart, i, h, out);
         segStart = i;
+        h = 0;
       }
       prevIdx = idx;
-      i += cp >= 0xd800 && cp <= 0xdbff && i + 1 < text.length ? 2 : 1;
+      h = hashStep(h, cp);
+      if (cp >= 0xd800 && cp <= 0xdbff && i + 1 < text.length) h = hashStep(h, text.charCodeAt(++i));
+      i++;
     }
-    if (segStart < text.length) this.encodeSegment(segStart === 0 ? text : text.slice(segStart), out);
+    if (segStart < text.length) this.encodeSegment(text, segStart, text.length, h, out);
   }
 
-  private encodeSegment(seg: string, out: number[]): void {
-    const hit = this.cache.get(seg);
-    if (hit) {
-      for (const t of hit) out.push(t);
-      return;
+  /** Tokens of text[from, to) (hash `h`), from the cache or merged now. */
+  private encodeSegment(text: string, from: number, to: number, h: number, out: number[]): void {
+    let ids = this.cache.get(text, from, to, h);
+    if (!ids) {
+      const seg = text.slice(from, to);
+      ids = this.merge(seg.replaceAll(" ", "\u2581"));
+      this.cache.set(seg, h, ids);
     }
-    const ids = this.merge(seg);
-    if (this.cache.size >= CACHE_LIMIT) this.cache.clear();
-    this.cache.set(seg, ids);
     for (const t of ids) out.push(t);
   }
 
@@ -166,7 +168,7 @@ export class SpmEncoder {
         ids.push(id[i]);
         continue;
       }
-      for (const b of new TextEncoder().encode(seg.slice(start[i], start[i] + len[i]))) ids.push(this.byteIds[b]);
+      for (const b of UTF8.encode(seg.slice(start[i], start[i] + len[i]))) ids.push(this.byteIds[b]);
     }
     return ids;
   }
@@ -174,10 +176,17 @@ export class SpmEncoder {
   private tryAdd(seg: string, l: number, r: number): void {
     if (l < 0 || r < 0) return;
     const { id, len, start } = this;
-    let t: number | undefined;
-    if (id[l] >= 0 && id[r] >= 0) t = this.pairs.get(id[l] * this.nVocab + id[r]);
-    else t = this.vocab.tokenToId.get(seg.slice(start[l], start[l] + len[l] + len[r]));
-    if (t === undefined) return;
+    let t: number;
+    if (id[l] >= 0 && id[r] >= 0) {
+      const key = id[l] * this.nVocab + id[r];
+      const known = this.pairs.get(key);
+      if (known !== undefined) t = known;
+      else {
+        t = this.vocab.tokenToId.get(this.vocab.tokens[id[l]] + this.vocab.tokens[id[r]]) ?? -1;
+        this.pairs.set(key, t);
+      }
+    } else t = this.vocab.tokenToId.get(seg.slice(start[l], start[l] + len[l] + len[r])) ?? -1;
+    if (t < 0) return;
     // Highest score first: the heap pops the smallest priority.
     this.heap.push(-this.vocab.scores[t], l, r, len[l] + len[r], t);
   }

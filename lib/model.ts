@@ -27,7 +27,7 @@ import { createRuntime, type Runtime, type Shard } from "./wasm_runtime.ts";
 import * as K from "./kernels.ts";
 import { KvCache } from "./kv_cache.ts";
 import type { AttentionMode } from "./attention/mode.ts";
-import { type AttentionSpec, formatAttentionSpec, parseAttentionSpec } from "./attention/spec.ts";
+import { type AttentionSpec, parseAttentionSpec } from "./attention/spec.ts";
 import { attentionScratchBytes, createAttention } from "./attention/create.ts";
 import { type Tokenizer, tokenizerFromGguf } from "./tokenizer.ts";
 

@@ -148,9 +148,24 @@ class Cursor {
     this.pos += n;
     return this.win.subarray(r, r + n);
   }
-  string(what: string): string {
+  /** A length-prefixed UTF-8 string of at most `max` bytes (ggml's limits for names and keys). */
+  string(what: string, max = Infinity): string {
     const n = this.u64(`${what} length`, this.left, true);
-    return decoder.decode(this.bytes(n, what));
+    if (n > max) this.fail(`${what} is ${n} bytes long (at most ${max} allowed)`);
+    const b = this.bytes(n, what);
+    if (n <= DECODE_PIECE) return decoder.decode(b);
+    // Long strings (chat templates, …) must be valid UTF-8, decoded in pieces: a corrupt length
+    // then fails at the first bad byte instead of building 2n bytes of U+FFFD.
+    const strict = new TextDecoder("utf-8", { fatal: true });
+    let s = "";
+    try {
+      for (let o = 0; o < n; o += DECODE_PIECE) {
+        s += strict.decode(b.subarray(o, o + DECODE_PIECE), { stream: o + DECODE_PIECE < n });
+      }
+    } catch {
+      this.fail(`${what} (${n} bytes) is not valid UTF-8`);
+    }
+    return s;
   }
   scalar(type: GgufValueType, what: string): unknown {
     const size = GGUF_SCALAR_BYTES[type];
@@ -186,6 +201,11 @@ class Cursor {
 }
 
 const decoder = new TextDecoder("utf-8", { fatal: false });
+const DECODE_PIECE = 1 << 16;
+/** ggml's GGML_MAX_NAME is 64 including the terminating NUL; llama.cpp rejects longer names. */
+const MAX_TENSOR_NAME = 63;
+/** Metadata keys are identifiers; the bound keeps a corrupt key length from decoding megabytes. */
+const MAX_KEY = 65535;
 
 function safeInt(v: bigint): number | bigint {
   return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
@@ -218,13 +238,14 @@ function readValue(c: Cursor, type: number, key: string, depth: number, fail: (m
     if (minItem === undefined) fail(`metadata ${key}: unknown array item type ${itemType}`);
     const n = c.u64(`array length of ${key}`, Math.floor(c.left / minItem), true);
     if (itemType === GgufValueType.STRING) {
-      const out = new Array<string>(n);
-      for (let i = 0; i < n; i++) out[i] = c.string(`${key}[${i}]`);
+      // Grown item by item, so a corrupt length costs only the items actually present.
+      const out: string[] = [];
+      for (let i = 0; i < n; i++) out.push(c.string(`${key}[${i}]`));
       return { type, itemType, value: out };
     }
     if (itemType === GgufValueType.ARRAY) {
-      const out = new Array<GgufMetaValue>(n);
-      for (let i = 0; i < n; i++) out[i] = readValue(c, GgufValueType.ARRAY, `${key}[${i}]`, depth + 1, fail);
+      const out: GgufMetaValue[] = [];
+      for (let i = 0; i < n; i++) out.push(readValue(c, GgufValueType.ARRAY, `${key}[${i}]`, depth + 1, fail));
       return { type, itemType, value: out };
     }
     if (itemType === GgufValueType.BOOL) {
@@ -240,10 +261,20 @@ function readValue(c: Cursor, type: number, key: string, depth: number, fail: (m
   return { type, value: c.scalar(type, `value of ${key}`) };
 }
 
+/** A name from the file, cut to a length that fits in a one-line message. */
+function shown(name: string): string {
+  return name.length > 80 ? `${name.slice(0, 80)}…` : name;
+}
+
 /** Parses a GGUF header from a random-access source. */
 function parse(readAt: ReadAt, fileSize: number, path: string): GgufFile {
   const fail = (msg: string): never => {
-    throw new SparqError(`${path}: ${msg}`);
+    // Names in messages come from the file: escape control characters so the message stays one line.
+    const oneLine = msg.replace(
+      /[\x00-\x1f\x7f\u2028\u2029]/g,
+      (ch) => `\\x${ch.charCodeAt(0).toString(16).padStart(2, "0")}`,
+    );
+    throw new SparqError(`${path}: ${oneLine}`);
   };
   const c = new Cursor(readAt, fileSize, fail);
   if (fileSize < 4) fail(`not a GGUF file (only ${fileSize} bytes)`);
@@ -265,10 +296,11 @@ function parse(readAt: ReadAt, fileSize: number, path: string): GgufFile {
 
   const metadata = new Map<string, GgufMetaValue>();
   for (let i = 0; i < nKv; i++) {
-    const key = c.string(`metadata key #${i}`);
-    const type = c.u32(`type of ${key}`);
-    if (metadata.has(key)) fail(`duplicate metadata key ${key}`);
-    metadata.set(key, readValue(c, type, key, 0, fail));
+    const key = c.string(`metadata key #${i}`, MAX_KEY);
+    const k = shown(key);
+    const type = c.u32(`type of ${k}`);
+    if (metadata.has(key)) fail(`duplicate metadata key ${k}`);
+    metadata.set(key, readValue(c, type, k, 0, fail));
   }
 
   let alignment = 32;
@@ -283,33 +315,32 @@ function parse(readAt: ReadAt, fileSize: number, path: string): GgufFile {
 
   const tensors: GgufTensorInfo[] = [];
   const tensorByName = new Map<string, GgufTensorInfo>();
-  const relOffsets: number[] = [];
   for (let i = 0; i < nTensors; i++) {
-    const name = c.string(`name of tensor #${i}`);
-    const nDims = c.u32(`dimension count of ${name}`);
-    if (nDims < 1 || nDims > MAX_DIMS) fail(`tensor ${name}: ${nDims} dimensions (1..${MAX_DIMS} allowed)`);
+    const name = c.string(`name of tensor #${i}`, MAX_TENSOR_NAME);
+    const tn = shown(name);
+    const nDims = c.u32(`dimension count of ${tn}`);
+    if (nDims < 1 || nDims > MAX_DIMS) fail(`tensor ${tn}: ${nDims} dimensions (1..${MAX_DIMS} allowed)`);
     const shape: number[] = [];
     let elems = 1;
     for (let d = 0; d < nDims; d++) {
-      const n = c.u64(`dimension ${d} of ${name}`, 2 ** 40);
-      if (n === 0) fail(`tensor ${name}: dimension ${d} is 0`);
+      const n = c.u64(`dimension ${d} of ${tn}`, 2 ** 40);
+      if (n === 0) fail(`tensor ${tn}: dimension ${d} is 0`);
       elems *= n;
-      if (elems > 2 ** 45) fail(`tensor ${name}: ${elems} elements is absurd`);
+      if (elems > 2 ** 45) fail(`tensor ${tn}: ${elems} elements is absurd`);
       shape.push(n);
     }
-    const type = c.u32(`type of ${name}`);
-    if (!ggmlTypeInfo(type)) fail(`tensor ${name}: unknown tensor type ${type}`);
-    const rel = c.u64(`offset of ${name}`);
-    if (tensorByName.has(name)) fail(`duplicate tensor name ${name}`);
+    const type = c.u32(`type of ${tn}`);
+    if (!ggmlTypeInfo(type)) fail(`tensor ${tn}: unknown tensor type ${type}`);
+    const rel = c.u64(`offset of ${tn}`);
+    if (tensorByName.has(name)) fail(`duplicate tensor name ${tn}`);
     let bytes = 0;
     try {
-      bytes = tensorByteSize(type, shape, `tensor ${name}`);
+      bytes = tensorByteSize(type, shape, `tensor ${tn}`);
     } catch (e) {
       fail((e as Error).message);
     }
     const t: GgufTensorInfo = { name, type, shape, offset: rel, bytes };
     tensors.push(t);
-    relOffsets.push(rel);
     tensorByName.set(name, t);
   }
 
@@ -319,12 +350,12 @@ function parse(readAt: ReadAt, fileSize: number, path: string): GgufFile {
   }
   for (const t of tensors) {
     if (t.offset % alignment !== 0) {
-      fail(`tensor ${t.name}: data offset ${t.offset} is not a multiple of the alignment ${alignment}`);
+      fail(`tensor ${shown(t.name)}: data offset ${t.offset} is not a multiple of the alignment ${alignment}`);
     }
     t.offset += dataOffset;
     if (t.offset + t.bytes > fileSize) {
       fail(
-        `tensor ${t.name} (${ggmlTypeName(t.type)} [${
+        `tensor ${shown(t.name)} (${ggmlTypeName(t.type)} [${
           t.shape.join(", ")
         }], ${t.bytes} bytes at ${t.offset}) extends past the end of the file (${fileSize} bytes)`,
       );
@@ -333,7 +364,7 @@ function parse(readAt: ReadAt, fileSize: number, path: string): GgufFile {
   const sorted = [...tensors].sort((a, b) => a.offset - b.offset);
   for (let i = 1; i < sorted.length; i++) {
     const p = sorted[i - 1], t = sorted[i];
-    if (t.offset < p.offset + p.bytes) fail(`tensors ${p.name} and ${t.name} overlap`);
+    if (t.offset < p.offset + p.bytes) fail(`tensors ${shown(p.name)} and ${shown(t.name)} overlap`);
   }
   return { path, version, fileSize, alignment, dataOffset, metadata, tensors, tensorByName };
 }

@@ -95,6 +95,20 @@ const CASES: [string, () => Uint8Array, RegExp][] = [
     /general\.alignment 48 is not a positive power of two/,
   ],
   [
+    "tensor name longer than ggml's 63 bytes",
+    () => ggufBytes([], [{ name: "t".repeat(64), type: GgmlType.F32, shape: [1], bytes: new Uint8Array(4) }]),
+    /name of tensor #0 is 64 bytes long \(at most 63 allowed\)/,
+  ],
+  [
+    "long string that is not UTF-8",
+    () => {
+      const b = ggufBytes([["general.name", meta.str("x".repeat(70000))]], []);
+      b[b.length - 1] = 0xff;
+      return b;
+    },
+    /value of general\.name \(70000 bytes\) is not valid UTF-8/,
+  ],
+  [
     "absurd dimension",
     () => patch((b, v) => v.setBigUint64(tensorField(b, "t.aa", 1).dims, 1n << 50n, true)),
     /dimension 0 of t\.aa 1125899906842624 is out of range/,

@@ -109,25 +109,70 @@ function expSubSum(a: usize, n: i32, m: f32): f32 {
   return s;
 }
 
-/** Dot product of `n` f32 (one accumulator chain per 4 lanes; exact attention, compared with a tolerance). */
+/**
+ * Dot products of `a` with four rows `b0..b3` (n f32 each), returned as the four lanes. The four rows are read in
+ * the same loop so their cache misses overlap. Each lane's sum: 4-lane partial sums combined (0+2)+(1+3), then the
+ * scalar tail.
+ */
 // @ts-ignore: decorator
-@inline 
-function dot(a: usize, b: usize, n: i32): f32 {
+@inline function dot4(a: usize, b0: usize, b1: usize, b2: usize, b3: usize, n: i32): v128 {
   let s0 = f32x4.splat(0);
   let s1 = f32x4.splat(0);
+  let s2 = f32x4.splat(0);
+  let s3 = f32x4.splat(0);
   let i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const o = <usize> i << 2;
-    s0 = f32x4.add(s0, f32x4.mul(v128.load(a + o), v128.load(b + o)));
-    s1 = f32x4.add(s1, f32x4.mul(v128.load(a + o, 16), v128.load(b + o, 16)));
-  }
   for (; i + 4 <= n; i += 4) {
     const o = <usize> i << 2;
-    s0 = f32x4.add(s0, f32x4.mul(v128.load(a + o), v128.load(b + o)));
+    const x = v128.load(a + o);
+    s0 = f32x4.add(s0, f32x4.mul(x, v128.load(b0 + o)));
+    s1 = f32x4.add(s1, f32x4.mul(x, v128.load(b1 + o)));
+    s2 = f32x4.add(s2, f32x4.mul(x, v128.load(b2 + o)));
+    s3 = f32x4.add(s3, f32x4.mul(x, v128.load(b3 + o)));
   }
-  let s = hsumF32(f32x4.add(s0, s1));
-  for (; i < n; i++) s += load<f32>(a + (<usize> i << 2)) * load<f32>(b + (<usize> i << 2));
-  return s;
+  // Transpose-and-add: lane k of the result is hsum(s_k) in the (0+2)+(1+3) order.
+  const t0 = f32x4.add(s0, i32x4.shuffle(s0, s0, 2, 3, 0, 1));
+  const t1 = f32x4.add(s1, i32x4.shuffle(s1, s1, 2, 3, 0, 1));
+  const t2 = f32x4.add(s2, i32x4.shuffle(s2, s2, 2, 3, 0, 1));
+  const t3 = f32x4.add(s3, i32x4.shuffle(s3, s3, 2, 3, 0, 1));
+  const e = i32x4.shuffle(i32x4.shuffle(t0, t1, 0, 4, 0, 4), i32x4.shuffle(t2, t3, 0, 4, 0, 4), 0, 1, 4, 5);
+  const f = i32x4.shuffle(i32x4.shuffle(t0, t1, 1, 5, 1, 5), i32x4.shuffle(t2, t3, 1, 5, 1, 5), 0, 1, 4, 5);
+  const r = f32x4.add(e, f);
+  if (i == n) return r;
+  let c0 = f32x4.extract_lane(r, 0);
+  let c1 = f32x4.extract_lane(r, 1);
+  let c2 = f32x4.extract_lane(r, 2);
+  let c3 = f32x4.extract_lane(r, 3);
+  for (; i < n; i++) {
+    const o = <usize> i << 2;
+    const x = load<f32>(a + o);
+    c0 += x * load<f32>(b0 + o);
+    c1 += x * load<f32>(b1 + o);
+    c2 += x * load<f32>(b2 + o);
+    c3 += x * load<f32>(b3 + o);
+  }
+  return f32x4.replace_lane(f32x4.replace_lane(f32x4.replace_lane(f32x4.splat(c0), 1, c1), 2, c2), 3, c3);
+}
+
+/** y[i] += w0·x0[i] + w1·x1[i] + w2·x2[i] + w3·x3[i] for `n` f32 (w = the four lanes of `w`). */
+// @ts-ignore: decorator
+@inline function axpy4(y: usize, x0: usize, x1: usize, x2: usize, x3: usize, w: v128, n: i32): void {
+  const w0 = f32x4.splat(f32x4.extract_lane(w, 0));
+  const w1 = f32x4.splat(f32x4.extract_lane(w, 1));
+  const w2 = f32x4.splat(f32x4.extract_lane(w, 2));
+  const w3 = f32x4.splat(f32x4.extract_lane(w, 3));
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize> i << 2;
+    const a = f32x4.add(f32x4.mul(w0, v128.load(x0 + o)), f32x4.mul(w1, v128.load(x1 + o)));
+    const b = f32x4.add(f32x4.mul(w2, v128.load(x2 + o)), f32x4.mul(w3, v128.load(x3 + o)));
+    v128.store(y + o, f32x4.add(v128.load(y + o), f32x4.add(a, b)));
+  }
+  for (; i < n; i++) {
+    const o = <usize> i << 2;
+    const a = f32x4.extract_lane(w, 0) * load<f32>(x0 + o) + f32x4.extract_lane(w, 1) * load<f32>(x1 + o);
+    const b = f32x4.extract_lane(w, 2) * load<f32>(x2 + o) + f32x4.extract_lane(w, 3) * load<f32>(x3 + o);
+    store<f32>(y + o, load<f32>(y + o) + (a + b));
+  }
 }
 
 /** y[i] += a·x[i] for `n` f32. */
@@ -355,10 +400,24 @@ function sparqGroup(
 
   // Step 6: exact attention over the selected rows; each K and V row is read once for the whole group.
   const scale: f32 = <f32> 1.0 / Mathf.sqrt(<f32> d);
-  for (let j = 0; j < nSel; j++) {
+  // Rows are taken four at a time: their cache misses overlap (one row at a time is latency-bound on a CPU,
+  // the selected rows being scattered), and in the V pass each output is loaded and stored once per four rows.
+  let j = 0;
+  for (; j + 4 <= nSel; j += 4) {
+    const p = sel + (<usize> j << 2);
+    const r0 = kc + ((<usize> load<i32>(p) * <usize> d) << 2);
+    const r1 = kc + ((<usize> load<i32>(p, 4) * <usize> d) << 2);
+    const r2 = kc + ((<usize> load<i32>(p, 8) * <usize> d) << 2);
+    const r3 = kc + ((<usize> load<i32>(p, 12) * <usize> d) << 2);
+    for (let h = 0; h < G; h++) {
+      const w = wts + ((<usize> h * nc4 + <usize> j) << 2);
+      v128.store(w, f32x4.mul(dot4(q + ((<usize> (h * d)) << 2), r0, r1, r2, r3, d), f32x4.splat(scale)));
+    }
+  }
+  for (; j < nSel; j++) {
     const row = kc + ((<usize> load<i32>(sel + (<usize> j << 2)) * <usize> d) << 2);
     for (let h = 0; h < G; h++) {
-      store<f32>(wts + ((<usize> h * nc4 + <usize> j) << 2), dot(q + ((<usize> (h * d)) << 2), row, d) * scale);
+      store<f32>(wts + ((<usize> h * nc4 + <usize> j) << 2), f32x4.extract_lane(dot4(q + ((<usize> (h * d)) << 2), row, row, row, row, d), 0) * scale);
     }
   }
   // Per head: softmax weights scaled by α (α = 1 without reallocation or when every position is kept).
@@ -373,7 +432,18 @@ function sparqGroup(
     for (; j < nSel; j++) store<f32>(w + (<usize> j << 2), load<f32>(w + (<usize> j << 2)) * ya);
     memory.fill(out + ((<usize> (h * dv)) << 2), 0, <usize> dv << 2);
   }
-  for (let j = 0; j < nSel; j++) {
+  j = 0;
+  for (; j + 4 <= nSel; j += 4) {
+    const p = sel + (<usize> j << 2);
+    const r0 = vc + ((<usize> load<i32>(p) * <usize> dv) << 2);
+    const r1 = vc + ((<usize> load<i32>(p, 4) * <usize> dv) << 2);
+    const r2 = vc + ((<usize> load<i32>(p, 8) * <usize> dv) << 2);
+    const r3 = vc + ((<usize> load<i32>(p, 12) * <usize> dv) << 2);
+    for (let h = 0; h < G; h++) {
+      axpy4(out + ((<usize> (h * dv)) << 2), r0, r1, r2, r3, v128.load(wts + ((<usize> h * nc4 + <usize> j) << 2)), dv);
+    }
+  }
+  for (; j < nSel; j++) {
     const row = vc + ((<usize> load<i32>(sel + (<usize> j << 2)) * <usize> dv) << 2);
     for (let h = 0; h < G; h++) {
       axpy(out + ((<usize> (h * dv)) << 2), row, load<f32>(wts + ((<usize> h * nc4 + <usize> j) << 2)), dv);

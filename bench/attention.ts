@@ -1,0 +1,127 @@
+/**
+ * Attention-only benchmark: one decode step of one layer's heads over a filled f32 KV cache, dense
+ * (`DenseAttention`, kernel `attn_dense_f32`) vs SparQ at compression 1/2, 1/4, 1/8, 1/16
+ * (r = d/R, k = S/(2R), window k/4, reallocation on). Prints time per step, the measured speedup next to the
+ * predicted transfer ratio (sparq.md §2.3), the bytes each mode reports and the achieved bandwidth, with
+ * `/proc/loadavg` on every line (the machine is shared: figures are only as good as the load allows).
+ *
+ * The cache holds random values (timing only; K and Kt are filled independently, so the selection is not
+ * meaningful as attention, only as work).
+ *
+ *   deno run -A bench/attention.ts [--threads 2] [--shape mha,gqa] [--ctx 1024,4096,8192,16384,32768]
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { createRuntime, type Shard } from "../lib/wasm_runtime.ts";
+import { KvCache } from "../lib/kv_cache.ts";
+import type { ModelConfig } from "../lib/model_config.ts";
+import { DenseAttention } from "../lib/attention/dense.ts";
+import { SparqAttention, sparqScratchBytes } from "../lib/attention/sparq.ts";
+import type { AttentionMode } from "../lib/attention/mode.ts";
+import { type AttentionSpec, parseAttentionSpec, predictedTransfer } from "../lib/attention/spec.ts";
+
+const SHAPES: Record<string, { nHead: number; nHeadKv: number; headDim: number; what: string }> = {
+  mha: { nHead: 32, nHeadKv: 32, headDim: 128, what: "Llama-2-7B: 32 heads × d 128, MHA" },
+  gqa: { nHead: 32, nHeadKv: 8, headDim: 128, what: "Llama-3-8B / Mistral-7B: 32 q heads, 8 KV heads, d 128" },
+};
+const RATIOS = [2, 4, 8, 16];
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    threads: { type: "string", default: "2" },
+    shape: { type: "string", default: "mha,gqa" },
+    ctx: { type: "string", default: "1024,4096,8192,16384,32768" },
+  },
+});
+const threads = Number(values.threads);
+const ctxs = values.ctx!.split(",").map(Number);
+const nCtx = Math.max(...ctxs);
+
+const loadavg = () => Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
+
+/** Fills `a` with a repeated block of normal-ish random values (a prime-length block, so rows differ). */
+function fillRandom(a: Float32Array, seed: number) {
+  const blk = new Float32Array(1048573);
+  let s = seed;
+  for (let i = 0; i < blk.length; i++) {
+    s = (s * 1103515245 + 12345) >>> 0;
+    const u = s / 4294967296;
+    blk[i] = (u - 0.5) * 3.4 * (u > 0.98 || u < 0.02 ? 3 : 1);
+  }
+  for (let i = 0; i < a.length; i += blk.length) a.set(blk.subarray(0, Math.min(blk.length, a.length - i)), i);
+}
+
+/**
+ * Fastest milliseconds per call of `f` over at least 5 calls and 300 ms, after warm-up calls that let the engine
+ * tier the kernel up to optimised code. The minimum, not the median: on a shared machine the other processes
+ * only ever add time.
+ */
+function time(f: () => void): number {
+  for (let i = 0; i < 3; i++) f();
+  const ts: number[] = [];
+  const t0 = performance.now();
+  while (ts.length < 5 || (performance.now() - t0 < 300 && ts.length < 50)) {
+    const t = performance.now();
+    f();
+    ts.push(performance.now() - t);
+  }
+  return Math.min(...ts);
+}
+
+const rt = await createRuntime({ threads });
+console.log(`attention benchmark: ${threads} threads, ${rt.relaxed ? "relaxed-SIMD" : "SIMD"} build, f32 cache`);
+for (const shapeName of values.shape!.split(",")) {
+  const sh = SHAPES[shapeName];
+  const config = {
+    name: shapeName,
+    nLayer: 1,
+    nHead: sh.nHead,
+    nHeadKv: sh.nHeadKv,
+    headDim: sh.headDim,
+    headDimV: sh.headDim,
+  } as ModelConfig;
+  const sparqSpec = parseAttentionSpec("sparq");
+  const bytes = KvCache.bytesPerLayer(config, nCtx, sparqSpec) +
+    DenseAttention.scratchBytes(config, nCtx, threads) + RATIOS.length * sparqScratchBytes(config, nCtx) + (4 << 20);
+  const shard: Shard = rt.newShard(bytes);
+  const cache = new KvCache({ config, nCtx, shardOf: () => shard, ...KvCache.requirements(sparqSpec) });
+  const d = sh.headDim, kvElems = sh.nHeadKv * nCtx * d;
+  fillRandom(shard.f32(cache.k(0), kvElems), 1);
+  fillRandom(shard.f32(cache.v(0), kvElems), 2);
+  fillRandom(shard.f32(cache.kt(0), kvElems), 3);
+  const q = shard.alloc(sh.nHead * d * 4), out = shard.alloc(sh.nHead * d * 4);
+  fillRandom(shard.f32(q, sh.nHead * d), 4);
+  const ctx = { config, cache, shardOf: () => shard, threads };
+  const dense = new DenseAttention(ctx);
+  const modes: [AttentionSpec, AttentionMode][] = [[{ kind: "dense" }, dense]];
+  for (const R of RATIOS) {
+    const spec = parseAttentionSpec(`sparq:ratio=1/${R}`) as Extract<AttentionSpec, { kind: "sparq" }>;
+    modes.push([spec, new SparqAttention({ spec, config, cache, shardOf: () => shard, dense })]);
+  }
+  console.log(`\n${sh.what}; cache ${(cache.totalBytes / 2 ** 20).toFixed(0)} MiB (K, Kt, V)`);
+  console.log("     S  mode              ms/step  speedup  transfer 1/x  MB read   GB/s   loadavg");
+  for (const S of ctxs) {
+    cache.length = S;
+    let denseMs = 0;
+    for (const [spec, mode] of modes) {
+      mode.resetCounters();
+      const ms = time(() => mode.decode(0, S - 1, q, out));
+      mode.resetCounters();
+      mode.decode(0, S - 1, q, out);
+      const calls = 1;
+      const b = mode.bytes;
+      const mb = (b.k + b.v + b.index) / calls / 1e6;
+      if (spec.kind === "dense") denseMs = ms;
+      const pred = predictedTransfer({ kind: "dense" }, d, S) / predictedTransfer(spec, d, S);
+      console.log(
+        `${String(S).padStart(6)}  ${mode.name.padEnd(16)} ${ms.toFixed(3).padStart(8)}  ${
+          (denseMs / ms).toFixed(2).padStart(6)
+        }×  ${pred.toFixed(2).padStart(11)}  ${mb.toFixed(1).padStart(7)}  ${
+          (mb / ms).toFixed(1).padStart(5)
+        }   ${loadavg()}`,
+      );
+    }
+  }
+}
+rt.close();

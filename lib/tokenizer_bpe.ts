@@ -8,7 +8,7 @@
  */
 import { codePoints, preTokenize, type PreTokenizer, preTokenizerFor } from "./bpe_pretokenizers.ts";
 import { MergeHeap } from "./tokenizer_heap.ts";
-import { hashText, WordCache } from "./tokenizer_cache.ts";
+import { hashStep, WordCache } from "./tokenizer_cache.ts";
 import type { Vocab } from "./tokenizer_vocab.ts";
 import { SparqError } from "./errors.ts";
 
@@ -33,6 +33,9 @@ export class BpeEncoder {
   private readonly ranks = new Map<string, Map<string, number>>();
   private readonly cache = new WordCache();
   private readonly heap = new MergeHeap();
+  private len = new Int32Array(64);
+  private prev = new Int32Array(64);
+  private next = new Int32Array(64);
 
   constructor(private readonly vocab: Vocab, merges: string[]) {
     this.pre = preTokenizerFor(vocab.pre, vocab.path);
@@ -55,9 +58,17 @@ export class BpeEncoder {
     let pos = 0, u16 = 0;
     for (const n of lens) {
       // The cache is keyed by the word's original text (cheaper than its byte encoding).
-      let u16End = u16;
-      for (let k = pos; k < pos + n; k++) u16End += cpts[k] > 0xffff ? 2 : 1;
-      const h = hashText(text, u16, u16End);
+      let u16End = u16, h = 0;
+      for (let k = pos; k < pos + n; k++) {
+        const c = cpts[k];
+        if (c > 0xffff) {
+          h = hashStep(hashStep(h, text.charCodeAt(u16End)), text.charCodeAt(u16End + 1));
+          u16End += 2;
+        } else {
+          h = hashStep(h, c);
+          u16End++;
+        }
+      }
       let ids = this.cache.get(text, u16, u16End, h);
       if (!ids) {
         ids = this.encodeWord(byteEncode(cpts, pos, pos + n));
@@ -69,8 +80,20 @@ export class BpeEncoder {
     }
   }
 
-  private rank(a: string, b: string): number {
-    return this.ranks.get(a)?.get(b) ?? -1;
+  private ensure(n: number): void {
+    if (this.len.length >= n) return;
+    const cap = Math.max(n, this.len.length * 2);
+    this.len = new Int32Array(cap);
+    this.prev = new Int32Array(cap);
+    this.next = new Int32Array(cap);
+  }
+
+  /** Queues the merge of symbols l and r (each starts at its own index) when the pair has a rank. */
+  private tryAdd(word: string, l: number, r: number): void {
+    if (l < 0 || r < 0) return;
+    const { len } = this;
+    const rank = this.ranks.get(word.slice(l, l + len[l]))?.get(word.slice(r, r + len[r]));
+    if (rank !== undefined) this.heap.push(rank, l, r, len[l] + len[r], 0);
   }
 
   /** The merge loop of llama.cpp's BPE session on one byte-encoded word. */
@@ -80,24 +103,18 @@ export class BpeEncoder {
       const whole = tokenToId.get(word);
       if (whole !== undefined) return [whole];
     }
-    // Byte characters are all in the BMP, so symbol i starts as word[i].
+    // Byte characters are all in the BMP, so symbol i starts as word[i] and, as symbols only
+    // absorb their right neighbours, always starts at index i.
     const n = word.length;
-    const start = new Int32Array(n), len = new Int32Array(n).fill(1);
-    const prev = new Int32Array(n), next = new Int32Array(n);
+    this.ensure(n);
+    const { len, prev, next, heap } = this;
     for (let i = 0; i < n; i++) {
-      start[i] = i;
+      len[i] = 1;
       prev[i] = i - 1;
       next[i] = i + 1 === n ? -1 : i + 1;
     }
-    const text = (i: number) => word.substr(start[i], len[i]);
-    const heap = this.heap;
     heap.clear();
-    const tryAdd = (l: number, r: number) => {
-      if (l < 0 || r < 0) return;
-      const rank = this.rank(text(l), text(r));
-      if (rank >= 0) heap.push(rank, l, r, len[l] + len[r], 0);
-    };
-    for (let i = 1; i < n; i++) tryAdd(i - 1, i);
+    for (let i = 1; i < n; i++) this.tryAdd(word, i - 1, i);
     while (heap.length > 0) {
       heap.pop();
       const l = heap.topLeft, r = heap.topRight;
@@ -107,12 +124,12 @@ export class BpeEncoder {
       len[r] = 0;
       next[l] = next[r];
       if (next[r] >= 0) prev[next[r]] = l;
-      tryAdd(prev[l], l);
-      tryAdd(l, next[l]);
+      this.tryAdd(word, prev[l], l);
+      this.tryAdd(word, l, next[l]);
     }
     const ids: number[] = [];
     for (let i = 0; i !== -1 && n > 0; i = next[i]) {
-      const s = text(i);
+      const s = word.slice(i, i + len[i]);
       const id = tokenToId.get(s);
       if (id !== undefined) {
         ids.push(id);

@@ -266,14 +266,15 @@ function shown(name: string): string {
   return name.length > 80 ? `${name.slice(0, 80)}…` : name;
 }
 
+/** Characters that would break a one-line message (names in messages come from the file). */
+// deno-lint-ignore no-control-regex
+const CONTROL_CHARS = /[\x00-\x1f\x7f\u2028\u2029]/g;
+
 /** Parses a GGUF header from a random-access source. */
 function parse(readAt: ReadAt, fileSize: number, path: string): GgufFile {
   const fail = (msg: string): never => {
     // Names in messages come from the file: escape control characters so the message stays one line.
-    const oneLine = msg.replace(
-      /[\x00-\x1f\x7f\u2028\u2029]/g,
-      (ch) => `\\x${ch.charCodeAt(0).toString(16).padStart(2, "0")}`,
-    );
+    const oneLine = msg.replace(CONTROL_CHARS, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, "0")}`);
     throw new SparqError(`${path}: ${oneLine}`);
   };
   const c = new Cursor(readAt, fileSize, fail);

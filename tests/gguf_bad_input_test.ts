@@ -95,6 +95,15 @@ const CASES: [string, () => Uint8Array, RegExp][] = [
     /general\.alignment 48 is not a positive power of two/,
   ],
   [
+    "duplicate metadata key containing a newline",
+    () => {
+      const b = ggufBytes([["k\nx", meta.u8(1)], ["k\ny", meta.u8(2)]], []);
+      b[after(b, "k\ny") - 1] = "x".charCodeAt(0);
+      return b;
+    },
+    /duplicate metadata key k\\u000ax$/,
+  ],
+  [
     "tensor name longer than ggml's 63 bytes",
     () => ggufBytes([], [{ name: "t".repeat(64), type: GgmlType.F32, shape: [1], bytes: new Uint8Array(4) }]),
     /name of tensor #0 is 64 bytes long \(at most 63 allowed\)/,

@@ -66,6 +66,25 @@ Deno.test("cli from another directory: generate with --allow-read only", async (
   if (r) assert(r.stdout.trim().length > 0);
 });
 
+Deno.test("cli from another directory: profile with --allow-read only", async () => {
+  const r = await runOrSkip("profile", ["--allow-read"], [
+    "profile",
+    "-m",
+    model,
+    "-c",
+    "8",
+    "-n",
+    "2",
+    "-t",
+    "1",
+    "--attention",
+    "dense",
+    "--probe-mb",
+    "64",
+  ]);
+  if (r) assert(r.stdout.includes("| dense"), r.stdout);
+});
+
 Deno.test("cli from another directory: pull without --allow-net fails cleanly (exit 2)", async () => {
   const cache = await Deno.makeTempDir();
   try {

@@ -62,8 +62,8 @@ function runtimeFiles(path: string): { files: RuntimeFile[]; dynamic: string[] }
   return { files, dynamic };
 }
 
-Deno.test("compile: every file opened via import.meta.url is in the graph or an --include", async () => {
-  const argv = compileTask();
+/** Files opened through import.meta.url that the compile flags `argv` would not embed. */
+async function missingEmbeds(argv: string[]): Promise<{ missing: string[]; dynamic: string[]; checked: number }> {
   const incl = includes(argv).map((p) => `${root}/${p.replace(/^\.\//, "").replace(/\/$/, "")}`);
   for (const p of incl) assert(Deno.statSync(p), `--include ${p} does not exist`);
   const entry = argv[argv.length - 1];
@@ -87,9 +87,19 @@ Deno.test("compile: every file opened via import.meta.url is in the graph or an 
       }
     }
   }
+  return { missing, dynamic, checked };
+}
+
+Deno.test("compile: every file opened via import.meta.url is in the graph or an --include", async () => {
+  const { missing, dynamic, checked } = await missingEmbeds(compileTask());
   assertEquals(dynamic, [], "URLs built from non-literals cannot be checked; use a literal or template");
   assertEquals(missing, [], "add these to the --include list of the compile task in deno.json");
-  console.log(`  ${graph.size} modules, ${checked} import.meta.url references, all embedded`);
+  console.log(`  ${checked} import.meta.url references, all embedded`);
+  // The check has teeth: without the --include flags both the wasm builds and the worker go missing.
+  const bare = compileTask().filter((a, i, all) => a !== "--include" && all[i - 1] !== "--include");
+  const without = await missingEmbeds(bare);
+  assert(without.missing.some((m) => m.includes("asm/build")), without.missing.join("\n"));
+  assert(without.missing.some((m) => m.endsWith("lib/worker.ts")), without.missing.join("\n"));
 });
 
 /** Builds the binary into `dir`; returns the reason when denort cannot be had. */

@@ -28,6 +28,7 @@ attention speedup. List dense first in --attention to get the measured ratio and
       --fill MODE         prompt: process random tokens (real prefill, slow at long contexts);
                           random: write random K/V straight into the cache (fast; labelled as such)
       --seed N            seed of the random tokens / cache contents (default 1)
+      --probe-mb N        buffer of the bandwidth probe in MiB (default 1024; keep it far above the L3)
       --json              print the report as JSON instead of the table
       --svg FILE          write tokens/s vs context (log x) with each mode's bandwidth limit
 
@@ -69,6 +70,7 @@ export const command: Command = {
       tokens: { type: "string", short: "n" },
       fill: { type: "string" },
       seed: { type: "string" },
+      "probe-mb": { type: "string" },
       json: { type: "boolean" },
       svg: { type: "string" },
     });
@@ -85,6 +87,7 @@ export const command: Command = {
     const threads = intList("--threads", v.threads, [navigator.hardwareConcurrency ?? 1], 1);
     const nTokens = intFlag("--tokens", v.tokens, 16, 1, 100_000);
     const seed = intFlag("--seed", v.seed, 1, 0);
+    const probeMb = intFlag("--probe-mb", v["probe-mb"], 1024, 16, 3072);
 
     const report = await runProfile({
       model: resolveModelPath(v.model),
@@ -95,6 +98,7 @@ export const command: Command = {
       nTokens,
       fill,
       seed,
+      probeBytes: probeMb << 20,
       log: (line) => console.error(line),
     });
     console.log(v.json ? JSON.stringify(report, null, 2) : formatProfileTable(report));

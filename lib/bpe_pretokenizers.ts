@@ -418,8 +418,6 @@ const NAMES: Record<string, [PreTokenizer["family"], boolean, boolean]> = {
   "pixtral": ["llama3", true, true],
   "dbrx": ["llama3", false, true],
   "smaug-bpe": ["llama3", false, true],
-  "chatglm-bpe": ["llama3", false, true],
-  "glm4": ["llama3", false, true],
   "gpt-2": ["gpt2", false, true],
   "phi-2": ["gpt2", false, true],
   "mpt": ["gpt2", false, true],

@@ -31,14 +31,28 @@ export class BpeEncoder {
   readonly pre: PreTokenizer;
   /** first → second → rank (the first occurrence of a pair wins, as in llama.cpp). */
   private readonly ranks = new Map<string, Map<string, number>>();
+  /**
+   * The same ranks by token id, for pairs whose halves are both tokens (almost all): left id →
+   * right id → rank. Merging then needs no strings.
+   */
+  private readonly ranksById: (Map<number, number> | undefined)[];
+  /** Token id of each merge's result (-1: not in the vocabulary). */
+  private readonly mergeResult: Int32Array;
+  /** Token id of each byte's character (-1: none). */
+  private readonly byteId = new Int32Array(256);
   private readonly cache = new WordCache();
   private readonly heap = new MergeHeap();
+  private bytes = new Uint8Array(64);
   private len = new Int32Array(64);
   private prev = new Int32Array(64);
   private next = new Int32Array(64);
+  private id = new Int32Array(64);
 
   constructor(private readonly vocab: Vocab, merges: string[]) {
     this.pre = preTokenizerFor(vocab.pre, vocab.path);
+    const { tokenToId } = vocab;
+    this.ranksById = new Array(vocab.tokens.length);
+    this.mergeResult = new Int32Array(merges.length);
     for (let i = 0; i < merges.length; i++) {
       const m = merges[i];
       // llama.cpp splits at the first space after the first character.
@@ -47,8 +61,13 @@ export class BpeEncoder {
       const second = sp < 0 ? "" : m.slice(sp + 1);
       let inner = this.ranks.get(first);
       if (!inner) this.ranks.set(first, inner = new Map());
-      if (!inner.has(second)) inner.set(second, i);
+      if (inner.has(second)) continue;
+      inner.set(second, i);
+      this.mergeResult[i] = tokenToId.get(first + second) ?? -1;
+      const a = tokenToId.get(first), b = tokenToId.get(second);
+      if (a !== undefined && b !== undefined) (this.ranksById[a] ??= new Map()).set(b, i);
     }
+    for (let b = 0; b < 256; b++) this.byteId[b] = tokenToId.get(BYTE_TO_CHAR[b]) ?? -1;
   }
 
   /** Appends the tokens of `text` (one fragment between special tokens, well-formed UTF-16) to `out`. */
@@ -57,7 +76,7 @@ export class BpeEncoder {
     const lens = preTokenize(this.pre, cpts);
     let pos = 0, u16 = 0;
     for (const n of lens) {
-      // The cache is keyed by the word's original text (cheaper than its byte encoding).
+      // The cache is keyed by the word's original text.
       let u16End = u16, h = 0;
       for (let k = pos; k < pos + n; k++) {
         const c = cpts[k];
@@ -71,50 +90,52 @@ export class BpeEncoder {
       }
       let ids = this.cache.get(text, u16, u16End, h);
       if (!ids) {
-        ids = this.encodeWord(byteEncode(cpts, pos, pos + n));
+        ids = this.encodeWord(cpts, pos, pos + n);
         this.cache.set(text.slice(u16, u16End), h, ids);
       }
-      for (const t of ids) out.push(t);
+      for (let i = 0; i < ids.length; i++) out.push(ids[i]);
       pos += n;
       u16 = u16End;
     }
   }
 
-  private ensure(n: number): void {
-    if (this.len.length >= n) return;
-    const cap = Math.max(n, this.len.length * 2);
-    this.len = new Int32Array(cap);
-    this.prev = new Int32Array(cap);
-    this.next = new Int32Array(cap);
+  /** Byte-level text of symbol i (its bytes mapped to GPT-2 byte characters). */
+  private symbolText(i: number): string {
+    let s = "";
+    for (let k = i; k < i + this.len[i]; k++) s += BYTE_TO_CHAR[this.bytes[k]];
+    return s;
   }
 
-  /** Queues the merge of symbols l and r (each starts at its own index) when the pair has a rank. */
-  private tryAdd(word: string, l: number, r: number): void {
+  /** Queues the merge of symbols l and r when the pair has a rank. */
+  private tryAdd(l: number, r: number): void {
     if (l < 0 || r < 0) return;
-    const { len } = this;
-    const rank = this.ranks.get(word.slice(l, l + len[l]))?.get(word.slice(r, r + len[r]));
-    if (rank !== undefined) this.heap.push(rank, l, r, len[l] + len[r], 0);
+    const { id, len } = this;
+    const rank = id[l] >= 0 && id[r] >= 0
+      ? this.ranksById[id[l]]?.get(id[r])
+      : this.ranks.get(this.symbolText(l))?.get(this.symbolText(r));
+    if (rank !== undefined) this.heap.push(rank, l, r, len[l] + len[r], this.mergeResult[rank]);
   }
 
-  /** The merge loop of llama.cpp's BPE session on one byte-encoded word. */
-  private encodeWord(word: string): number[] {
-    const { tokenToId } = this.vocab;
+  /** The merge loop of llama.cpp's BPE session on the word cpts[from, to). */
+  private encodeWord(cpts: Int32Array, from: number, to: number): number[] {
+    const n = this.utf8(cpts, from, to);
+    const bytes = this.bytes, tokenToId = this.vocab.tokenToId;
     if (this.pre.ignoreMerges) {
+      let word = "";
+      for (let k = 0; k < n; k++) word += BYTE_TO_CHAR[bytes[k]];
       const whole = tokenToId.get(word);
       if (whole !== undefined) return [whole];
     }
-    // Byte characters are all in the BMP, so symbol i starts as word[i] and, as symbols only
-    // absorb their right neighbours, always starts at index i.
-    const n = word.length;
-    this.ensure(n);
-    const { len, prev, next, heap } = this;
+    // Symbols only absorb their right neighbours, so symbol i always starts at byte i.
+    const { len, prev, next, id, heap } = this;
     for (let i = 0; i < n; i++) {
       len[i] = 1;
       prev[i] = i - 1;
       next[i] = i + 1 === n ? -1 : i + 1;
+      id[i] = this.byteId[bytes[i]];
     }
     heap.clear();
-    for (let i = 1; i < n; i++) this.tryAdd(word, i - 1, i);
+    for (let i = 1; i < n; i++) this.tryAdd(i - 1, i);
     while (heap.length > 0) {
       heap.pop();
       const l = heap.topLeft, r = heap.topRight;
@@ -122,23 +143,23 @@ export class BpeEncoder {
       if (len[l] === 0 || len[r] === 0 || len[l] + len[r] !== heap.topSize) continue;
       len[l] += len[r];
       len[r] = 0;
+      id[l] = heap.topResult;
       next[l] = next[r];
       if (next[r] >= 0) prev[next[r]] = l;
-      this.tryAdd(word, prev[l], l);
-      this.tryAdd(word, l, next[l]);
+      this.tryAdd(prev[l], l);
+      this.tryAdd(l, next[l]);
     }
     const ids: number[] = [];
     for (let i = 0; i !== -1 && n > 0; i = next[i]) {
-      const s = word.slice(i, i + len[i]);
-      const id = tokenToId.get(s);
-      if (id !== undefined) {
-        ids.push(id);
+      if (id[i] >= 0) {
+        ids.push(id[i]);
         continue;
       }
-      // llama.cpp then tries each byte of the symbol's UTF-8 text as a token of its own.
+      // Not a token: llama.cpp then tries each byte of the symbol's UTF-8 text as a token of its
+      // own, which only succeeds for one-byte (ASCII) characters of the byte-level text.
+      const s = this.symbolText(i);
       for (let k = 0; k < s.length; k++) {
-        const c = s.charCodeAt(k);
-        if (c < 128) {
+        if (s.charCodeAt(k) < 128) {
           const b = tokenToId.get(s[k]);
           if (b !== undefined) ids.push(b);
         }
@@ -146,23 +167,42 @@ export class BpeEncoder {
     }
     return ids;
   }
-}
 
-/** GPT-2 byte characters of the UTF-8 encoding of cpts[from, to). */
-function byteEncode(cpts: Int32Array, from: number, to: number): string {
-  let s = "";
-  for (let i = from; i < to; i++) {
-    const c = cpts[i];
-    if (c < 0x80) s += BYTE_TO_CHAR[c];
-    else if (c < 0x800) s += BYTE_TO_CHAR[0xc0 | (c >> 6)] + BYTE_TO_CHAR[0x80 | (c & 0x3f)];
-    else if (c < 0x10000) {
-      s += BYTE_TO_CHAR[0xe0 | (c >> 12)] + BYTE_TO_CHAR[0x80 | ((c >> 6) & 0x3f)] + BYTE_TO_CHAR[0x80 | (c & 0x3f)];
-    } else {
-      s += BYTE_TO_CHAR[0xf0 | (c >> 18)] + BYTE_TO_CHAR[0x80 | ((c >> 12) & 0x3f)] +
-        BYTE_TO_CHAR[0x80 | ((c >> 6) & 0x3f)] + BYTE_TO_CHAR[0x80 | (c & 0x3f)];
+  /** Writes the UTF-8 bytes of cpts[from, to) into `bytes`; returns their count. */
+  private utf8(cpts: Int32Array, from: number, to: number): number {
+    this.ensure(4 * (to - from));
+    const b = this.bytes;
+    let n = 0;
+    for (let i = from; i < to; i++) {
+      const c = cpts[i];
+      if (c < 0x80) b[n++] = c;
+      else if (c < 0x800) {
+        b[n++] = 0xc0 | (c >> 6);
+        b[n++] = 0x80 | (c & 0x3f);
+      } else if (c < 0x10000) {
+        b[n++] = 0xe0 | (c >> 12);
+        b[n++] = 0x80 | ((c >> 6) & 0x3f);
+        b[n++] = 0x80 | (c & 0x3f);
+      } else {
+        b[n++] = 0xf0 | (c >> 18);
+        b[n++] = 0x80 | ((c >> 12) & 0x3f);
+        b[n++] = 0x80 | ((c >> 6) & 0x3f);
+        b[n++] = 0x80 | (c & 0x3f);
+      }
     }
+    return n;
   }
-  return s;
+
+  /** Makes the per-word buffers hold at least n bytes. */
+  private ensure(n: number): void {
+    if (this.bytes.length >= n) return;
+    const cap = Math.max(n, this.bytes.length * 2);
+    this.bytes = new Uint8Array(cap);
+    this.len = new Int32Array(cap);
+    this.prev = new Int32Array(cap);
+    this.next = new Int32Array(cap);
+    this.id = new Int32Array(cap);
+  }
 }
 
 /** The merges of a BPE vocabulary; SparqError when missing. */

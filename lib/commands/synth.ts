@@ -51,7 +51,7 @@ export const command: Command = {
     if (!values.output) throw new SparqError("synth: -o FILE is required (see sparq synth --help)");
     const shape = SHAPES[values.shape];
     const arch = (values.arch ?? shape?.arch ?? "llama") as Arch;
-    const bar = new ProgressBar({ label: values.output });
+    let bar: ProgressBar | undefined; // made on the first report, which gives the total
     const size = await synthModel(values.output, {
       arch,
       shape: values.shape,
@@ -59,6 +59,7 @@ export const command: Command = {
       seed: intFlag("--seed", values.seed, 1, 0, 2 ** 31 - 1),
       vocab: values.vocab,
       onProgress: (done, total) => {
+        bar ??= new ProgressBar({ label: values.output!, total });
         bar.update(done);
         if (done === total) bar.finish();
       },

@@ -5,8 +5,8 @@
  * `nth`. Per group (the G = nHead/nKv query heads that share KV head g):
  *
  * 1. `absq = Σ_heads |q|`; i1 = top-r of absq (shared by the group), in ascending order.
- * 2. per head: τ = sqrt(d·Σ_{i1}|q_i| / Σ|q_i|); ŝ[t] = (Σ_{i∈i1} q_i·Kt[i][t]) / τ — r contiguous axpy passes
- *    over rows of the feature-major Kt, tiled so the accumulators stay in L1.
+ * 2. per head: τ = sqrt(d·Σ_{i1}|q_i| / Σ|q_i|); ŝ[t] = (Σ_{i∈i1} q_i·Kt[i][t]) / τ — passes over r contiguous rows
+ *    of the feature-major Kt (four rows per pass), tiled so the accumulators stay in L1.
  * 3. when α or a group sum is needed: e[t] = exp(ŝ[t] − max ŝ), Z = Σ e (the approximate softmax is e/Z).
  * 4. group score: G = 1 → the head's own ŝ (or e; same order as its softmax); G > 1 → Σ_heads e/Z, the sum of
  *    approximate *probabilities* as in the paper's GQA listing (the research module sums logits instead).
@@ -25,8 +25,8 @@ import { splitStart } from "./common/split";
 import { hsumF32 } from "./common/simd";
 import { attn_f32_keys, attn_select_top } from "./attention_select";
 
-/** Positions per tile of the approximate-score accumulation (G tiles of 2 KB stay in L1). */
-const TILE: i32 = 512;
+/** Positions per tile of the approximate-score accumulation, over the G heads of a group (≤ 8 KB of accumulators, in L1). */
+const TILE: i32 = 2048;
 
 const LOG2E: f32 = 1.44269504088896341;
 const LN2_HI: f32 = 0.693359375;
@@ -42,7 +42,8 @@ const P5: f32 = 5.0000001201e-1;
 // @ts-ignore: decorator
 @inline 
 function expV(x0: v128): v128 {
-  const x = f32x4.min(f32x4.max(x0, f32x4.splat(-87.0)), f32x4.splat(88.0));
+  // pmin/pmax are single instructions (min/max add NaN and ±0 fix-ups); the scores are never NaN.
+  const x = f32x4.pmin(f32x4.pmax(x0, f32x4.splat(-87.0)), f32x4.splat(88.0));
   const fx = f32x4.floor(f32x4.add(f32x4.mul(x, f32x4.splat(LOG2E)), f32x4.splat(0.5)));
   let r = f32x4.sub(x, f32x4.mul(fx, f32x4.splat(LN2_HI)));
   r = f32x4.sub(r, f32x4.mul(fx, f32x4.splat(LN2_LO)));
@@ -79,7 +80,7 @@ function expS(x0: f32): f32 {
 function maxF32(a: usize, n: i32): f32 {
   let m = f32x4.splat(-Infinity);
   let i = 0;
-  for (; i + 4 <= n; i += 4) m = f32x4.max(m, v128.load(a + (<usize> i << 2)));
+  for (; i + 4 <= n; i += 4) m = f32x4.pmax(m, v128.load(a + (<usize> i << 2)));
   let s = max(
     max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)),
     max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)),
@@ -151,6 +152,20 @@ function expSubSum(a: usize, n: i32, m: f32): f32 {
     c3 += x * load<f32>(b3 + o);
   }
   return f32x4.replace_lane(f32x4.replace_lane(f32x4.replace_lane(f32x4.splat(c0), 1, c1), 2, c2), 3, c3);
+}
+
+/**
+ * Loads every cache line of the selected rows once, in a loop of independent loads, so that many misses are in
+ * flight at once (the compute loops that follow keep only a few rows in flight); the rows of one group then sit in
+ * L2 for the exact-attention pass. The loaded bits are folded into `sink` so the loads are not dead code.
+ */
+function touchRows(sel: usize, n: i32, base: usize, rowBytes: usize, sink: usize): void {
+  let acc = i32x4.splat(0);
+  for (let j = 0; j < n; j++) {
+    const row = base + <usize> load<i32>(sel + (<usize> j << 2)) * rowBytes;
+    for (let o: usize = 0; o < rowBytes; o += 64) acc = v128.or(acc, v128.load(row + o));
+  }
+  v128.store(sink, acc);
 }
 
 /** y[i] += w0·x0[i] + w1·x1[i] + w2·x2[i] + w3·x3[i] for `n` f32 (w = the four lanes of `w`). */
@@ -310,11 +325,42 @@ function sparqGroup(
     attn_f32_keys(absq, d, keysD);
     const nr = attn_select_top(keysD, d, r, hist, candD, idx1);
 
-    // Step 2: approximate logits, r axpy passes over contiguous Kt rows, one tile of positions at a time.
-    for (let t0 = 0; t0 < S; t0 += TILE) {
-      const t1 = min(S, t0 + TILE);
+    // Step 2: approximate logits from contiguous Kt rows, four rows per pass (acc += (q0·k0 + q1·k1) +
+    // (q2·k2 + q3·k3), then single rows for r mod 4), one tile of positions at a time so acc stays in L1.
+    const tile = max(256, (TILE / G) & ~3);
+    const nr4 = nr & ~3;
+    for (let t0 = 0; t0 < S; t0 += tile) {
+      const t1 = min(S, t0 + tile);
       for (let h = 0; h < G; h++) memory.fill(shat + ((<usize> h * nc4 + <usize> t0) << 2), 0, <usize> (t1 - t0) << 2);
-      for (let j = 0; j < nr; j++) {
+      for (let j = 0; j < nr4; j += 4) {
+        const p = idx1 + (<usize> j << 2);
+        const i0 = load<i32>(p), i1 = load<i32>(p, 4), i2 = load<i32>(p, 8), i3 = load<i32>(p, 12);
+        const k0 = kt + ((<usize> i0 * <usize> nCtx) << 2);
+        const k1 = kt + ((<usize> i1 * <usize> nCtx) << 2);
+        const k2 = kt + ((<usize> i2 * <usize> nCtx) << 2);
+        const k3 = kt + ((<usize> i3 * <usize> nCtx) << 2);
+        for (let h = 0; h < G; h++) {
+          const qh = q + ((<usize> (h * d)) << 2);
+          const a0 = load<f32>(qh + (<usize> i0 << 2)), a1 = load<f32>(qh + (<usize> i1 << 2));
+          const a2 = load<f32>(qh + (<usize> i2 << 2)), a3 = load<f32>(qh + (<usize> i3 << 2));
+          const v0 = f32x4.splat(a0), v1 = f32x4.splat(a1), v2 = f32x4.splat(a2), v3 = f32x4.splat(a3);
+          const acc = shat + ((<usize> h * nc4) << 2);
+          let t = t0;
+          for (; t + 4 <= t1; t += 4) {
+            const o = <usize> t << 2;
+            const x = f32x4.add(f32x4.mul(v0, v128.load(k0 + o)), f32x4.mul(v1, v128.load(k1 + o)));
+            const y = f32x4.add(f32x4.mul(v2, v128.load(k2 + o)), f32x4.mul(v3, v128.load(k3 + o)));
+            v128.store(acc + o, f32x4.add(v128.load(acc + o), f32x4.add(x, y)));
+          }
+          for (; t < t1; t++) {
+            const o = <usize> t << 2;
+            const x = a0 * load<f32>(k0 + o) + a1 * load<f32>(k1 + o);
+            const y = a2 * load<f32>(k2 + o) + a3 * load<f32>(k3 + o);
+            store<f32>(acc + o, load<f32>(acc + o) + (x + y));
+          }
+        }
+      }
+      for (let j = nr4; j < nr; j++) {
         const i = load<i32>(idx1 + (<usize> j << 2));
         const row = kt + ((<usize> i * <usize> nCtx) << 2);
         for (let h = 0; h < G; h++) {
@@ -402,6 +448,7 @@ function sparqGroup(
   const scale: f32 = <f32> 1.0 / Mathf.sqrt(<f32> d);
   // Rows are taken four at a time: their cache misses overlap (one row at a time is latency-bound on a CPU,
   // the selected rows being scattered), and in the V pass each output is loaded and stored once per four rows.
+  if (sparse) touchRows(sel, nSel, kc, <usize> d << 2, hist);
   let j = 0;
   for (; j + 4 <= nSel; j += 4) {
     const p = sel + (<usize> j << 2);
@@ -432,6 +479,7 @@ function sparqGroup(
     for (; j < nSel; j++) store<f32>(w + (<usize> j << 2), load<f32>(w + (<usize> j << 2)) * ya);
     memory.fill(out + ((<usize> (h * dv)) << 2), 0, <usize> dv << 2);
   }
+  if (sparse) touchRows(sel, nSel, vc, <usize> dv << 2, hist);
   j = 0;
   for (; j + 4 <= nSel; j += 4) {
     const p = sel + (<usize> j << 2);

@@ -117,9 +117,16 @@ export function sparqRef(x: AttentionRefInput, p: SparqRefParams): SparqRefResul
         for (const i of i1) l1sel = f(l1sel + Math.abs(q[h * d + i]));
         const tau = l1 > 0 ? f(Math.sqrt(f(f(d * l1sel) / l1))) : 1;
         const s = new Array<number>(S);
+        // Same grouping as the kernel: four rows at a time, ((a0 + a1) + (a2 + a3)), then the rest one by one.
+        const nr4 = i1.length & ~3;
+        const term = (t: number, i: number) => f(q[h * d + i] * K[(g * S + t) * d + i]);
         for (let t = 0; t < S; t++) {
           let acc = 0;
-          for (const i of i1) acc = f(acc + f(q[h * d + i] * K[(g * S + t) * d + i]));
+          for (let j = 0; j < nr4; j += 4) {
+            const x = f(term(t, i1[j]) + term(t, i1[j + 1])), y = f(term(t, i1[j + 2]) + term(t, i1[j + 3]));
+            acc = f(acc + f(x + y));
+          }
+          for (let j = nr4; j < i1.length; j++) acc = f(acc + term(t, i1[j]));
           s[t] = f(acc / tau);
         }
         return s;

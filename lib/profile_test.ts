@@ -1,5 +1,5 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { formatProfileTable, opGroup, profileSvg, runProfile } from "./profile.ts";
+import { fillRandom, formatProfileTable, opGroup, profileSvg, runProfile } from "./profile.ts";
 import { splitAttentionList } from "./commands/profile.ts";
 import { openGguf } from "./gguf.ts";
 import { configFromGguf } from "./model_config.ts";
@@ -65,6 +65,22 @@ Deno.test("profile: --fill random writes the cache directly and continues from t
       console.log("  skipped: Model.seek is not in lib/model.ts yet (requested)");
       return;
     }
+    await t.step("cache and position", () => {
+      fillRandom(m, 50, 7);
+      assertEquals(m.pos, 50);
+      assertEquals(m.cache.length, 50);
+      // The feature-major copy SparQ reads agrees with K (append kept them consistent).
+      const c = m.cache, l = 1, h = 1, d = c.headDim, nCtx = c.nCtx;
+      const shard = m.runtime.shards[m.plan.layerShard[l]];
+      const K = shard.f32(c.k(l), c.nKv * nCtx * d), Kt = shard.f32(c.kt(l), c.nKv * d * nCtx);
+      for (const [p, i] of [[0, 0], [49, d - 1], [17, 3]]) {
+        assertEquals(Kt[(h * d + i) * nCtx + p], K[(h * nCtx + p) * d + i]);
+      }
+      assert(K[(h * nCtx + 49) * d] !== 0 && K[(h * nCtx + 50) * d] === 0);
+      const logits = m.evaluate([1]);
+      assert(logits.every(Number.isFinite));
+      assertEquals(m.pos, 51);
+    });
     await t.step("report", async () => {
       const report = await runProfile({
         model,
@@ -76,6 +92,8 @@ Deno.test("profile: --fill random writes the cache directly and continues from t
         probeBytes: 64 << 20,
       });
       assertEquals(report.rows.map((r) => r.fill), ["random", "random"]);
+      const c = configFromGguf(await openGguf(model));
+      assertEquals(report.rows[0].bytesPerToken.k, c.nLayer * c.nHeadKv * c.headDim * 4 * (64 + 5 / 2));
       assert(formatProfileTable(report).includes("random values"));
     });
   } finally {

@@ -11,7 +11,10 @@
  * 145 KB) plus the shared README files, repeated to 1 MiB; `--text FILE` uses any UTF-8 file
  * instead (repeated or cut to 1 MiB).
  *
- *   deno run -A bench/tokenize.ts [--text FILE] [--vocab NAME,…]
+ * `--shared DIR` reads the vocabularies (and default text) from DIR instead of ../shared (vocab-only
+ * copies are enough: only the GGUF header is read).
+ *
+ *   deno run -A bench/tokenize.ts [--text FILE] [--vocab NAME,…] [--shared DIR]
  * @module
  */
 import { parseArgs } from "node:util";
@@ -33,15 +36,28 @@ const MIB = 1 << 20;
 
 const { values } = parseArgs({
   args: Deno.args,
-  options: { text: { type: "string" }, vocab: { type: "string" } },
+  options: { text: { type: "string" }, vocab: { type: "string" }, shared: { type: "string" } },
 });
 
+/** Path of `rel` under --shared or ../shared; undefined when absent. */
+function shared(rel: string): string | undefined {
+  if (!values.shared) return sharedPath(rel);
+  const p = `${values.shared}/${rel}`;
+  try {
+    Deno.statSync(p);
+    return p;
+  } catch {
+    console.log(`  skipped: ${p} not found`);
+    return undefined;
+  }
+}
+
 function defaultText(): string | undefined {
-  const dir = sharedPath("models/eval");
+  const dir = shared("models/eval");
   if (!dir) return undefined;
   const files = [...Deno.readDirSync(dir)].filter((e) => e.name.endsWith(".txt")).map((e) => `${dir}/${e.name}`).sort();
   for (const rel of ["README.md", "fixtures/README.md", "models/README.md", "sparq.md"]) {
-    const p = sharedPath(rel);
+    const p = shared(rel);
     if (p) files.push(p);
   }
   return files.map((f) => Deno.readTextFileSync(f)).join("\n\n");
@@ -72,7 +88,7 @@ console.log("vocab               n_vocab  load ms  tokens   MB/s cold (wall/cpu)
 for (const name of names) {
   const rel = VOCABS[name];
   if (!rel) throw new Error(`unknown vocab ${name} (known: ${Object.keys(VOCABS).join(", ")})`);
-  const path = sharedPath(rel);
+  const path = shared(rel);
   if (!path) continue;
   const t0 = performance.now();
   const tok = tokenizerFromGguf(await openGguf(path));

@@ -134,9 +134,16 @@ function lower(c: number): number {
 
 /**
  * Scanner equivalent of Llama 3's
- * `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`.
+ * `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+ * (llama.cpp's `unicode_regex_split_custom_llama3`). With `maxDigits` = 1 it is Qwen 2's expression
+ * (`\p{N}` instead of `\p{N}{1,3}`), which llama.cpp runs through `std::regex`; a test checks the
+ * two agree on random text.
  */
-const splitLlama3: Split = (cpts, flags, offsets) => {
+function llama3Scanner(maxDigits: number): Split {
+  return (cpts, flags, offsets) => splitLlama3Like(cpts, flags, offsets, maxDigits);
+}
+
+function splitLlama3Like(cpts: Int32Array, flags: Uint8Array, offsets: number[], maxDigits: number): number[] {
   const p = new Pieces();
   let start = 0;
   for (const offset of offsets) {
@@ -174,7 +181,7 @@ const splitLlama3: Split = (cpts, flags, offsets) => {
       if (f & F_NUMBER) {
         let i0 = pos;
         while (fl(pos) & F_NUMBER) {
-          if (++pos - i0 >= 3) {
+          if (++pos - i0 >= maxDigits) {
             p.add(pos);
             i0 = pos;
           }
@@ -218,7 +225,7 @@ const splitLlama3: Split = (cpts, flags, offsets) => {
     }
   }
   return p.out;
-};
+}
 
 /** Splits each piece into maximal runs of code points that do / do not satisfy `inClass`. */
 function runSplit(inClass: (cp: number, flags: number) => boolean): Split {
@@ -380,7 +387,8 @@ function regexSplit(expr: string): Split {
   };
 }
 
-const QWEN2 =
+/** Qwen 2's expression as llama.cpp writes it (run by `std::regex` there). */
+export const QWEN2_REGEX =
   "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
 /** How one `tokenizer.ggml.pre` value tokenizes. */
@@ -399,8 +407,8 @@ const splitNumberDigits = regexSplit("\\p{N}");
 
 const FAMILIES: Record<PreTokenizer["family"], () => Split[]> = {
   gpt2: () => [splitGpt2],
-  llama3: () => [splitLlama3],
-  qwen2: () => [regexSplit(QWEN2)],
+  llama3: () => [llama3Scanner(3)],
+  qwen2: () => [llama3Scanner(1)],
   default: () => [splitPunctRuns, splitGpt2, splitNumberRuns, splitDigitTriples],
   starcoder: () => [splitNumberDigits, splitGpt2],
   falcon: () => [regexSplit("[\\p{P}\\$\\+<=>\\^~\\|`]+"), splitGpt2, splitDigitTriples],
@@ -450,6 +458,12 @@ export function preTokenizerFor(name: string, where: string): PreTokenizer {
   }
   const [family, ignoreMerges, cleanSpaces] = spec;
   return { family, steps: FAMILIES[family](), ignoreMerges, cleanSpaces };
+}
+
+/** Splits `cpts` with `expr` the way llama.cpp's `std::regex` path does (collapsed categories). */
+export function regexPreTokenize(expr: string, cpts: Int32Array): number[] {
+  const pre: PreTokenizer = { family: "qwen2", steps: [regexSplit(expr)], ignoreMerges: false, cleanSpaces: false };
+  return preTokenize(pre, cpts);
 }
 
 /** Code points of `text`; lone surrogates become U+FFFD, as invalid UTF-8 does in llama.cpp. */

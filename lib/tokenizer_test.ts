@@ -9,7 +9,7 @@ import { ggufBytes, meta } from "./gguf_writer.ts";
 import { SparqError } from "./errors.ts";
 import { type Tokenizer, tokenizerFromGguf } from "./tokenizer.ts";
 import { BYTE_TO_CHAR } from "./tokenizer_bpe.ts";
-import { codePoints, preTokenize, preTokenizerFor } from "./bpe_pretokenizers.ts";
+import { codePoints, preTokenize, preTokenizerFor, QWEN2_REGEX, regexPreTokenize } from "./bpe_pretokenizers.ts";
 
 type Entry = [string, ReturnType<typeof meta.str>];
 
@@ -170,4 +170,20 @@ Deno.test("bad vocabularies and ids are SparqErrors naming the problem", () => {
   throws(() => t.piece(-1), SparqError);
   // Lone surrogates are encoded like U+FFFD (EF BF BD), as invalid UTF-8 is in llama.cpp.
   assertEquals(t.encode("\uD800", { addSpecial: false }), t.encode("\uFFFD", { addSpecial: false }));
+});
+
+Deno.test("the Qwen 2 scanner splits exactly as the std::regex expression llama.cpp runs", () => {
+  // Random strings over characters that exercise every branch: letters (ASCII, accented, CJK),
+  // digits (ASCII and others), apostrophes and contractions, spaces of several kinds, CR/LF,
+  // punctuation, symbols, marks and emoji.
+  const alphabet = Array.from("aZé漢s'tdmlrevSTD 0٣7\n\r\t\u00A0\u3000.,!?-_$+€\u0301😀\u2028\u000B");
+  let seed = 12345;
+  const rand = (n: number) => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % n;
+  const scanner = preTokenizerFor("qwen2", "t");
+  for (let i = 0; i < 3000; i++) {
+    let s = "";
+    for (let k = rand(24); k > 0; k--) s += alphabet[rand(alphabet.length)];
+    const cpts = codePoints(s);
+    assertEquals(preTokenize(scanner, cpts), regexPreTokenize(QWEN2_REGEX, cpts), JSON.stringify(s));
+  }
 });

@@ -52,7 +52,7 @@ export interface Tokenizer {
   readonly pad: number;
   readonly addBos: boolean;
   readonly addEos: boolean;
-  /** Text → ids (llama.cpp `llama_tokenize`). */
+  /** Text → ids (llama.cpp `llama_tokenize`); empty text gives just the BOS (when added), as there. */
   encode(text: string, opts?: EncodeOptions): number[];
   /** Ids → text (llama.cpp `llama_detokenize`: SPM drops the first token's leading space). */
   decode(ids: number[], opts?: DecodeOptions): string;

@@ -106,3 +106,21 @@ Deno.test("pydoc4k (pydoc11M/pydoc21M): reference prompts and evaluation-text to
   }
   console.log(`  ${refs.length} reference prompts, ${manifest.passages.length} evaluation texts passed`);
 });
+
+Deno.test("streaming decode of every fixture case emits whole characters only", async () => {
+  for (const [model, name] of VOCABS.slice(0, 2)) {
+    const tok: Tokenizer | undefined = await load(model);
+    const json = sharedPath(`fixtures/tokenizer/${name}.tokens.json`);
+    if (!tok || !json) return;
+    for (const c of readJson<{ cases: Case[] }>(json).cases) {
+      const s = tok.streamDecoder();
+      const chunks: string[] = c.ids.map((id) => s.push(id));
+      chunks.push(s.flush());
+      const bytes: number[] = c.ids.flatMap((id) => [...tok.pieceBytes(id)]);
+      const whole: string = new TextDecoder().decode(new Uint8Array(bytes));
+      assertEquals(chunks.join(""), whole, c.text);
+      // Only text that is itself invalid UTF-8 may hold U+FFFD (e.g. a case cut inside a character).
+      if (!whole.includes("\uFFFD")) assertEquals(chunks.filter((x) => x.includes("\uFFFD")), [], c.text);
+    }
+  }
+});

@@ -244,6 +244,17 @@ export class Model {
     this.cache.length = pos;
   }
 
+  /**
+   * Moves to position `pos` as if `pos` tokens had been evaluated, keeping whatever the cache holds
+   * there. Only for benchmarks: decode time at context S depends on S, not on the cached values,
+   * so `bench/decode.ts` measures long contexts without prefilling them.
+   */
+  seekForBenchmark(pos: number): void {
+    if (!Number.isInteger(pos) || pos < 0 || pos >= this.nCtx) throw new Error(`seek: bad position ${pos}`);
+    this.#pos = pos;
+    this.cache.length = pos;
+  }
+
   /** Clears the time/traffic counters (model and attention mode). */
   resetCounters(): void {
     this.counters = emptyCounters();

@@ -109,8 +109,9 @@ for (const e of entries) {
         ok(maxPrompt <= tol, `${e.file}: prompt max |Δ| ${maxPrompt} > ${tol}`);
         ok(maxGreedy <= tol, `${e.file}: greedy max |Δ| ${maxGreedy} > ${tol}`);
       } else {
-        // 87 rows: one flip at a near-tie already drops below 99% (each such flip is checked above).
-        ok(agreement >= 0.97, `${e.file}: top-1 agreement ${agreement} < 0.97`);
+        // The acceptance bar. With 87 rows it allows no flip: it holds once the kernels reproduce
+        // llama.cpp's arithmetic for the type (Q8_0, Q4_0 decode, Q5_K do to ~1e-6).
+        ok(agreement >= 0.99, `${e.file}: top-1 agreement ${agreement} < 0.99`);
         ok(meanKl <= 1e-3, `${e.file}: mean KL ${meanKl} > 1e-3`);
         ok(Math.max(maxPrompt, maxGreedy) <= QUANT_MAX_DIFF, `${e.file}: max |Δ| above ${QUANT_MAX_DIFF}`);
       }

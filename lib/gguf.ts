@@ -149,7 +149,7 @@ class Cursor {
     return this.win.subarray(r, r + n);
   }
   /** A length-prefixed UTF-8 string of at most `max` bytes (ggml's limits for names and keys). */
-  string(what: string, max = Infinity): string {
+  string(what: string, max = MAX_STRING): string {
     const n = this.u64(`${what} length`, this.left, true);
     if (n > max) this.fail(`${what} is ${n} bytes long (at most ${max} allowed)`);
     const b = this.bytes(n, what);
@@ -206,6 +206,13 @@ const DECODE_PIECE = 1 << 16;
 const MAX_TENSOR_NAME = 63;
 /** Metadata keys are identifiers; the bound keeps a corrupt key length from decoding megabytes. */
 const MAX_KEY = 65535;
+/**
+ * Bounds on one metadata string and one array, far above any real model's (chat templates are
+ * kilobytes, vocabularies ≤ 262144 tokens), so that a corrupt length in a multi-gigabyte file
+ * cannot make the reader allocate gigabytes.
+ */
+const MAX_STRING = 16 << 20;
+const MAX_ARRAY_ITEMS = 1 << 22;
 
 function safeInt(v: bigint): number | bigint {
   return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
@@ -237,6 +244,7 @@ function readValue(c: Cursor, type: number, key: string, depth: number, fail: (m
       : GGUF_SCALAR_BYTES[itemType];
     if (minItem === undefined) fail(`metadata ${key}: unknown array item type ${itemType}`);
     const n = c.u64(`array length of ${key}`, Math.floor(c.left / minItem), true);
+    if (n > MAX_ARRAY_ITEMS) fail(`metadata ${key}: array of ${n} items is implausible (at most ${MAX_ARRAY_ITEMS})`);
     if (itemType === GgufValueType.STRING) {
       // Grown item by item, so a corrupt length costs only the items actually present.
       const out: string[] = [];

@@ -162,3 +162,20 @@ Deno.test("typed metadata getters: defaults, and a SparqError naming file and ke
   throws(() => metaString(f, "no.such.key"), /missing metadata key no\.such\.key/);
   throws(() => metaArray(f, "general.name"), /should be an array/);
 });
+
+Deno.test("a metadata string over 16 MiB is refused even when the file holds it", () => {
+  const n = (16 << 20) + 1;
+  const b = new Uint8Array(24 + 8 + 4 + 4 + 8 + n);
+  const v = new DataView(b.buffer);
+  b.set([0x47, 0x47, 0x55, 0x46]); // "GGUF"
+  v.setUint32(4, 3, true);
+  v.setBigUint64(16, 1n, true); // one key, no tensors
+  v.setBigUint64(24, 4n, true);
+  b.set([0x6b, 0x65, 0x79, 0x31], 32); // "key1"
+  v.setUint32(36, GgufValueType.STRING, true);
+  v.setBigUint64(40, BigInt(n), true);
+  throws(
+    () => parseGgufBytes(b, "big.gguf"),
+    /big\.gguf: value of key1 is 16777217 bytes long \(at most 16777216 allowed\)/,
+  );
+});

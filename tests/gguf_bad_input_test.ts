@@ -118,6 +118,11 @@ const CASES: [string, () => Uint8Array, RegExp][] = [
     /value of general\.name \(70000 bytes\) is not valid UTF-8/,
   ],
   [
+    "implausibly long array (present in the file)",
+    () => ggufBytes([["test.big", meta.arr(GgufValueType.UINT8, new Uint8Array((1 << 22) + 1))]], []),
+    /metadata test\.big: array of 4194305 items is implausible \(at most 4194304\)/,
+  ],
+  [
     "absurd dimension",
     () => patch((b, v) => v.setBigUint64(tensorField(b, "t.aa", 1).dims, 1n << 50n, true)),
     /dimension 0 of t\.aa 1125899906842624 is out of range/,

@@ -241,7 +241,8 @@ export function errorKind(message: string): string {
     [/data would start at/, "data section past EOF"],
     [/nested deeper/, "arrays nested too deep"],
     [/not valid UTF-8/, "long string not UTF-8"],
-    [/bytes long \(at most/, "name or key too long"],
+    [/bytes long \(at most/, "name, key or string too long"],
+    [/items is implausible/, "array too long"],
   ];
   for (const [re, kind] of kinds) if (re.test(m)) return kind;
   return m.split(/\s+/).slice(0, 4).join(" ").replace(/\d+/g, "N");

@@ -141,3 +141,25 @@ Deno.test("logits: --json rows equal llama.cpp's prompt logits", async () => {
   assertEquals(first.top.length, 3);
   ok(first.top[0][1] <= 0 && first.top[0][1] >= first.top[1][1]);
 });
+
+Deno.test("generate: Ctrl-C (SIGINT) stops cleanly with statistics", async () => {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-read", `${root}/cli.ts`, "generate", "-m", model, "-p", "Once", "-n", "100000", "-c", "512"],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  // Wait until text streams, then interrupt.
+  const reader = child.stdout.getReader();
+  let seen = "";
+  while (seen.length < 40) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    seen += new TextDecoder().decode(value);
+  }
+  child.kill("SIGINT");
+  while (!(await reader.read()).done);
+  const stderr = await new Response(child.stderr).text();
+  const status = await child.status;
+  assertEquals(status.code, 0, stderr);
+  ok(/generated \d+ tokens.*stopped: interrupted/.test(stderr), stderr);
+});

@@ -45,7 +45,13 @@ function flagsOf(cp: number): number {
 const ASCII_FLAGS = Uint8Array.from({ length: 128 }, (_, c) => flagsOf(c));
 
 /** Splits `cpts` (pieces given as lengths in `offsets`) into smaller pieces; returns the new lengths. */
-type Split = (cpts: Int32Array, flags: Uint8Array, offsets: number[], collapsed: () => string) => number[];
+type Split = (
+  cpts: Int32Array,
+  flags: Uint8Array,
+  offsets: number[],
+  collapsed: () => string,
+  nextNumber: () => Int32Array,
+) => number[];
 
 /** Adds the lengths of the pieces between `ends` (ascending ends within [ini, end)). */
 class Pieces {
@@ -228,12 +234,19 @@ function splitLlama3Like(cpts: Int32Array, flags: Uint8Array, offsets: number[],
 }
 
 /** Splits each piece into maximal runs of code points that do / do not satisfy `inClass`. */
-function runSplit(inClass: (cp: number, flags: number) => boolean): Split {
-  return (cpts, flags, offsets) => {
+function runSplit(inClass: (cp: number, flags: number) => boolean, numbersOnly = false): Split {
+  return (cpts, flags, offsets, _collapsed, nextNumber) => {
     const out: number[] = [];
+    const nn = numbersOnly ? nextNumber() : undefined;
     let start = 0;
     for (const offset of offsets) {
       const end = start + offset;
+      // A class of numbers cannot split a piece without any (most pieces): keep it whole.
+      if (nn && nn[start] >= end) {
+        out.push(offset);
+        start = end;
+        continue;
+      }
       let runStart = start;
       let prev = inClass(cpts[start], flags[start]);
       for (let i = start + 1; i < end; i++) {
@@ -265,15 +278,21 @@ const splitPunctRuns = runSplit((
 const splitNumberRuns = runSplit((
   cp,
   f,
-) => (cp < 128 ? cp >= 48 && cp <= 57 : (f & (F_NUMBER | F_SPACE)) === F_NUMBER));
+) => (cp < 128 ? cp >= 48 && cp <= 57 : (f & (F_NUMBER | F_SPACE)) === F_NUMBER), true);
 
 /** `[0-9][0-9][0-9]`: each group of three ASCII digits, searched left to right, is a piece. */
-const splitDigitTriples: Split = (cpts, _flags, offsets) => {
+const splitDigitTriples: Split = (cpts, _flags, offsets, _collapsed, nextNumber) => {
   const out: number[] = [];
+  const nn = nextNumber();
   const digit = (i: number) => cpts[i] >= 48 && cpts[i] <= 57;
   let start = 0;
   for (const offset of offsets) {
     const end = start + offset;
+    if (nn[start] >= end) { // no digit at all: the piece stays whole
+      out.push(offset);
+      start = end;
+      continue;
+    }
     let gap = start;
     for (let i = start; i + 3 <= end;) {
       if (digit(i) && digit(i + 1) && digit(i + 2)) {
@@ -466,6 +485,17 @@ export function regexPreTokenize(expr: string, cpts: Int32Array): number[] {
   return preTokenize(pre, cpts);
 }
 
+/** For each position, the index of the first number code point at or after it (length if none). */
+function nextNumberIndex(flags: Uint8Array): Int32Array {
+  const out = new Int32Array(flags.length);
+  let next = flags.length;
+  for (let i = flags.length - 1; i >= 0; i--) {
+    if (flags[i] & F_NUMBER) next = i;
+    out[i] = next;
+  }
+  return out;
+}
+
 /** Code points of `text`; lone surrogates become U+FFFD, as invalid UTF-8 does in llama.cpp. */
 export function codePoints(text: string): Int32Array {
   const out = new Int32Array(text.length);
@@ -495,6 +525,8 @@ export function preTokenize(pre: PreTokenizer, cpts: Int32Array): number[] {
   }
   let collapsedText: string | undefined;
   const collapsed = () => (collapsedText ??= collapse(cpts, flags));
-  for (const step of pre.steps) offsets = step(cpts, flags, offsets, collapsed);
+  let next: Int32Array | undefined;
+  const nextNumber = () => (next ??= nextNumberIndex(flags));
+  for (const step of pre.steps) offsets = step(cpts, flags, offsets, collapsed, nextNumber);
   return offsets;
 }

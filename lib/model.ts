@@ -25,7 +25,7 @@ import { type GgufFile, type GgufTensorInfo, openGguf, readTensorInto } from "./
 import { configFromGguf, type ModelConfig } from "./model_config.ts";
 import { createRuntime, type Runtime, type Shard } from "./wasm_runtime.ts";
 import * as K from "./kernels.ts";
-import { KvCache } from "./kv_cache.ts";
+import { type CacheType, KvCache } from "./kv_cache.ts";
 import type { AttentionMode } from "./attention/mode.ts";
 import { type AttentionSpec, parseAttentionSpec } from "./attention/spec.ts";
 import { attentionScratchBytes, createAttention } from "./attention/create.ts";
@@ -49,6 +49,8 @@ export interface LoadOptions {
   ctx?: number;
   /** Attention mode: a spec string (`dense`, `sparq:ratio=1/8`, …) or a parsed spec; default dense. */
   attention?: string | AttentionSpec;
+  /** KV cache element type (default f32). */
+  cacheType?: CacheType;
   /** Tokens per prompt-processing batch (default 512, at most the context). */
   batch?: number;
   /** An existing runtime to load into (the model then does not close it). */
@@ -687,7 +689,13 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<M
       buffers.set(s, b);
     }
     const shardOf = (l: number) => layers[l].shard;
-    const cache = new KvCache({ config, nCtx: plan.nCtx, shardOf, ...KvCache.requirements(spec) });
+    const cache = new KvCache({
+      config,
+      nCtx: plan.nCtx,
+      shardOf,
+      cacheType: opts.cacheType,
+      ...KvCache.requirements(spec),
+    });
     const attention = createAttention(spec, { config, cache, shardOf, threads: runtime.threads });
     const model = new Model({
       config,

@@ -32,6 +32,8 @@ export interface GgufWriteOptions {
   version?: 2 | 3;
   /** Called after each chunk of tensor data with the bytes written so far and the total. */
   onProgress?: (done: number, total: number, tensor: string) => void;
+  /** Aborting stops the write after the current chunk and removes the temporary file. */
+  signal?: AbortSignal;
 }
 
 /** Constructors for metadata values, so callers need not spell out value types. */
@@ -285,6 +287,7 @@ export async function writeGguf(
         if (pos + chunk.length > start + layout.sizes[i]) {
           throw new Error(`gguf writer: tensor ${t.name}: data() produced more than ${layout.sizes[i]} bytes`);
         }
+        options.signal?.throwIfAborted();
         await writeAll(file, chunk);
         pos += chunk.length;
         options.onProgress?.(pos, total, t.name);

@@ -383,6 +383,8 @@ export interface SynthOptions {
   /** Copy the tokenizer from this GGUF instead of generating one. */
   vocab?: string;
   onProgress?: (done: number, total: number) => void;
+  /** Aborting stops the write; nothing is left on disk. */
+  signal?: AbortSignal;
 }
 
 /** Writes a random-weight model to `path` (atomically); returns the file size. */
@@ -424,7 +426,7 @@ export async function synthModel(path: string, o: SynthOptions): Promise<number>
       }
     },
   }));
-  return await writeGguf(path, md, tensors, { onProgress: o.onProgress });
+  return await writeGguf(path, md, tensors, { onProgress: o.onProgress, signal: o.signal });
 }
 
 /** `x` in `type`, written into `scratch` (valid until the next call). */

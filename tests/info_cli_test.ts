@@ -105,3 +105,36 @@ Deno.test("sparq synth writes a model that sparq info reads; --gpu reports an ad
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("sparq synth interrupted with SIGINT exits 130 and leaves no file, not even a temporary one", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        `${repoRoot}cli.ts`,
+        "synth",
+        "--shape",
+        "llama2-7b",
+        "--type",
+        "f32",
+        "-o",
+        `${dir}/big.gguf`,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    // Wait until the temporary file exists, then interrupt.
+    for (let i = 0; i < 200 && [...Deno.readDirSync(dir)].length === 0; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    child.kill("SIGINT");
+    const out = await child.output();
+    assertEquals(out.code, 130, new TextDecoder().decode(out.stderr));
+    ok(new TextDecoder().decode(out.stderr).includes("synth: interrupted"));
+    assertEquals([...Deno.readDirSync(dir)], []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -52,6 +52,10 @@ export const command: Command = {
     const shape = SHAPES[values.shape];
     const arch = (values.arch ?? shape?.arch ?? "llama") as Arch;
     let bar: ProgressBar | undefined; // made on the first report, which gives the total
+    // Ctrl-C stops after the current chunk; the writer then removes its temporary file.
+    const interrupted = new AbortController();
+    const onSigint = () => interrupted.abort();
+    Deno.addSignalListener("SIGINT", onSigint);
     const size = await synthModel(values.output, {
       arch,
       shape: values.shape,
@@ -63,7 +67,11 @@ export const command: Command = {
         bar.update(done);
         if (done === total) bar.finish();
       },
-    });
+      signal: interrupted.signal,
+    }).catch((e) => {
+      if (interrupted.signal.aborted) throw new SparqError(`synth: interrupted, ${values.output} not written`, 130);
+      throw e;
+    }).finally(() => Deno.removeSignalListener("SIGINT", onSigint));
     console.log(`${values.output}: ${values.shape} ${arch} ${values.type.toUpperCase()}, ${formatBytes(size)}`);
     return 0;
   },

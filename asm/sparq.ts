@@ -212,6 +212,69 @@ function pad4(n: i32): i32 {
 }
 
 /**
+ * Exact attention of the G query heads `q` `[G][d]` of one KV group over the rows `sel[0..nSel)` of K and V:
+ * `out[h] = α_h · softmax(q_h·K[sel]/√d) · V[sel]`. Leaves the weights (softmax × α) in `wts` `[G][ws]` (ws a
+ * multiple of 4, ≥ nSel). Each K and V row is read once for the whole group; `touch` first loads the rows in a
+ * loop of independent loads (worth it when they are scattered). `sink`: 16 bytes of scratch.
+ */
+function gatherAttention(
+  q: usize, out: usize, kc: usize, vc: usize, sel: usize, nSel: i32, G: i32, d: i32, dv: i32,
+  wts: usize, ws: i32, alpha: usize, touch: bool, sink: usize,
+): void {
+  const scale: f32 = <f32> 1.0 / Mathf.sqrt(<f32> d);
+  // Rows are taken four at a time: their cache misses overlap (one row at a time is latency-bound on a CPU,
+  // the selected rows being scattered), and in the V pass each output is loaded and stored once per four rows.
+  if (touch) touchRows(sel, nSel, kc, <usize> d << 2, sink);
+  let j = 0;
+  for (; j + 4 <= nSel; j += 4) {
+    const p = sel + (<usize> j << 2);
+    const r0 = kc + ((<usize> load<i32>(p) * <usize> d) << 2);
+    const r1 = kc + ((<usize> load<i32>(p, 4) * <usize> d) << 2);
+    const r2 = kc + ((<usize> load<i32>(p, 8) * <usize> d) << 2);
+    const r3 = kc + ((<usize> load<i32>(p, 12) * <usize> d) << 2);
+    for (let h = 0; h < G; h++) {
+      const w = wts + ((<usize> h * ws + <usize> j) << 2);
+      v128.store(w, f32x4.mul(dot4(q + ((<usize> (h * d)) << 2), r0, r1, r2, r3, d), f32x4.splat(scale)));
+    }
+  }
+  for (; j < nSel; j++) {
+    const row = kc + ((<usize> load<i32>(sel + (<usize> j << 2)) * <usize> d) << 2);
+    for (let h = 0; h < G; h++) {
+      store<f32>(wts + ((<usize> h * ws + <usize> j) << 2), f32x4.extract_lane(dot4(q + ((<usize> (h * d)) << 2), row, row, row, row, d), 0) * scale);
+    }
+  }
+  // Per head: softmax weights scaled by α.
+  for (let h = 0; h < G; h++) {
+    const w = wts + ((<usize> h * ws) << 2);
+    const a = load<f32>(alpha + (<usize> h << 2));
+    const ya = a / expSubSum(w, nSel, maxF32(w, nSel));
+    const yv = f32x4.splat(ya);
+    let j = 0;
+    for (; j + 4 <= nSel; j += 4) v128.store(w + (<usize> j << 2), f32x4.mul(v128.load(w + (<usize> j << 2)), yv));
+    for (; j < nSel; j++) store<f32>(w + (<usize> j << 2), load<f32>(w + (<usize> j << 2)) * ya);
+    memory.fill(out + ((<usize> (h * dv)) << 2), 0, <usize> dv << 2);
+  }
+  if (touch) touchRows(sel, nSel, vc, <usize> dv << 2, sink);
+  j = 0;
+  for (; j + 4 <= nSel; j += 4) {
+    const p = sel + (<usize> j << 2);
+    const r0 = vc + ((<usize> load<i32>(p) * <usize> dv) << 2);
+    const r1 = vc + ((<usize> load<i32>(p, 4) * <usize> dv) << 2);
+    const r2 = vc + ((<usize> load<i32>(p, 8) * <usize> dv) << 2);
+    const r3 = vc + ((<usize> load<i32>(p, 12) * <usize> dv) << 2);
+    for (let h = 0; h < G; h++) {
+      axpy4(out + ((<usize> (h * dv)) << 2), r0, r1, r2, r3, v128.load(wts + ((<usize> h * ws + <usize> j) << 2)), dv);
+    }
+  }
+  for (; j < nSel; j++) {
+    const row = vc + ((<usize> load<i32>(sel + (<usize> j << 2)) * <usize> dv) << 2);
+    for (let h = 0; h < G; h++) {
+      axpy(out + ((<usize> (h * dv)) << 2), row, load<f32>(wts + ((<usize> h * ws + <usize> j) << 2)), dv);
+    }
+  }
+}
+
+/**
  * Bytes of scratch one KV group needs (the stride between groups' scratch): ŝ and the exact scores for G heads
  * over nCtx positions, keys/candidates/selection over nCtx, the 2048-word select histogram, and d-sized
  * buffers for the top-r step. `lib/attention/sparq.ts` mirrors this formula.
@@ -444,59 +507,12 @@ function sparqGroup(
     }
   }
 
-  // Step 6: exact attention over the selected rows; each K and V row is read once for the whole group.
-  const scale: f32 = <f32> 1.0 / Mathf.sqrt(<f32> d);
-  // Rows are taken four at a time: their cache misses overlap (one row at a time is latency-bound on a CPU,
-  // the selected rows being scattered), and in the V pass each output is loaded and stored once per four rows.
-  if (sparse) touchRows(sel, nSel, kc, <usize> d << 2, hist);
-  let j = 0;
-  for (; j + 4 <= nSel; j += 4) {
-    const p = sel + (<usize> j << 2);
-    const r0 = kc + ((<usize> load<i32>(p) * <usize> d) << 2);
-    const r1 = kc + ((<usize> load<i32>(p, 4) * <usize> d) << 2);
-    const r2 = kc + ((<usize> load<i32>(p, 8) * <usize> d) << 2);
-    const r3 = kc + ((<usize> load<i32>(p, 12) * <usize> d) << 2);
-    for (let h = 0; h < G; h++) {
-      const w = wts + ((<usize> h * nc4 + <usize> j) << 2);
-      v128.store(w, f32x4.mul(dot4(q + ((<usize> (h * d)) << 2), r0, r1, r2, r3, d), f32x4.splat(scale)));
-    }
-  }
-  for (; j < nSel; j++) {
-    const row = kc + ((<usize> load<i32>(sel + (<usize> j << 2)) * <usize> d) << 2);
-    for (let h = 0; h < G; h++) {
-      store<f32>(wts + ((<usize> h * nc4 + <usize> j) << 2), f32x4.extract_lane(dot4(q + ((<usize> (h * d)) << 2), row, row, row, row, d), 0) * scale);
-    }
-  }
-  // Per head: softmax weights scaled by α (α = 1 without reallocation or when every position is kept).
+  // Step 6: exact attention over the selected rows, weights scaled by α (1 without reallocation or when every
+  // position is kept).
   for (let h = 0; h < G; h++) {
-    const w = wts + ((<usize> h * nc4) << 2);
-    const a: f32 = sparse && realloc ? load<f32>(alpha + (<usize> h << 2)) : 1;
-    store<f32>(alpha + (<usize> h << 2), a);
-    const ya = a / expSubSum(w, nSel, maxF32(w, nSel));
-    const yv = f32x4.splat(ya);
-    let j = 0;
-    for (; j + 4 <= nSel; j += 4) v128.store(w + (<usize> j << 2), f32x4.mul(v128.load(w + (<usize> j << 2)), yv));
-    for (; j < nSel; j++) store<f32>(w + (<usize> j << 2), load<f32>(w + (<usize> j << 2)) * ya);
-    memory.fill(out + ((<usize> (h * dv)) << 2), 0, <usize> dv << 2);
+    store<f32>(alpha + (<usize> h << 2), sparse && realloc ? load<f32>(alpha + (<usize> h << 2)) : <f32> 1);
   }
-  if (sparse) touchRows(sel, nSel, vc, <usize> dv << 2, hist);
-  j = 0;
-  for (; j + 4 <= nSel; j += 4) {
-    const p = sel + (<usize> j << 2);
-    const r0 = vc + ((<usize> load<i32>(p) * <usize> dv) << 2);
-    const r1 = vc + ((<usize> load<i32>(p, 4) * <usize> dv) << 2);
-    const r2 = vc + ((<usize> load<i32>(p, 8) * <usize> dv) << 2);
-    const r3 = vc + ((<usize> load<i32>(p, 12) * <usize> dv) << 2);
-    for (let h = 0; h < G; h++) {
-      axpy4(out + ((<usize> (h * dv)) << 2), r0, r1, r2, r3, v128.load(wts + ((<usize> h * nc4 + <usize> j) << 2)), dv);
-    }
-  }
-  for (; j < nSel; j++) {
-    const row = vc + ((<usize> load<i32>(sel + (<usize> j << 2)) * <usize> dv) << 2);
-    for (let h = 0; h < G; h++) {
-      axpy(out + ((<usize> (h * dv)) << 2), row, load<f32>(wts + ((<usize> h * nc4 + <usize> j) << 2)), dv);
-    }
-  }
+  gatherAttention(q, out, kc, vc, sel, nSel, G, d, dv, wts, <i32> nc4, alpha, sparse, hist);
   // Reallocation: out += (1 − α)·vsum/S.
   if (sparse && realloc) {
     const invS: f32 = <f32> 1.0 / <f32> S;
@@ -504,5 +520,54 @@ function sparqGroup(
       const vb = (<f32> 1.0 - load<f32>(alpha + (<usize> h << 2))) * invS;
       axpy(out + ((<usize> (h * dv)) << 2), vsum, vb, dv);
     }
+  }
+}
+
+/**
+ * Exact attention over a given set of rows per KV group — the baselines' decode step (StreamingLLM's sinks and
+ * window, H2O's kept set). Group g attends to `sel[g·selStride ..][0 .. cnt[g])` (i32 positions, ascending) and
+ * leaves its softmax weights in `wts` `[nKv][G][selStride]` (selStride a multiple of 4). `aux`: `nKv·(pad4(G)+4)`
+ * f32 of scratch. Parallel over KV groups like `sparq_decode`.
+ */
+export function attn_rows_decode(
+  q: usize,
+  out: usize,
+  kc: usize,
+  vc: usize,
+  sel: usize,
+  cnt: usize,
+  selStride: i32,
+  nCtx: i32,
+  nHead: i32,
+  nKv: i32,
+  d: i32,
+  dv: i32,
+  wts: usize,
+  aux: usize,
+  ith: i32,
+  nth: i32,
+): void {
+  const G = nHead / nKv;
+  const g0 = splitStart(nKv, ith, nth);
+  const g1 = splitStart(nKv, ith + 1, nth);
+  for (let g = g0; g < g1; g++) {
+    const alpha = aux + ((<usize> (g * (pad4(G) + 4))) << 2);
+    for (let h = 0; h < G; h++) store<f32>(alpha + (<usize> h << 2), 1);
+    gatherAttention(
+      q + ((<usize> (g * G * d)) << 2),
+      out + ((<usize> (g * G * dv)) << 2),
+      kc + ((<usize> g * <usize> nCtx * <usize> d) << 2),
+      vc + ((<usize> g * <usize> nCtx * <usize> dv) << 2),
+      sel + ((<usize> g * <usize> selStride) << 2),
+      load<i32>(cnt + (<usize> g << 2)),
+      G,
+      d,
+      dv,
+      wts + ((<usize> g * <usize> G * <usize> selStride) << 2),
+      selStride,
+      alpha,
+      true,
+      alpha + ((<usize> pad4(G)) << 2),
+    );
   }
 }

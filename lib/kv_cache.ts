@@ -109,10 +109,15 @@ export class KvCache {
     this.totalBytes = total;
   }
 
-  /** What an attention mode needs stored besides K and V: SparQ reads Kt (step 1) and v̄ (reallocation). */
+  /**
+   * What an attention mode needs stored besides K and V: SparQ reads Kt (step 1) and v̄ (reallocation); the
+   * top-k oracle runs SparQ's kernel with r = d, so it reads Kt too.
+   */
   static requirements(spec: AttentionSpec): { transposedK: boolean; vSum: boolean } {
-    const sparq = spec.kind === "sparq";
-    return { transposedK: sparq, vSum: sparq && spec.reallocate };
+    return {
+      transposedK: spec.kind === "sparq" || spec.kind === "topk",
+      vSum: spec.kind === "sparq" && spec.reallocate,
+    };
   }
 
   /** Bytes one layer's cache takes for `nCtx` positions under `spec` (for the loader's shard plan). */

@@ -10,7 +10,7 @@ import { SparqError } from "../errors.ts";
 import type { KvCache } from "../kv_cache.ts";
 import type { ModelConfig } from "../model_config.ts";
 import type { AttentionBytes, AttentionMode } from "./mode.ts";
-import { type AttentionSpec, formatAttentionSpec, sparqParams, usesDense } from "./spec.ts";
+import { type AttentionSpec, formatAttentionSpec, sparqParams } from "./spec.ts";
 
 /** What the SparQ mode needs of a runtime shard (a `Shard` of lib/wasm_runtime.ts satisfies it). */
 export interface SparqShard {
@@ -32,6 +32,10 @@ export interface SparqAttentionOptions {
   shardOf: (layer: number) => SparqShard;
   /** Dense attention on the same cache: prefill, and decode while the context is short. */
   dense: AttentionMode;
+  /** Sizes at context length S (default: `sparqParams(spec, headDim, S)`); the top-k oracle passes r = d. */
+  params?: (S: number) => { r: number; k: number; window: number };
+  /** Mode name (default: the spec's canonical string). */
+  name?: string;
 }
 
 /** Bytes of kernel scratch one KV group needs; mirrors `sparq_scratch_bytes` in asm/sparq.ts. */
@@ -55,6 +59,7 @@ export class SparqAttention implements AttentionMode {
   readonly #cache: KvCache;
   readonly #shardOf: (layer: number) => SparqShard;
   readonly #dense: AttentionMode;
+  readonly #params: (S: number) => { r: number; k: number; window: number };
   readonly #scratch = new Map<SparqShard, number>();
   readonly #stride: number;
   #bytes: AttentionBytes = { k: 0, v: 0, index: 0 };
@@ -67,7 +72,8 @@ export class SparqAttention implements AttentionMode {
     if (c.nHead % c.nHeadKv !== 0) {
       throw new SparqError(`${c.name}: ${c.nHead} query heads do not split into ${c.nHeadKv} KV groups`);
     }
-    this.name = formatAttentionSpec(spec);
+    this.name = opts.name ?? formatAttentionSpec(spec);
+    this.#params = opts.params ?? ((S) => sparqParams(spec, c.headDim, S));
     this.#spec = spec;
     this.#cfg = c;
     this.#cache = cache;
@@ -88,15 +94,16 @@ export class SparqAttention implements AttentionMode {
     const S = pos + 1;
     const c = this.#cfg;
     const d = c.headDim, dv = c.headDimV;
-    if (usesDense(this.#spec, d, S)) {
+    const { r, k, window } = this.#params(S);
+    const keep = this.#spec.keepCurrent ? 1 : 0;
+    // Every position would be kept: dense attention is the same result.
+    if (S <= k + keep) {
       this.#dense.decode(layer, pos, q, out);
       return;
     }
-    const { r, k, window } = sparqParams(this.#spec, d, S);
     const cache = this.#cache;
     const shard = this.#shardOf(layer);
     const realloc = this.#spec.reallocate;
-    const keep = this.#spec.keepCurrent ? 1 : 0;
     shard.run("sparq_decode", [
       q,
       out,

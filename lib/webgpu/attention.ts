@@ -1,0 +1,195 @@
+/**
+ * Attention on the GPU: the KV cache of every layer (K and V row-major `[nKv][ctx][d]`, and for
+ * SparQ the feature-major copy Kt `[nKv][d][ctx]` and the running V sum `[nKv][d]`), scratch
+ * buffers, and the ops of dense prefill/decode and SparQ decode (kernels in shaders/attention.ts).
+ * Prefill is always dense and causal; SparQ runs on single-token steps, also when its budget covers
+ * every position (then it equals dense up to rounding, which the tests use).
+ * @module
+ */
+import { SparqError } from "../errors.ts";
+import { type AttentionSpec, sparqParams } from "../attention/spec.ts";
+import type { AttentionBytes } from "../attention/mode.ts";
+import type { Kernels, Op, StepValues } from "./kernels.ts";
+import {
+  approxWgsl,
+  ATTN_WG,
+  combineWgsl,
+  MAX_CHUNKS,
+  partialWgsl,
+  selectWgsl,
+  statsWgsl,
+  toprWgsl,
+} from "./shaders/attention.ts";
+import { fillWgsl, vsumWgsl } from "./shaders/elementwise.ts";
+
+/** Sizes of the attention of one model. */
+export interface GpuAttentionShape {
+  nLayer: number;
+  nHead: number;
+  nKv: number;
+  d: number;
+  ctx: number;
+  /** Most tokens per prefill batch. */
+  batch: number;
+}
+
+/** KV-cache buffers of one layer. */
+export interface LayerCache {
+  k: GPUBuffer;
+  v: GPUBuffer;
+  kt?: GPUBuffer;
+  vsum?: GPUBuffer;
+}
+
+/** Chunking of `n` positions for the partial kernel: enough chunks to fill a large GPU, at most MAX_CHUNKS. */
+export function chunking(n: number): { chunk: number; nChunk: number } {
+  const chunk = Math.max(ATTN_WG, Math.ceil(n / MAX_CHUNKS / ATTN_WG) * ATTN_WG);
+  return { chunk, nChunk: Math.ceil(n / chunk) };
+}
+
+/** The GPU KV cache plus attention ops for every layer. */
+export class GpuAttention {
+  readonly layers: LayerCache[] = [];
+  readonly sparq?: Extract<AttentionSpec, { kind: "sparq" }>;
+  /** Bytes of K, V and index data read since the last reset of the counters. */
+  bytes: AttentionBytes = { k: 0, v: 0, index: 0 };
+  private prefillOps: Op[][] = [];
+  private decodeOps: Op[][] = [];
+  private fillOps: Op[][] = [];
+  private vsumOps: Op[] = [];
+
+  /** `q` `[batch][nHead][d]` is read, `out` (same shape) written. */
+  constructor(
+    readonly k: Kernels,
+    readonly shape: GpuAttentionShape,
+    spec: AttentionSpec,
+    readonly q: GPUBuffer,
+    readonly out: GPUBuffer,
+  ) {
+    if (spec.kind !== "dense" && spec.kind !== "sparq") {
+      throw new SparqError(`--attention ${spec.kind}: the webgpu backend implements dense and sparq only`);
+    }
+    if (spec.kind === "sparq") this.sparq = spec;
+    const { nLayer, nHead, nKv, d, ctx, batch } = shape;
+    if (d % 4 !== 0 || d > 256) throw new SparqError(`webgpu: head dimension ${d} unsupported (multiple of 4, ≤ 256)`);
+    const maxBind = k.gpu.limits.maxStorageBufferBindingSize;
+    const cacheBytes = nKv * ctx * d * 4;
+    if (cacheBytes > maxBind) {
+      throw new SparqError(
+        `--ctx ${ctx}: a layer's K cache needs ${cacheBytes} bytes, more than this GPU binds (${maxBind})`,
+      );
+    }
+    const a = { nHead, nKv, d, ctx };
+    const part = k.buffer(batch * nHead * MAX_CHUNKS * (d + 2) * 4, undefined, "attn partial");
+    const sp = this.sparq
+      ? {
+        i1: k.buffer(nKv * d * 4),
+        qsel: k.buffer(nHead * d * 4),
+        tau: k.buffer(nHead * 4),
+        slog: k.buffer(nHead * ctx * 4),
+        stats: k.buffer(nHead * 8),
+        gs: k.buffer(nKv * ctx * 4),
+        idx: k.buffer(nKv * ctx * 4),
+      }
+      : undefined;
+    const chunked = (s: Required<StepValues>): [number, number, number] => [s.nChunk, nHead, s.nTok];
+    for (let l = 0; l < nLayer; l++) {
+      const c: LayerCache = {
+        k: k.buffer(cacheBytes, undefined, `K${l}`),
+        v: k.buffer(cacheBytes, undefined, `V${l}`),
+      };
+      if (sp) {
+        c.kt = k.buffer(cacheBytes, undefined, `Kt${l}`);
+        c.vsum = k.buffer(nKv * d * 4, undefined, `vsum${l}`);
+      }
+      this.layers.push(c);
+      const dense = [
+        k.op("attn.partial", partialWgsl(a, false), { 0: q, 1: c.k, 2: c.v, 4: part }, 3, chunked),
+        k.op("attn.combine", combineWgsl(a, false, false), { 0: part, 1: out }, 2, (s) => [nHead, s.nTok, 1]),
+      ];
+      this.prefillOps.push(dense);
+      const fill = [
+        k.op("fill", fillWgsl(nKv, d, ctx, !!sp), { 0: c.k, 1: c.v, ...(c.kt ? { 3: c.kt } : {}) }, 2, (s) => {
+          const n = Math.ceil((nKv * s.fillLen * d) / 256);
+          return [Math.min(n, 65535), Math.ceil(n / 65535), 1];
+        }),
+      ];
+      if (sp) {
+        const vs = k.op(
+          "attn.vsum",
+          vsumWgsl(nKv, d, ctx),
+          { 0: c.v, 1: c.vsum! },
+          2,
+          () => [Math.ceil(nKv * d / 64), 1, 1],
+        );
+        this.vsumOps.push(vs);
+        fill.push(vs);
+        this.decodeOps.push([
+          k.op("sparq.topr", toprWgsl(a), { 0: q, 1: sp.i1, 3: sp.qsel, 4: sp.tau }, 2, () => [nKv, 1, 1]),
+          k.op(
+            "sparq.approx",
+            approxWgsl(a),
+            { 0: sp.qsel, 1: c.kt!, 2: sp.i1, 4: sp.slog, 5: sp.tau },
+            3,
+            (s) => [Math.ceil((s.pos0 + 1) / 64), nKv, 1],
+          ),
+          k.op("sparq.stats", statsWgsl(a), { 0: sp.slog, 1: sp.stats }, 2, () => [nHead, 1, 1]),
+          k.op("sparq.select", selectWgsl(a), { 0: sp.slog, 1: sp.stats, 2: sp.gs, 4: sp.idx }, 3, () => [nKv, 1, 1]),
+          k.op("sparq.partial", partialWgsl(a, true), { 0: q, 1: c.k, 2: c.v, 4: part, 5: sp.idx }, 3, chunked),
+          k.op(
+            "sparq.combine",
+            combineWgsl(a, true, this.sparq!.reallocate),
+            { 0: part, 1: out, 3: sp.slog, 4: sp.stats, 5: sp.idx, 6: c.vsum! },
+            2,
+            (s) => [nHead, s.nTok, 1],
+          ),
+        ]);
+      } else {
+        this.decodeOps.push(dense);
+      }
+      this.fillOps.push(fill);
+    }
+  }
+
+  /**
+   * Step-uniform fields for a batch of `nTok` tokens at `pos0` (decode when nTok = 1), and adds
+   * this step's K/V/index reads to {@link bytes}.
+   */
+  stepFields(pos0: number, nTok: number): StepValues {
+    const S = pos0 + nTok;
+    const { nLayer, nKv, nHead, d } = this.shape;
+    if (nTok === 1 && this.sparq) {
+      const p = sparqParams(this.sparq, d, S);
+      const kk = Math.min(p.k + 1, S);
+      const r = Math.min(p.r, d);
+      this.bytes.k += nLayer * nKv * (S * r + kk * d) * 4;
+      this.bytes.v += nLayer * nKv * (kk * d + (this.sparq.reallocate ? 2 * d : 0)) * 4;
+      this.bytes.index += nLayer * (3 * nHead * S + 6 * nKv * S + nKv * kk) * 4;
+      return { ...chunking(kk), kk, r, localK: Math.min(p.window, kk - 1) };
+    }
+    // Dense: the K and V rows of every KV head up to the last position (once per batch).
+    this.bytes.k += nLayer * nKv * S * d * 4;
+    this.bytes.v += nLayer * nKv * S * d * 4;
+    return chunking(S);
+  }
+
+  /** Ops appending the V rows of a batch to the running sum (SparQ only; run after the K/V append). */
+  vsumOp(layer: number): Op[] {
+    return this.sparq ? [this.vsumOps[layer]] : [];
+  }
+
+  /** Ops of layer `layer` for a step of `nTok` tokens (after the K/V append of that step). */
+  ops(layer: number, nTok: number): Op[] {
+    return nTok === 1 ? this.decodeOps[layer] : this.prefillOps[layer];
+  }
+
+  /** Ops filling positions `[0, fillLen)` of every layer with random K/V (and the V sum); see `fillWgsl`. */
+  randomFillOps(): Op[] {
+    return this.fillOps.flat();
+  }
+
+  /** Clears the running V sums (new sequence). K/V rows are overwritten as positions are reused. */
+  reset(encoder: GPUCommandEncoder): void {
+    for (const c of this.layers) if (c.vsum) encoder.clearBuffer(c.vsum);
+  }
+}

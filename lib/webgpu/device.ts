@@ -1,0 +1,100 @@
+/**
+ * WebGPU adapter and device acquisition. The device is created with the adapter's own limits (so
+ * multi-GiB weights and long KV caches fit) and with the optional features the kernels can use
+ * (`shader-f16`, `subgroups`, `timestamp-query`) when the adapter offers them.
+ * @module
+ */
+import { SparqError } from "../errors.ts";
+
+/** Optional features requested when the adapter has them. */
+export const OPTIONAL_FEATURES = ["shader-f16", "subgroups", "timestamp-query"] as const;
+
+/** Limits copied from the adapter into the device request (the defaults are far too small for LLMs). */
+const LIMITS = [
+  "maxStorageBufferBindingSize",
+  "maxBufferSize",
+  "maxComputeWorkgroupStorageSize",
+  "maxComputeInvocationsPerWorkgroup",
+  "maxComputeWorkgroupSizeX",
+  "maxComputeWorkgroupsPerDimension",
+  "maxStorageBuffersPerShaderStage",
+  "maxBindGroups",
+] as const;
+
+/** A device plus what the kernels need to know about it. */
+export interface Gpu {
+  adapter: GPUAdapter;
+  device: GPUDevice;
+  /** Optional features that were enabled. */
+  features: Set<string>;
+  limits: GPUSupportedLimits;
+  /** Adapter description (vendor, architecture, device). */
+  info: GPUAdapterInfo;
+}
+
+let cached: Promise<Gpu> | undefined;
+
+/**
+ * The process-wide WebGPU device (created on first use). Throws SparqError "no WebGPU adapter: …"
+ * when WebGPU is missing (Deno without `--unstable-webgpu`) or no adapter is found.
+ */
+export function getGpu(): Promise<Gpu> {
+  cached ??= createGpu().catch((e) => {
+    cached = undefined;
+    throw e;
+  });
+  return cached;
+}
+
+async function createGpu(): Promise<Gpu> {
+  const gpu = (navigator as { gpu?: GPU }).gpu;
+  if (!gpu) throw new SparqError("no WebGPU adapter: navigator.gpu is missing (run Deno with --unstable-webgpu)");
+  let adapter: GPUAdapter | null = null;
+  try {
+    adapter = await gpu.requestAdapter({ powerPreference: "high-performance" });
+  } catch (e) {
+    throw new SparqError(`no WebGPU adapter: ${(e as Error).message}`);
+  }
+  if (!adapter) throw new SparqError("no WebGPU adapter: requestAdapter() found none (no Vulkan/Metal/DX12 driver?)");
+  const features = new Set<string>(OPTIONAL_FEATURES.filter((f) => adapter!.features.has(f)));
+  const requiredLimits: Record<string, number> = {};
+  for (const k of LIMITS) {
+    const v = (adapter.limits as unknown as Record<string, number>)[k];
+    if (typeof v === "number") requiredLimits[k] = v;
+  }
+  let device: GPUDevice;
+  try {
+    device = await adapter.requestDevice({
+      requiredFeatures: [...features] as GPUFeatureName[],
+      requiredLimits,
+    });
+  } catch {
+    // Some drivers refuse a feature/limit combination they advertise: fall back to limits only, then defaults.
+    features.clear();
+    try {
+      device = await adapter.requestDevice({ requiredLimits });
+    } catch (e) {
+      try {
+        device = await adapter.requestDevice();
+      } catch {
+        throw new SparqError(`no WebGPU adapter: requestDevice failed (${(e as Error).message})`);
+      }
+    }
+  }
+  return { adapter, device, features, limits: device.limits, info: adapter.info };
+}
+
+/** Multi-line description of the adapter, its features and the limits that matter (`sparq info --gpu`). */
+export async function describeGpu(): Promise<string> {
+  const g = await getGpu();
+  const i = g.info;
+  const lim = g.limits as unknown as Record<string, number>;
+  const lines = [
+    `adapter: ${i.description || "(no description)"}`,
+    `vendor: ${i.vendor || "?"}  architecture: ${i.architecture || "?"}  device: ${i.device || "?"}` +
+    (i.isFallbackAdapter ? "  (software fallback adapter)" : ""),
+    `optional features: ${OPTIONAL_FEATURES.map((f) => `${f}=${g.features.has(f) ? "yes" : "no"}`).join(" ")}`,
+  ];
+  for (const k of LIMITS) lines.push(`${k}: ${lim[k]}`);
+  return lines.join("\n");
+}

@@ -1,0 +1,599 @@
+/**
+ * The forward pass on the GPU (WebGPU compute shaders), with the same `evaluate` contract as the
+ * wasm model. Weights are uploaded once in their GGUF quantized form (split by rows where a tensor
+ * exceeds `maxStorageBufferBindingSize`) and dequantized inside the matmul kernels; activations are
+ * f32; the KV cache lives on the GPU. All dispatches of a step (embedding → layers → logits) are
+ * recorded at load time and replayed into one compute pass and one submit per batch; only the
+ * logits (or the argmax token) are read back.
+ * @module
+ */
+import { SparqError } from "../errors.ts";
+import { type GgufFile, type GgufTensorInfo, openGguf, readTensorInto } from "../gguf.ts";
+import { configFromGguf, type ModelConfig } from "../model_config.ts";
+import { type AttentionSpec, formatAttentionSpec, parseAttentionSpec } from "../attention/spec.ts";
+import type { AttentionBytes } from "../attention/mode.ts";
+import { getGpu, type Gpu } from "./device.ts";
+import { Kernels, type Op, type StepValues } from "./kernels.ts";
+import { GpuAttention } from "./attention.ts";
+import { checkGpuType, ggufRowBytes, gpuRowBytes, repack } from "./shaders/quant.ts";
+import { getRowsWgsl, MATMUL_ROWS, matmulWgsl } from "./shaders/matmul.ts";
+import { actWgsl, argmaxWgsl, normWgsl, ropeWgsl } from "./shaders/elementwise.ts";
+import { f32Lit } from "./shaders/common.ts";
+
+const TRACE = Deno.env.get("SPARQ_GPU_TRACE") === "1";
+
+/** Options of {@link loadGpuModel}. */
+export interface GpuModelOptions {
+  /** Context length (KV-cache positions); default min(ctxTrain, 2048). */
+  ctx?: number;
+  /** Attention spec (`dense`, `sparq:ratio=1/8`, …); default dense. */
+  attention?: string | AttentionSpec;
+  /** Most tokens per prompt batch (default 64). */
+  batch?: number;
+  /** Device to use (default: the process-wide one). */
+  gpu?: Gpu;
+}
+
+/** Running totals of a GPU model (since load or `resetCounters()`). */
+export interface GpuCounters {
+  /** Tokens evaluated (prompt and decode). */
+  tokens: number;
+  /** Batches submitted (one submit each). */
+  submits: number;
+  /** Compute dispatches recorded. */
+  dispatches: number;
+  /** Weight bytes read by the kernels (each matrix once per batch). */
+  weightBytes: number;
+  /** KV-cache and index bytes read by attention. */
+  kv: AttentionBytes;
+  /** Wall-clock milliseconds spent in `evaluate` (includes the readback). */
+  ms: number;
+}
+
+/** Result of {@link GpuModel.benchDecode}. */
+export interface DecodeBench {
+  steps: number;
+  /** Context length at the first timed step. */
+  context: number;
+  seconds: number;
+  tokensPerSecond: number;
+  /** Bytes read per token: weights + KV/index. */
+  bytesPerToken: number;
+  weightBytesPerToken: number;
+  kvBytesPerToken: number;
+}
+
+/** A model loaded on the GPU. */
+export interface GpuModel {
+  readonly config: ModelConfig;
+  readonly ctx: number;
+  /** Canonical attention spec. */
+  readonly attention: string;
+  /** Number of positions in the KV cache (the next token's position). */
+  readonly pos: number;
+  readonly counters: GpuCounters;
+  /**
+   * Appends `tokens` at `pos` and returns the logits of the last token (`[nVocab]`), or of every
+   * token (`[tokens.length][nVocab]`) with `allLogits`.
+   */
+  evaluate(tokens: number[], opts?: { allLogits?: boolean }): Promise<Float32Array>;
+  /** Like `evaluate` but computes the argmax on the GPU and reads back only that token id. */
+  evaluateArgmax(tokens: number[]): Promise<number>;
+  /**
+   * Benchmark: fills positions [0, context) of the cache with random K/V (no prefill), then times
+   * `steps` greedy decode steps submitted back to back (the argmax feeds the next step on the GPU).
+   */
+  benchDecode(context: number, steps: number): Promise<DecodeBench>;
+  /** Clears the cache (pos = 0). */
+  reset(): void;
+  resetCounters(): void;
+  close(): void;
+}
+
+interface WeightPart {
+  buf: GPUBuffer;
+  row0: number;
+  rows: number;
+}
+
+interface Weight {
+  name: string;
+  type: number;
+  cols: number;
+  rows: number;
+  parts: WeightPart[];
+  bytes: number;
+}
+
+function tensor(file: GgufFile, name: string): GgufTensorInfo {
+  const t = file.tensorByName.get(name);
+  if (!t) throw new SparqError(`${file.path}: missing tensor ${name}`);
+  return t;
+}
+
+async function uploadMatrix(k: Kernels, file: GgufFile, name: string): Promise<Weight> {
+  const t = tensor(file, name);
+  const cols = t.shape[0];
+  const rows = t.shape.slice(1).reduce((a, b) => a * b, 1);
+  checkGpuType(t.type, cols, `${file.path}: ${name}`);
+  const lim = k.gpu.limits;
+  const maxBytes = Math.min(lim.maxStorageBufferBindingSize, lim.maxBufferSize);
+  const rowBytes = gpuRowBytes(t.type, cols);
+  const maxRows = Math.floor(maxBytes / rowBytes / MATMUL_ROWS) * MATMUL_ROWS;
+  if (maxRows === 0) throw new SparqError(`${file.path}: ${name}: one row exceeds the GPU's buffer binding limit`);
+  const src = ggufRowBytes(t.type, cols);
+  const parts: WeightPart[] = [];
+  for (let row0 = 0; row0 < rows; row0 += maxRows) {
+    const n = Math.min(maxRows, rows - row0);
+    const staging = new Uint8Array(n * src);
+    await readTensorInto(file, { ...t, offset: t.offset + row0 * src, bytes: n * src }, staging);
+    const data = repack(t.type, staging);
+    const buf = k.buffer(data.length, undefined, `${name}[${row0}]`);
+    k.device.queue.writeBuffer(buf, 0, data);
+    parts.push({ buf, row0, rows: n });
+  }
+  return { name, type: t.type, cols, rows, parts, bytes: rows * rowBytes };
+}
+
+async function uploadVector(k: Kernels, file: GgufFile, name: string): Promise<GPUBuffer> {
+  const t = tensor(file, name);
+  if (t.type !== 0) throw new SparqError(`${file.path}: ${name}: 1-D tensors must be F32 for the webgpu backend`);
+  const data = new Uint8Array(t.bytes);
+  await readTensorInto(file, t, data);
+  const buf = k.buffer(data.length, undefined, name);
+  k.device.queue.writeBuffer(buf, 0, data);
+  return buf;
+}
+
+/** RoPE (cos, sin) per position and pair, computed as ggml does (f32 θ, θ ← θ·base^(-2/n)). */
+function ropeTable(cfg: ModelConfig, ctx: number): Float32Array {
+  const { kind, factor } = cfg.ropeScaling;
+  if (kind !== "none" && kind !== "linear") {
+    throw new SparqError(`webgpu backend: RoPE scaling "${kind}" is not supported`);
+  }
+  const half = cfg.ropeDims / 2;
+  const freqScale = Math.fround(kind === "linear" && factor > 0 ? 1 / factor : 1);
+  const thetaScale = Math.fround(Math.pow(cfg.ropeBase, Math.fround(-2 / cfg.ropeDims)));
+  const out = new Float32Array(ctx * half * 2);
+  for (let p = 0; p < ctx; p++) {
+    let theta = Math.fround(p);
+    for (let i = 0; i < half; i++) {
+      const th = Math.fround(theta * freqScale);
+      out[(p * half + i) * 2] = Math.cos(th);
+      out[(p * half + i) * 2 + 1] = Math.sin(th);
+      theta = Math.fround(theta * thetaScale);
+    }
+  }
+  return out;
+}
+
+/** Loads the GGUF model at `path` onto the GPU. */
+export async function loadGpuModel(path: string, opts: GpuModelOptions = {}): Promise<GpuModel> {
+  const gpu = opts.gpu ?? await getGpu();
+  const file = await openGguf(path);
+  const cfg = configFromGguf(file);
+  const spec = typeof opts.attention === "string"
+    ? parseAttentionSpec(opts.attention)
+    : opts.attention ?? { kind: "dense" as const };
+  const ctx = opts.ctx ?? Math.min(cfg.ctxTrain, 2048);
+  if (!Number.isInteger(ctx) || ctx < 1) throw new SparqError(`--ctx ${ctx}: must be a positive integer`);
+  const k = new Kernels(gpu);
+  try {
+    return await GpuModelImpl.create(k, file, cfg, spec, ctx, opts.batch ?? 64);
+  } catch (e) {
+    k.destroy();
+    throw e;
+  }
+}
+
+interface Layer {
+  attnNorm: GPUBuffer;
+  attnNormB?: GPUBuffer;
+  ffnNorm: GPUBuffer;
+  ffnNormB?: GPUBuffer;
+  qkv: { w: Weight; b?: GPUBuffer; off: number }[];
+  wo: Weight;
+  woB?: GPUBuffer;
+  gate?: Weight;
+  up: Weight;
+  upB?: GPUBuffer;
+  down: Weight;
+  downB?: GPUBuffer;
+}
+
+class GpuModelImpl implements GpuModel {
+  pos = 0;
+  counters: GpuCounters = GpuModelImpl.zero();
+  readonly attention: string;
+  /** Ops per step kind: index 0 = decode (tile 1), 1 = prompt batch (tile 8). */
+  private pre: Op[][] = [[], []];
+  private layerOps: { before: Op[][]; after: Op[][] }[] = [];
+  private outOps: Op[][] = [[], []];
+  private argmaxOp!: Op;
+  private layerWeightBytes = 0;
+  private outWeightBytes = 0;
+  private embRowBytes = 0;
+  private readback: GPUBuffer;
+  private closed = false;
+  /** Pending trace run (SPARQ_GPU_TRACE=1): awaited before the step's own submit is read. */
+  private tracing?: Promise<void>;
+
+  private constructor(
+    private k: Kernels,
+    readonly config: ModelConfig,
+    readonly ctx: number,
+    private att: GpuAttention,
+    private bufs: Record<string, GPUBuffer>,
+    private batch: number,
+  ) {
+    this.attention = formatAttentionSpec(att.sparq ?? { kind: "dense" });
+    this.readback = k.buffer(
+      batch * config.nVocab * 4,
+      GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+      "logits readback",
+    );
+  }
+
+  private static zero(): GpuCounters {
+    return { tokens: 0, submits: 0, dispatches: 0, weightBytes: 0, kv: { k: 0, v: 0, index: 0 }, ms: 0 };
+  }
+
+  static async create(
+    k: Kernels,
+    file: GgufFile,
+    cfg: ModelConfig,
+    spec: AttentionSpec,
+    ctx: number,
+    batch: number,
+  ): Promise<GpuModelImpl> {
+    const { nEmbd, nHead, nHeadKv: nKv, headDim: d, nFf, nVocab, nLayer } = cfg;
+    if (cfg.headDimV !== d) throw new SparqError(`${file.path}: key and value head dimensions differ`);
+    if (nEmbd % 32 !== 0) throw new SparqError(`${file.path}: embedding length ${nEmbd} is not a multiple of 32`);
+    const qkvStride = (nHead + 2 * nKv) * d;
+    const f = (n: number) => k.buffer(batch * n * 4);
+    const bufs: Record<string, GPUBuffer> = {
+      x: f(nEmbd),
+      h: f(nEmbd),
+      h2: f(nEmbd),
+      qkv: f(qkvStride),
+      q: f(nHead * d),
+      att: f(nHead * d),
+      ffA: f(nFf),
+      ffB: f(nFf),
+      logits: f(nVocab),
+      tokens: k.buffer(batch * 4),
+      result: k.buffer(16),
+    };
+    const rope = ropeTable(cfg, ctx);
+    bufs.rope = k.buffer(rope.byteLength);
+    k.device.queue.writeBuffer(bufs.rope, 0, rope);
+    const att = new GpuAttention(k, { nLayer, nHead, nKv, d, ctx, batch }, spec, bufs.q, bufs.att);
+    const m = new GpuModelImpl(k, cfg, ctx, att, bufs, batch);
+    await m.build(file);
+    return m;
+  }
+
+  private async build(file: GgufFile): Promise<void> {
+    const { k, bufs, config: cfg } = this;
+    const { nEmbd, nHead, nHeadKv: nKv, headDim: d, nFf, nVocab } = cfg;
+    const has = (n: string) => file.tensorByName.has(n);
+    const vec = (n: string) => uploadVector(k, file, n);
+    const opt = async (n: string) => has(n) ? await vec(n) : undefined;
+    const mat = (n: string) => uploadMatrix(k, file, n);
+    const qkvStride = (nHead + 2 * nKv) * d;
+
+    const emb = await mat("token_embd.weight");
+    const outW = has("output.weight") ? await mat("output.weight") : emb;
+    const outNorm = await vec("output_norm.weight");
+    const outNormB = await opt("output_norm.bias");
+    this.embRowBytes = gpuRowBytes(emb.type, emb.cols);
+    this.outWeightBytes = outW.bytes;
+
+    // Tokens per matmul workgroup for prompt batches: 8 reuses each dequantized chunk on a GPU;
+    // software adapters (llvmpipe) run the tiled kernel far slower than one token per workgroup.
+    const tiles = [1, this.k.gpu.info.isFallbackAdapter ? 1 : 8];
+    const matmul = (
+      w: Weight,
+      x: GPUBuffer,
+      y: GPUBuffer,
+      o: { xStride: number; yStride: number; yOff?: number; acc?: boolean; bias?: GPUBuffer; out?: boolean },
+      tile: number,
+    ): Op[] =>
+      w.parts.map((p) => {
+        const tokens = o.out ? "nOut" as const : "nTok" as const;
+        const wgsl = matmulWgsl({
+          type: w.type,
+          cols: w.cols,
+          rows: p.rows,
+          row0: (o.yOff ?? 0) + p.row0,
+          biasRow0: p.row0,
+          xStride: o.xStride,
+          yStride: o.yStride,
+          tile,
+          accumulate: !!o.acc,
+          bias: !!o.bias,
+          tokens,
+        });
+        const entries: Record<number, GPUBuffer> = { 0: p.buf, 1: x, 2: y };
+        if (o.bias) entries[4] = o.bias;
+        return k.op(`matmul ${w.name}`, wgsl, entries, 3, (s) => [
+          Math.ceil(p.rows / MATMUL_ROWS),
+          Math.ceil(s[tokens] / tile),
+          1,
+        ]);
+      });
+    const perTok = (s: Required<StepValues>): [number, number, number] => [s.nTok, 1, 1];
+    const norm = (x: GPUBuffer, y: GPUBuffer, w: GPUBuffer, b?: GPUBuffer, out = false) =>
+      k.op(
+        "norm",
+        normWgsl({ n: nEmbd, eps: cfg.normEps, kind: cfg.norm, bias: !!b, tokens: out ? "nOut" : "nTok" }),
+        b ? { 0: x, 1: y, 3: w, 4: b } : { 0: x, 1: y, 3: w },
+        2,
+        out ? (s) => [s.nOut, 1, 1] : perTok,
+      );
+
+    // Embedding lookup (rows of token_embd, dequantized, times gemma's scale).
+    const embOps = emb.parts.map((p) =>
+      k.op(
+        "embed",
+        getRowsWgsl(emb.type, emb.cols, p.rows, p.row0, f32Lit(cfg.embdScale)),
+        { 0: p.buf, 1: bufs.tokens, 2: bufs.x },
+        3,
+        perTok,
+      )
+    );
+    this.pre = [embOps, embOps];
+
+    for (let l = 0; l < cfg.nLayer; l++) {
+      const n = (s: string) => `blk.${l}.${s}`;
+      const L: Layer = {
+        attnNorm: await vec(n("attn_norm.weight")),
+        attnNormB: await opt(n("attn_norm.bias")),
+        ffnNorm: await vec(n("ffn_norm.weight")),
+        ffnNormB: await opt(n("ffn_norm.bias")),
+        qkv: cfg.fusedQkv || has(n("attn_qkv.weight"))
+          ? [{ w: await mat(n("attn_qkv.weight")), b: await opt(n("attn_qkv.bias")), off: 0 }]
+          : [
+            { w: await mat(n("attn_q.weight")), b: await opt(n("attn_q.bias")), off: 0 },
+            { w: await mat(n("attn_k.weight")), b: await opt(n("attn_k.bias")), off: nHead * d },
+            { w: await mat(n("attn_v.weight")), b: await opt(n("attn_v.bias")), off: (nHead + nKv) * d },
+          ],
+        wo: await mat(n("attn_output.weight")),
+        woB: await opt(n("attn_output.bias")),
+        gate: cfg.ffn === "gelu" ? undefined : await mat(n("ffn_gate.weight")),
+        up: await mat(n("ffn_up.weight")),
+        upB: await opt(n("ffn_up.bias")),
+        down: await mat(n("ffn_down.weight")),
+        downB: await opt(n("ffn_down.bias")),
+      };
+      const qkvRows = L.qkv.reduce((a, e) => a + e.w.rows, 0);
+      if (qkvRows !== qkvStride) throw new SparqError(`${file.path}: blk.${l} q/k/v rows ${qkvRows} ≠ ${qkvStride}`);
+      const ws = [...L.qkv.map((e) => e.w), L.wo, L.up, L.down, ...(L.gate ? [L.gate] : [])];
+      this.layerWeightBytes += ws.reduce((a, w) => a + w.bytes, 0);
+
+      const before: Op[][] = [], after: Op[][] = [];
+      for (const tile of tiles) {
+        const b: Op[] = [norm(bufs.x, bufs.h, L.attnNorm, L.attnNormB)];
+        if (cfg.parallelResidual) b.push(norm(bufs.x, bufs.h2, L.ffnNorm, L.ffnNormB));
+        for (const e of L.qkv) {
+          b.push(
+            ...matmul(e.w, bufs.h, bufs.qkv, { xStride: nEmbd, yStride: qkvStride, yOff: e.off, bias: e.b }, tile),
+          );
+        }
+        b.push(k.op(
+          "rope+kv",
+          ropeWgsl({
+            nHead,
+            nKv,
+            d,
+            ropeDims: cfg.ropeDims,
+            neox: cfg.ropeType === "neox",
+            ctx: this.ctx,
+            qkvStride,
+            kt: !!this.att.layers[l].kt,
+          }),
+          {
+            0: bufs.qkv,
+            1: bufs.q,
+            2: this.att.layers[l].k,
+            3: this.att.layers[l].v,
+            5: bufs.rope,
+            ...(this.att.layers[l].kt ? { 6: this.att.layers[l].kt! } : {}),
+          },
+          4,
+          perTok,
+        ));
+        b.push(...this.att.vsumOp(l));
+        before.push(b);
+
+        const a: Op[] = [];
+        a.push(...matmul(L.wo, bufs.att, bufs.x, { xStride: nHead * d, yStride: nEmbd, acc: true, bias: L.woB }, tile));
+        const ffIn = cfg.parallelResidual ? bufs.h2 : bufs.h;
+        if (!cfg.parallelResidual) a.push(norm(bufs.x, bufs.h, L.ffnNorm, L.ffnNormB));
+        if (L.gate) {
+          a.push(...matmul(L.gate, ffIn, bufs.ffA, { xStride: nEmbd, yStride: nFf }, tile));
+          a.push(...matmul(L.up, ffIn, bufs.ffB, { xStride: nEmbd, yStride: nFf, bias: L.upB }, tile));
+        } else {
+          a.push(...matmul(L.up, ffIn, bufs.ffA, { xStride: nEmbd, yStride: nFf, bias: L.upB }, tile));
+        }
+        a.push(k.op(
+          "act",
+          actWgsl(cfg.ffn, nFf),
+          { 0: bufs.ffA, 1: L.gate ? bufs.ffB : undefined },
+          2,
+          (s) => {
+            const g = Math.ceil((s.nTok * nFf) / 256);
+            return [Math.min(g, 65535), Math.ceil(g / 65535), 1];
+          },
+        ));
+        a.push(...matmul(L.down, bufs.ffA, bufs.x, { xStride: nFf, yStride: nEmbd, acc: true, bias: L.downB }, tile));
+        after.push(a);
+      }
+      this.layerOps.push({ before, after });
+    }
+    this.outOps = tiles.map((tile) => [
+      norm(bufs.x, bufs.h, outNorm, outNormB, true),
+      ...matmul(outW, bufs.h, bufs.logits, { xStride: nEmbd, yStride: nVocab, out: true }, tile),
+    ]);
+    this.argmaxOp = k.op("argmax", argmaxWgsl(nVocab), { 0: bufs.logits, 1: bufs.tokens, 2: bufs.result }, 3, () => [
+      1,
+      1,
+      1,
+    ]);
+    await k.device.queue.onSubmittedWorkDone();
+    k.throwIfFailed();
+  }
+
+  private check(tokens: number[]): void {
+    if (this.closed) throw new Error("GpuModel: used after close()");
+    if (tokens.length === 0) throw new SparqError("evaluate: no tokens");
+    if (this.pos + tokens.length > this.ctx) {
+      throw new SparqError(
+        `context full: ${this.pos} + ${tokens.length} tokens exceed --ctx ${this.ctx}`,
+      );
+    }
+    for (const t of tokens) {
+      if (!Number.isInteger(t) || t < 0 || t >= this.config.nVocab) {
+        throw new SparqError(`token id ${t} is out of range (vocabulary ${this.config.nVocab})`);
+      }
+    }
+  }
+
+  /** Records one batch (tokens already in the tokens buffer) into a command buffer. */
+  private record(nTok: number, nOut: number, argmax: boolean, extra?: (e: GPUCommandEncoder) => void) {
+    const s = this.k.setStep({
+      pos0: this.pos,
+      nTok,
+      nOut,
+      outTok0: nOut === 1 ? nTok - 1 : 0,
+      ...this.att.stepFields(this.pos, nTok),
+    });
+    const v = nTok === 1 ? 0 : 1;
+    if (TRACE) {
+      const all = [...this.pre[v]];
+      for (let l = 0; l < this.layerOps.length; l++) {
+        all.push(...this.layerOps[l].before[v], ...this.att.ops(l, nTok), ...this.layerOps[l].after[v]);
+      }
+      if (nOut > 0) all.push(...this.outOps[v]);
+      if (argmax) all.push(this.argmaxOp);
+      this.tracing = this.k.trace(all, s);
+    }
+    const enc = this.k.device.createCommandEncoder();
+    const pass = enc.beginComputePass();
+    let n = this.k.encode(pass, this.pre[v], s);
+    for (let l = 0; l < this.layerOps.length; l++) {
+      n += this.k.encode(pass, this.layerOps[l].before[v], s);
+      n += this.k.encode(pass, this.att.ops(l, nTok), s);
+      n += this.k.encode(pass, this.layerOps[l].after[v], s);
+    }
+    if (nOut > 0) n += this.k.encode(pass, this.outOps[v], s);
+    if (argmax) n += this.k.encode(pass, [this.argmaxOp], s);
+    pass.end();
+    extra?.(enc);
+    this.k.device.queue.submit([enc.finish()]);
+    const c = this.counters;
+    c.submits++;
+    c.dispatches += n;
+    c.tokens += nTok;
+    c.weightBytes += this.layerWeightBytes + nTok * this.embRowBytes + (nOut > 0 ? this.outWeightBytes : 0);
+    this.pos += nTok;
+  }
+
+  async evaluate(tokens: number[], opts: { allLogits?: boolean } = {}): Promise<Float32Array> {
+    this.check(tokens);
+    const t0 = performance.now();
+    const V = this.config.nVocab;
+    const all = !!opts.allLogits;
+    const result = new Float32Array((all ? tokens.length : 1) * V);
+    for (let i = 0; i < tokens.length; i += this.batch) {
+      const chunk = tokens.slice(i, i + this.batch);
+      const last = i + this.batch >= tokens.length;
+      const nOut = all ? chunk.length : last ? 1 : 0;
+      this.k.device.queue.writeBuffer(this.bufs.tokens, 0, new Uint32Array(chunk));
+      this.record(chunk.length, nOut, false, (enc) => {
+        if (nOut > 0) enc.copyBufferToBuffer(this.bufs.logits, 0, this.readback, 0, nOut * V * 4);
+      });
+      if (this.tracing) await this.tracing;
+      if (nOut > 0) {
+        await this.readback.mapAsync(GPUMapMode.READ, 0, nOut * V * 4);
+        result.set(new Float32Array(this.readback.getMappedRange(0, nOut * V * 4)), all ? i * V : 0);
+        this.readback.unmap();
+      }
+    }
+    this.k.throwIfFailed();
+    this.counters.ms += performance.now() - t0;
+    return result;
+  }
+
+  async evaluateArgmax(tokens: number[]): Promise<number> {
+    this.check(tokens);
+    const t0 = performance.now();
+    for (let i = 0; i < tokens.length; i += this.batch) {
+      const chunk = tokens.slice(i, i + this.batch);
+      const last = i + this.batch >= tokens.length;
+      this.k.device.queue.writeBuffer(this.bufs.tokens, 0, new Uint32Array(chunk));
+      this.record(chunk.length, last ? 1 : 0, last, (enc) => {
+        if (last) enc.copyBufferToBuffer(this.bufs.result, 0, this.readback, 0, 4);
+      });
+    }
+    await this.readback.mapAsync(GPUMapMode.READ, 0, 4);
+    const id = new Uint32Array(this.readback.getMappedRange(0, 4))[0];
+    this.readback.unmap();
+    this.k.throwIfFailed();
+    this.counters.ms += performance.now() - t0;
+    return id;
+  }
+
+  async benchDecode(context: number, steps: number): Promise<DecodeBench> {
+    if (context < 1 || context + steps > this.ctx) {
+      throw new SparqError(`--ctx ${this.ctx}: benchmark needs ${context} + ${steps} positions`);
+    }
+    this.reset();
+    // Random K/V for positions [0, context); the V sum is rebuilt from them.
+    const s = this.k.setStep({ pos0: 0, nTok: context, fillLen: context, seed: 12345 });
+    const enc = this.k.device.createCommandEncoder();
+    const pass = enc.beginComputePass();
+    this.k.encode(pass, this.att.randomFillOps(), s);
+    pass.end();
+    this.k.device.queue.submit([enc.finish()]);
+    this.pos = context;
+    this.k.device.queue.writeBuffer(this.bufs.tokens, 0, new Uint32Array([1]));
+    await this.k.device.queue.onSubmittedWorkDone();
+    // One untimed step compiles/warms everything.
+    await this.evaluateArgmax([1]);
+    this.resetCounters();
+    const t0 = performance.now();
+    for (let i = 0; i < steps; i++) this.record(1, 1, true);
+    await this.k.device.queue.onSubmittedWorkDone();
+    const seconds = (performance.now() - t0) / 1000;
+    const c = this.counters;
+    const kv = (c.kv.k + c.kv.v + c.kv.index) / steps;
+    return {
+      steps,
+      context: context + 1,
+      seconds,
+      tokensPerSecond: steps / seconds,
+      bytesPerToken: c.weightBytes / steps + kv,
+      weightBytesPerToken: c.weightBytes / steps,
+      kvBytesPerToken: kv,
+    };
+  }
+
+  reset(): void {
+    this.pos = 0;
+    const enc = this.k.device.createCommandEncoder();
+    this.att.reset(enc);
+    this.k.device.queue.submit([enc.finish()]);
+  }
+
+  resetCounters(): void {
+    this.counters = GpuModelImpl.zero();
+    this.att.bytes = { k: 0, v: 0, index: 0 };
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.k.destroy();
+  }
+}

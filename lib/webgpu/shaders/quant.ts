@@ -1,0 +1,173 @@
+/**
+ * GPU layouts of the supported weight types and the WGSL that dequantizes them. Every type is
+ * read in "chunks" of 32 consecutive elements of one row (`load32(row, chunk, &out)`), so one
+ * matmul kernel serves all types. Blocks whose size is not a multiple of 4 bytes (Q4_0, Q8_0, Q6_K)
+ * are repacked at upload so that every u32 load is aligned: the data stays in its quantized form.
+ * @module
+ */
+import { GgmlType, ggmlTypeName } from "../../ggml_types.ts";
+import { SparqError } from "../../errors.ts";
+
+/** Weight types the GPU kernels dequantize. */
+export const GPU_WEIGHT_TYPES: readonly GgmlType[] = [
+  GgmlType.F32,
+  GgmlType.F16,
+  GgmlType.Q8_0,
+  GgmlType.Q4_0,
+  GgmlType.Q4_K,
+  GgmlType.Q6_K,
+];
+
+/** GPU layout of one type: GGUF block → GPU block (both in bytes), elements per block. */
+interface Layout {
+  elems: number;
+  srcBytes: number;
+  dstBytes: number;
+}
+
+const LAYOUT: Partial<Record<GgmlType, Layout>> = {
+  [GgmlType.F32]: { elems: 1, srcBytes: 4, dstBytes: 4 },
+  [GgmlType.F16]: { elems: 2, srcBytes: 4, dstBytes: 4 }, // two halves per u32
+  [GgmlType.Q8_0]: { elems: 32, srcBytes: 34, dstBytes: 36 }, // [qs 32][d f16][pad 2]
+  [GgmlType.Q4_0]: { elems: 32, srcBytes: 18, dstBytes: 20 }, // [qs 16][d f16][pad 2]
+  [GgmlType.Q4_K]: { elems: 256, srcBytes: 144, dstBytes: 144 }, // as in GGUF
+  [GgmlType.Q6_K]: { elems: 256, srcBytes: 210, dstBytes: 212 }, // as in GGUF + 2 pad bytes
+};
+
+/** Throws SparqError unless the GPU kernels handle `type` with rows of `cols` elements. */
+export function checkGpuType(type: GgmlType, cols: number, what: string): void {
+  if (!LAYOUT[type]) {
+    throw new SparqError(
+      `${what}: tensor type ${ggmlTypeName(type)} is not supported by the webgpu backend (supported: ${
+        GPU_WEIGHT_TYPES.map(ggmlTypeName).join(", ")
+      })`,
+    );
+  }
+  if (cols % 32 !== 0) throw new SparqError(`${what}: row length ${cols} is not a multiple of 32 (webgpu backend)`);
+}
+
+/** Bytes of `rows` rows of `cols` elements of `type` in the GPU layout. */
+export function gpuRowBytes(type: GgmlType, cols: number): number {
+  const l = LAYOUT[type]!;
+  return (cols / l.elems) * l.dstBytes;
+}
+
+/** Bytes of one row in the GGUF layout. */
+export function ggufRowBytes(type: GgmlType, cols: number): number {
+  const l = LAYOUT[type]!;
+  return (cols / l.elems) * l.srcBytes;
+}
+
+/**
+ * Converts GGUF bytes of whole rows to the GPU layout (a copy only for the repacked types).
+ * `src.byteOffset` must be even.
+ */
+export function repack(type: GgmlType, src: Uint8Array): Uint8Array {
+  const l = LAYOUT[type]!;
+  if (l.srcBytes === l.dstBytes) return src;
+  const n = src.length / l.srcBytes;
+  const s16 = new Uint16Array(src.buffer, src.byteOffset, src.length / 2);
+  const d16 = new Uint16Array((n * l.dstBytes) / 2);
+  const sw = l.srcBytes / 2, dw = l.dstBytes / 2;
+  if (type === GgmlType.Q6_K) {
+    for (let b = 0; b < n; b++) d16.set(s16.subarray(b * sw, b * sw + sw), b * dw);
+  } else {
+    // Q4_0/Q8_0: the f16 scale moves from the front to behind the quants.
+    for (let b = 0; b < n; b++) {
+      const so = b * sw, dO = b * dw;
+      d16.set(s16.subarray(so + 1, so + sw), dO);
+      d16[dO + sw - 1] = s16[so];
+    }
+  }
+  return new Uint8Array(d16.buffer);
+}
+
+/**
+ * WGSL for `fn load32(row: u32, c: u32, o: ptr<function, array<f32, 32>>)` reading from
+ * `w: array<u32>` (declared by the caller) a row of `cols` elements.
+ */
+export function load32Wgsl(type: GgmlType, cols: number): string {
+  const nChunk = cols / 32;
+  switch (type) {
+    case GgmlType.F32:
+      return `fn load32(row: u32, c: u32, o: ptr<function, array<f32, 32>>) {
+  let base = row * ${cols}u + c * 32u;
+  for (var i = 0u; i < 32u; i++) { (*o)[i] = bitcast<f32>(w[base + i]); }
+}`;
+    case GgmlType.F16:
+      return `fn load32(row: u32, c: u32, o: ptr<function, array<f32, 32>>) {
+  let base = row * ${cols / 2}u + c * 16u;
+  for (var i = 0u; i < 16u; i++) { let v = unpack2x16float(w[base + i]); (*o)[2u * i] = v.x; (*o)[2u * i + 1u] = v.y; }
+}`;
+    case GgmlType.Q8_0:
+      return `fn load32(row: u32, c: u32, o: ptr<function, array<f32, 32>>) {
+  let base = (row * ${nChunk}u + c) * 9u;
+  let d = unpack2x16float(w[base + 8u]).x;
+  for (var i = 0u; i < 8u; i++) {
+    let q = bitcast<i32>(w[base + i]);
+    for (var j = 0u; j < 4u; j++) { (*o)[4u * i + j] = d * f32(extractBits(q, 8u * j, 8u)); }
+  }
+}`;
+    case GgmlType.Q4_0:
+      return `fn load32(row: u32, c: u32, o: ptr<function, array<f32, 32>>) {
+  let base = (row * ${nChunk}u + c) * 5u;
+  let d = unpack2x16float(w[base + 4u]).x;
+  for (var i = 0u; i < 4u; i++) {
+    let q = w[base + i];
+    for (var j = 0u; j < 4u; j++) {
+      (*o)[4u * i + j] = d * (f32((q >> (8u * j)) & 15u) - 8.0);
+      (*o)[4u * i + j + 16u] = d * (f32((q >> (8u * j + 4u)) & 15u) - 8.0);
+    }
+  }
+}`;
+    case GgmlType.Q4_K:
+      return `fn sbyte(base: u32, k: u32) -> u32 { return (w[base + 1u + k / 4u] >> (8u * (k % 4u))) & 255u; }
+fn load32(row: u32, c: u32, o: ptr<function, array<f32, 32>>) {
+  let base = (row * ${cols / 256}u + c / 8u) * 36u;
+  let j = c % 8u;
+  let dm = unpack2x16float(w[base]);
+  var sc: u32; var mn: u32;
+  if (j < 4u) {
+    sc = sbyte(base, j) & 63u; mn = sbyte(base, j + 4u) & 63u;
+  } else {
+    sc = (sbyte(base, j + 4u) & 15u) | ((sbyte(base, j - 4u) >> 6u) << 4u);
+    mn = (sbyte(base, j + 4u) >> 4u) | ((sbyte(base, j) >> 6u) << 4u);
+  }
+  let d1 = dm.x * f32(sc);
+  let m1 = dm.y * f32(mn);
+  let qbase = base + 4u + (j / 2u) * 8u;
+  let sh = (j % 2u) * 4u;
+  for (var i = 0u; i < 8u; i++) {
+    let q = w[qbase + i];
+    for (var b = 0u; b < 4u; b++) { (*o)[4u * i + b] = d1 * f32((q >> (8u * b + sh)) & 15u) - m1; }
+  }
+}`;
+    case GgmlType.Q6_K:
+      return `fn load32(row: u32, c: u32, o: ptr<function, array<f32, 32>>) {
+  let base = (row * ${cols / 256}u + c / 8u) * 53u;
+  let j = c % 8u;
+  let h = j / 4u;
+  let qq = j % 4u;
+  let d = unpack2x16float(w[base + 52u]).x;
+  let qlb = base + (64u * h + (qq & 1u) * 32u) / 4u;
+  let nsh = select(0u, 4u, qq >= 2u);
+  let qhb = base + 32u + 8u * h;
+  let scw = base + 48u;
+  for (var half = 0u; half < 2u; half++) {
+    let si = 8u * h + 2u * qq + half;
+    let s = f32(extractBits(bitcast<i32>(w[scw + si / 4u]), 8u * (si % 4u), 8u));
+    let ds = d * s;
+    for (var i = 0u; i < 4u; i++) {
+      let ql = w[qlb + 4u * half + i];
+      let qh = w[qhb + 4u * half + i];
+      for (var b = 0u; b < 4u; b++) {
+        let q = ((ql >> (8u * b + nsh)) & 15u) | (((qh >> (8u * b + 2u * qq)) & 3u) << 4u);
+        (*o)[16u * half + 4u * i + b] = ds * (f32(q) - 32.0);
+      }
+    }
+  }
+}`;
+    default:
+      throw new SparqError(`webgpu: tensor type ${ggmlTypeName(type)} is not supported`);
+  }
+}

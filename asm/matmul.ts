@@ -6,7 +6,9 @@
  *
  * Parallel over rows. Tokens are processed in blocks of TOKEN_BLOCK: a weight row is read from memory once per
  * block and reused from L1 for its tokens. Every output is the same `dot*` call whatever `nTok` and `nth` are, so
- * matvec and matmul agree bit for bit and results do not depend on the thread count.
+ * matvec and matmul agree bit for bit and results do not depend on the thread count. Integer block sums are
+ * reduced to one integer before scaling, so the relaxed and plain SIMD builds (whose i32 lanes group the products
+ * differently) give identical results too.
  */
 import { splitStart } from "./common/split";
 import { dotI8, dotI8U7, f16ToF32, f16x4ToF32, hsumF32, hsumI32 } from "./common/simd";
@@ -85,7 +87,7 @@ const LOW4 = i8x16.splat(0x0f);
 @inline function dotQ4_0(w: usize, x: usize, nb: i32, cols: i32): f32 {
   const xd = x + <usize>cols;
   const xsum = xd + (<usize>nb << 3);
-  let acc = f32x4.splat(0);
+  let acc: f32 = 0;
   for (let b = 0; b < nb; b++) {
     const blk = w + <usize>b * 18;
     const q = v128.load(blk + 2);
@@ -94,9 +96,9 @@ const LOW4 = i8x16.splat(0x0f);
     s = dotI8U7(s, v128.load(xq, 16), v128.and(i16x8.shr_u(q, 4), LOW4));
     s = i32x4.sub(s, i32x4.splat(load<i32>(xsum + (<usize>b << 2)) << 1)); // −8·Σx spread over 4 lanes
     const d = f16ToF32(load<u16>(blk)) * load<f32>(xd + (<usize>b << 2));
-    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.splat(d)));
+    acc += d * <f32>hsumI32(s);
   }
-  return hsumF32(acc);
+  return acc;
 }
 
 /** Q4_1 {f16 d; f16 m; u8 qs[16]}: value = d·nibble + m. */
@@ -104,7 +106,7 @@ const LOW4 = i8x16.splat(0x0f);
 @inline function dotQ4_1(w: usize, x: usize, nb: i32, cols: i32): f32 {
   const xd = x + <usize>cols;
   const xs = xd + (<usize>nb << 2);
-  let acc = f32x4.splat(0);
+  let acc: f32 = 0;
   let accm: f32 = 0;
   for (let b = 0; b < nb; b++) {
     const blk = w + <usize>b * 20;
@@ -113,10 +115,10 @@ const LOW4 = i8x16.splat(0x0f);
     let s = dotI8U7(i32x4.splat(0), v128.load(xq), v128.and(q, LOW4));
     s = dotI8U7(s, v128.load(xq, 16), v128.and(i16x8.shr_u(q, 4), LOW4));
     const d = f16ToF32(load<u16>(blk)) * load<f32>(xd + (<usize>b << 2));
-    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.splat(d)));
+    acc += d * <f32>hsumI32(s);
     accm += f16ToF32(load<u16>(blk, 2)) * load<f32>(xs + (<usize>b << 2));
   }
-  return hsumF32(acc) + accm;
+  return acc + accm;
 }
 
 /** Q5_0 {f16 d; u8 qh[4]; u8 qs[16]}: value = d·((nibble | bit<<4) − 16), bit j of qh for element j. */
@@ -124,7 +126,7 @@ const LOW4 = i8x16.splat(0x0f);
 @inline function dotQ5_0(w: usize, x: usize, nb: i32, cols: i32): f32 {
   const xd = x + <usize>cols;
   const xsum = xd + (<usize>nb << 3);
-  let acc = f32x4.splat(0);
+  let acc: f32 = 0;
   for (let b = 0; b < nb; b++) {
     const blk = w + <usize>b * 22;
     const qh = load<u32>(blk + 2);
@@ -134,9 +136,9 @@ const LOW4 = i8x16.splat(0x0f);
     s = dotI8U7(s, v128.load(xq, 16), v128.or(v128.and(i16x8.shr_u(q, 4), LOW4), highBits16(qh >> 16)));
     s = i32x4.sub(s, i32x4.splat(load<i32>(xsum + (<usize>b << 2)) << 2)); // −16·Σx over 4 lanes
     const d = f16ToF32(load<u16>(blk)) * load<f32>(xd + (<usize>b << 2));
-    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.splat(d)));
+    acc += d * <f32>hsumI32(s);
   }
-  return hsumF32(acc);
+  return acc;
 }
 
 /** Q5_1 {f16 d; f16 m; u8 qh[4]; u8 qs[16]}: value = d·(nibble | bit<<4) + m. */
@@ -144,7 +146,7 @@ const LOW4 = i8x16.splat(0x0f);
 @inline function dotQ5_1(w: usize, x: usize, nb: i32, cols: i32): f32 {
   const xd = x + <usize>cols;
   const xs = xd + (<usize>nb << 2);
-  let acc = f32x4.splat(0);
+  let acc: f32 = 0;
   let accm: f32 = 0;
   for (let b = 0; b < nb; b++) {
     const blk = w + <usize>b * 24;
@@ -154,26 +156,26 @@ const LOW4 = i8x16.splat(0x0f);
     let s = dotI8U7(i32x4.splat(0), v128.load(xq), v128.or(v128.and(q, LOW4), highBits16(qh & 0xffff)));
     s = dotI8U7(s, v128.load(xq, 16), v128.or(v128.and(i16x8.shr_u(q, 4), LOW4), highBits16(qh >> 16)));
     const d = f16ToF32(load<u16>(blk)) * load<f32>(xd + (<usize>b << 2));
-    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.splat(d)));
+    acc += d * <f32>hsumI32(s);
     accm += f16ToF32(load<u16>(blk, 2)) * load<f32>(xs + (<usize>b << 2));
   }
-  return hsumF32(acc) + accm;
+  return acc + accm;
 }
 
 /** Q8_0 {f16 d; i8 qs[32]}: value = d·q. */
 // @ts-ignore: decorator
 @inline function dotQ8_0(w: usize, x: usize, nb: i32, cols: i32): f32 {
   const xd = x + <usize>cols;
-  let acc = f32x4.splat(0);
+  let acc: f32 = 0;
   for (let b = 0; b < nb; b++) {
     const blk = w + <usize>b * 34;
     const xq = x + (<usize>b << 5);
     let s = dotI8(i32x4.splat(0), v128.load(xq), v128.load(blk + 2));
     s = dotI8(s, v128.load(xq, 16), v128.load(blk + 18));
     const d = f16ToF32(load<u16>(blk)) * load<f32>(xd + (<usize>b << 2));
-    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.splat(d)));
+    acc += d * <f32>hsumI32(s);
   }
-  return hsumF32(acc);
+  return acc;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -4,8 +4,8 @@
  *
  * Activations of matrix products are prepared like llama.cpp does (so logits match it to ~1e-2 and not ~0.5):
  * quantized to Q8_0/Q8_1 blocks for Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 weights, Q8_K for K-quants, rounded to f16/bf16 for
- * F16/BF16 weights, then integer (or float) dot products per block. The quantized activations live in a scratch
- * area allocated once per shard (grown when a larger batch comes).
+ * F16/BF16 weights, then integer (or float) dot products per block. The prepared activations live in the shard's
+ * scratch area (`Shard.scratch`): size shards with `actScratchBytes` of the largest batch in mind.
  *
  * Small elementwise jobs run on the calling thread only (`Shard.call`): waking the workers costs more than the
  * work. Results never depend on the thread count.
@@ -57,18 +57,6 @@ export function actScratchBytes(type: GgmlType, cols: number, nTok: number): num
   return 4 * cols * nTok;
 }
 
-const scratchOf = new WeakMap<Shard, { ptr: number; bytes: number }>();
-
-/** A scratch area of at least `bytes` in `shard`, reused across calls (grown geometrically). */
-function scratch(shard: Shard, bytes: number): number {
-  const s = scratchOf.get(shard);
-  if (s && s.bytes >= bytes) return s.ptr;
-  const size = Math.max(bytes, 2 * (s?.bytes ?? 0), 64 << 10);
-  const ptr = shard.alloc(size, 64);
-  scratchOf.set(shard, { ptr, bytes: size });
-  return ptr;
-}
-
 /** Runs a parallel kernel on every thread, or on this thread alone when `work` values are few. */
 function exec(shard: Shard, kernel: string, args: number[], work: number): void {
   if (work < SMALL) shard.call(kernel, [...args, 0, 1]);
@@ -107,7 +95,7 @@ export function matmul(
   }
   let act = x;
   if (plan.act !== "f32") {
-    act = scratch(shard, actScratchBytes(type, cols, nTok));
+    act = shard.scratch(actScratchBytes(type, cols, nTok));
     const n = cols * nTok;
     switch (plan.act) {
       case "f16":

@@ -57,6 +57,8 @@ export class Shard {
   readonly #exports: Record<string, (...a: any[]) => any>;
   readonly #base: number;
   #top: number;
+  /** Start of the kernel scratch area, which grows down from the end of memory (see `scratch`). */
+  #scratchBottom: number;
 
   /** @internal Use `Runtime.newShard`. */
   constructor(rt: Runtime, id: number, memory: WebAssembly.Memory, instance: WebAssembly.Instance) {
@@ -67,12 +69,13 @@ export class Shard {
     this.#exports = instance.exports as Record<string, (...a: any[]) => any>;
     this.#base = alignUp(this.#exports.heap_base(), 64);
     this.#top = this.#base;
+    this.#scratchBottom = memory.buffer.byteLength;
     this.capacity = memory.buffer.byteLength - this.#base;
   }
 
-  /** Bytes allocated so far. */
+  /** Bytes allocated so far (including the kernel scratch area). */
   get used(): number {
-    return this.#top - this.#base;
+    return this.#top - this.#base + this.memory.buffer.byteLength - this.#scratchBottom;
   }
 
   /** Reserves `bytes` aligned to `align` (a power of two) and returns the byte pointer; memory is zeroed once. */
@@ -80,14 +83,32 @@ export class Shard {
     if (!(bytes >= 0) || !Number.isFinite(bytes)) throw new Error(`alloc: bad size ${bytes}`);
     const p = alignUp(this.#top, align);
     const end = p + bytes;
-    if (end > this.memory.buffer.byteLength) {
-      throw new SparqError(
-        `out of memory in shard ${this.id}: need ${bytes} bytes, ${this.used} of ${this.capacity} in use ` +
-          `(${this.capacity - this.used} free); create the shard larger or use more shards`,
-      );
-    }
+    if (end > this.#scratchBottom) throw this.#outOfMemory(bytes);
     this.#top = end;
     return p;
+  }
+
+  /**
+   * A kernel scratch area of at least `bytes` (64-byte aligned) at the end of memory, outside the bump allocator
+   * so `mark`/`release` never free it. Contents are not kept when it grows. Used by `lib/kernels.ts` for
+   * quantized activations.
+   */
+  scratch(bytes: number): number {
+    const end = this.memory.buffer.byteLength;
+    if (end - this.#scratchBottom < bytes) {
+      const bottom = Math.floor((end - bytes) / 64) * 64;
+      if (bottom < this.#top) throw this.#outOfMemory(bytes);
+      this.#scratchBottom = bottom;
+    }
+    return this.#scratchBottom;
+  }
+
+  #outOfMemory(bytes: number): SparqError {
+    const free = this.#scratchBottom - this.#top;
+    return new SparqError(
+      `out of memory in shard ${this.id}: need ${bytes} bytes, ${this.used} of ${this.capacity} in use ` +
+        `(${free} free); create the shard larger or use more shards`,
+    );
   }
 
   /** Current allocation mark, for scratch space released with `release(mark)`. */

@@ -1,0 +1,172 @@
+import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { createRuntime, type Runtime, type Shard } from "./wasm_runtime.ts";
+import * as K from "./kernels.ts";
+import { GgmlType, ggmlTypeInfo, ggmlTypeName } from "./ggml_types.ts";
+import { decodeRowRef, dotRef, prepareActRef, quantizeQ8KRef, quantizeQ8Ref } from "./ref/matmul.ts";
+import { f32ToF16 } from "./ref/f16.ts";
+
+/** Deterministic PRNG (mulberry32) so failures reproduce. */
+function rng(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export const MATMUL_TYPES: GgmlType[] = [
+  GgmlType.F32,
+  GgmlType.F16,
+  GgmlType.BF16,
+  GgmlType.Q4_0,
+  GgmlType.Q4_1,
+  GgmlType.Q5_0,
+  GgmlType.Q5_1,
+  GgmlType.Q8_0,
+  GgmlType.Q4_K,
+  GgmlType.Q5_K,
+  GgmlType.Q6_K,
+];
+
+/** Offsets of the f16 scale fields in a block of `type` (random bytes there could be inf/NaN). */
+const F16_FIELDS: Partial<Record<GgmlType, number[]>> = {
+  [GgmlType.Q4_0]: [0],
+  [GgmlType.Q4_1]: [0, 2],
+  [GgmlType.Q5_0]: [0],
+  [GgmlType.Q5_1]: [0, 2],
+  [GgmlType.Q8_0]: [0],
+  [GgmlType.Q4_K]: [0, 2],
+  [GgmlType.Q5_K]: [0, 2],
+  [GgmlType.Q6_K]: [208],
+};
+
+/** Random valid weight bytes: `rows × cols` values of `type` (random codes, small finite scales). */
+export function randomWeights(type: GgmlType, rows: number, cols: number, r: () => number): Uint8Array {
+  const info = ggmlTypeInfo(type)!;
+  const n = rows * cols;
+  if (type === GgmlType.F32) return new Uint8Array(Float32Array.from({ length: n }, () => r() * 2 - 1).buffer);
+  if (type === GgmlType.F16 || type === GgmlType.BF16) {
+    return new Uint8Array(
+      Uint16Array.from({ length: n }, () => {
+        const v = r() * 2 - 1;
+        return type === GgmlType.F16 ? f32ToF16(v) : new Uint32Array(new Float32Array([v]).buffer)[0] >>> 16;
+      }).buffer,
+    );
+  }
+  const b = Uint8Array.from({ length: (n / info.blockSize) * info.blockBytes }, () => Math.floor(r() * 256));
+  for (let o = 0; o < b.length; o += info.blockBytes) {
+    for (const f of F16_FIELDS[type]!) {
+      const h = f32ToF16((r() * 0.02 + 0.001) * (r() < 0.5 ? -1 : 1));
+      b[o + f] = h & 0xff;
+      b[o + f + 1] = h >> 8;
+    }
+  }
+  return b;
+}
+
+function randomVec(n: number, r: () => number, scale = 1): Float32Array {
+  // Occasional exact zeros and one large outlier per vector exercise the quantizers' edge cases.
+  return Float32Array.from({ length: n }, (_, i) => i === 7 ? 9 * scale : r() < 0.05 ? 0 : (r() * 2 - 1) * scale);
+}
+
+/** Copies `data` into a fresh allocation of `shard` and returns its pointer. */
+function put(shard: Shard, data: Uint8Array | Float32Array): number {
+  const bytes = data instanceof Uint8Array ? data : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  const p = shard.alloc(bytes.length);
+  shard.u8(p, bytes.length).set(bytes);
+  return p;
+}
+
+async function withRuntimes(fn: (rts: Runtime[]) => void | Promise<void>): Promise<void> {
+  const rts = [
+    await createRuntime({ threads: 1 }),
+    await createRuntime({ threads: 2 }),
+    await createRuntime({ threads: 2, noRelaxed: true }),
+  ];
+  try {
+    await fn(rts);
+  } finally {
+    for (const rt of rts) rt.close();
+  }
+}
+
+Deno.test("quantize_q8 / quantize_q8k activations equal the reference exactly", async () => {
+  await withRuntimes(([rt]) => {
+    const s = rt.newShard(8 << 20);
+    const r = rng(1);
+    for (let it = 0; it < 100; it++) {
+      const cols = 256 * (1 + Math.floor(r() * 3)), nTok = 1 + Math.floor(r() * 2);
+      const x = randomVec(cols * nTok, r, 10 ** (r() * 4 - 2));
+      const m = s.mark();
+      const xp = put(s, x);
+      const q8 = s.alloc(K.q8Stride(cols) * nTok), q8k = s.alloc(K.q8kStride(cols) * nTok);
+      s.run("quantize_q8", [xp, q8, cols, nTok]);
+      s.run("quantize_q8k", [xp, q8k, cols, nTok]);
+      for (let t = 0; t < nTok; t++) {
+        const xt = x.subarray(t * cols, (t + 1) * cols);
+        const a = quantizeQ8Ref(xt), nb = cols / 32;
+        const o = q8 + t * K.q8Stride(cols);
+        assertEquals(new Int8Array(s.u8(o, cols).slice().buffer), a.qs);
+        assertEquals(s.f32(o + cols, nb).slice(), a.d);
+        assertEquals(s.f32(o + cols + 4 * nb, nb).slice(), a.s);
+        assertEquals(s.i32(o + cols + 8 * nb, nb).slice(), a.sum);
+        const k = quantizeQ8KRef(xt), ok = q8k + t * K.q8kStride(cols);
+        assertEquals(new Int8Array(s.u8(ok, cols).slice().buffer), k.qs);
+        assertEquals(s.f32(ok + cols, cols / 256).slice(), k.d);
+        assertEquals(s.i32(ok + cols + cols / 64, cols / 16).slice(), k.bsums);
+      }
+      s.release(m);
+    }
+  });
+});
+
+for (const type of MATMUL_TYPES) {
+  Deno.test(`matmul ${ggmlTypeName(type)}: 100 random shapes vs reference; 1/2 threads, SIMD/relaxed, matvec/matmul identical`, async () => {
+    await withRuntimes((rts) => {
+      const shards = rts.map((rt) => rt.newShard(16 << 20));
+      const info = ggmlTypeInfo(type)!;
+      const r = rng(type + 100);
+      const float = info.blockSize === 1;
+      for (let it = 0; it < 100; it++) {
+        const rows = 1 + Math.floor(r() * 12);
+        const cols = float
+          ? 1 + Math.floor(r() * 300)
+          : info.blockSize * (1 + Math.floor(r() * (info.blockSize > 32 ? 3 : 8)));
+        const nTok = 1 + Math.floor(r() * 3);
+        const wb = randomWeights(type, rows, cols, r);
+        const x = randomVec(cols * nTok, r);
+        const outs: Float32Array[] = [];
+        for (const s of shards) {
+          const m = s.mark();
+          const w = put(s, wb), xp = put(s, x), y = s.alloc(4 * rows * nTok), yv = s.alloc(4 * rows);
+          K.matmul(s, type, w, rows, cols, xp, nTok, y);
+          outs.push(s.f32(y, rows * nTok).slice());
+          for (let t = 0; t < nTok; t++) {
+            K.matvec(s, type, w, rows, cols, xp + 4 * cols * t, yv);
+            assertEquals(s.f32(yv, rows).slice(), outs.at(-1)!.slice(t * rows, (t + 1) * rows));
+          }
+          s.release(m);
+        }
+        assertEquals(outs[1], outs[0]);
+        assertEquals(outs[2], outs[0]);
+        const rowBytes = (cols / info.blockSize) * info.blockBytes;
+        const wRows = Array.from({ length: rows }, (_, i) => {
+          const bytes = wb.subarray(i * rowBytes, (i + 1) * rowBytes);
+          return float ? bytes : decodeRowRef(type, bytes, cols);
+        });
+        for (let t = 0; t < nTok; t++) {
+          const act = prepareActRef(type, x.subarray(t * cols, (t + 1) * cols));
+          for (let i = 0; i < rows; i++) {
+            const { value, mag } = dotRef(type, wRows[i], cols, act);
+            const got = outs[0][t * rows + i];
+            assert(
+              Math.abs(got - value) <= 1e-5 * mag + 1e-30,
+              `${ggmlTypeName(type)} rows=${rows} cols=${cols} tok ${t} row ${i}: ${got} vs ${value} (mag ${mag})`,
+            );
+          }
+        }
+      }
+    });
+  });
+}

@@ -50,11 +50,15 @@ export function chunking(n: number): { chunk: number; nChunk: number } {
 /** The GPU KV cache plus attention ops for every layer. */
 export class GpuAttention {
   readonly layers: LayerCache[] = [];
-  readonly sparq?: Extract<AttentionSpec, { kind: "sparq" }>;
+  /** The SparQ spec in use for decode steps (undefined: dense). */
+  sparq?: Extract<AttentionSpec, { kind: "sparq" }>;
+  /** The spec the cache was built for (SparQ: Kt and the V sums exist). */
+  private readonly built: AttentionSpec;
   /** Bytes of K, V and index data read since the last reset of the counters. */
   bytes: AttentionBytes = { k: 0, v: 0, index: 0 };
   private prefillOps: Op[][] = [];
   private decodeOps: Op[][] = [];
+  private sparqOps: Op[][] = [];
   private fillOps: Op[][] = [];
   private vsumOps: Op[] = [];
 
@@ -70,6 +74,7 @@ export class GpuAttention {
       throw new SparqError(`--attention ${spec.kind}: the webgpu backend implements dense and sparq only`);
     }
     if (spec.kind === "sparq") this.sparq = spec;
+    this.built = spec;
     const { nLayer, nHead, nKv, d, ctx, batch } = shape;
     if (d % 4 !== 0 || d > 256) throw new SparqError(`webgpu: head dimension ${d} unsupported (multiple of 4, ≤ 256)`);
     const maxBind = k.gpu.limits.maxStorageBufferBindingSize;
@@ -124,7 +129,7 @@ export class GpuAttention {
         );
         this.vsumOps.push(vs);
         fill.push(vs);
-        this.decodeOps.push([
+        this.sparqOps.push([
           k.op("sparq.topr", toprWgsl(a), { 0: q, 1: sp.i1, 3: sp.qsel, 4: sp.tau }, 2, () => [nKv, 1, 1]),
           k.op(
             "sparq.approx",
@@ -144,9 +149,8 @@ export class GpuAttention {
             (s) => [nHead, s.nTok, 1],
           ),
         ]);
-      } else {
-        this.decodeOps.push(dense);
       }
+      this.decodeOps.push(dense);
       this.fillOps.push(fill);
     }
   }
@@ -173,14 +177,32 @@ export class GpuAttention {
     return chunking(S);
   }
 
-  /** Ops appending the V rows of a batch to the running sum (SparQ only; run after the K/V append). */
+  /** Ops appending the V rows of a batch to the running sum (SparQ caches; run after the K/V append). */
   vsumOp(layer: number): Op[] {
-    return this.sparq ? [this.vsumOps[layer]] : [];
+    return this.vsumOps.length ? [this.vsumOps[layer]] : [];
   }
 
   /** Ops of layer `layer` for a step of `nTok` tokens (after the K/V append of that step). */
   ops(layer: number, nTok: number): Op[] {
-    return nTok === 1 ? this.decodeOps[layer] : this.prefillOps[layer];
+    if (nTok > 1) return this.prefillOps[layer];
+    return this.sparq ? this.sparqOps[layer] : this.decodeOps[layer];
+  }
+
+  /**
+   * Switches decode steps to `spec`: dense always works; SparQ only when the cache was built for
+   * SparQ with the same reallocation setting (its kernels and Kt exist).
+   */
+  setSpec(spec: AttentionSpec): void {
+    if (spec.kind === "dense") {
+      this.sparq = undefined;
+      return;
+    }
+    if (spec.kind !== "sparq" || this.built.kind !== "sparq" || spec.reallocate !== this.built.reallocate) {
+      throw new SparqError(
+        `--attention: cannot switch to ${spec.kind} on a model loaded for ${this.built.kind} (reload it)`,
+      );
+    }
+    this.sparq = spec;
   }
 
   /** Ops filling positions `[0, fillLen)` of every layer with random K/V (and the V sum); see `fillWgsl`. */

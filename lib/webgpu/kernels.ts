@@ -139,7 +139,7 @@ export class Kernels {
 
   /** Throws if the device reported an error since creation (a bug, or the GPU ran out of memory). */
   throwIfFailed(): void {
-    if (this.firstError) throw new Error(`webgpu: ${this.firstError.split("\n")[0]}`);
+    if (this.firstError) throw new Error(`webgpu: ${this.firstError.trim().replace(/\s*\n\s*/g, " | ")}`);
   }
 
   /** Frees every buffer made by this object. */

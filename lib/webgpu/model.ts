@@ -84,6 +84,11 @@ export interface GpuModel {
    * `steps` greedy decode steps submitted back to back (the argmax feeds the next step on the GPU).
    */
   benchDecode(context: number, steps: number): Promise<DecodeBench>;
+  /**
+   * Changes the attention of later decode steps without reloading: to dense always, to another
+   * SparQ spec when the model was loaded with SparQ (same reallocation setting).
+   */
+  setAttention(spec: string | AttentionSpec): void;
   /** Clears the cache (pos = 0). */
   reset(): void;
   resetCounters(): void;
@@ -204,7 +209,7 @@ interface Layer {
 class GpuModelImpl implements GpuModel {
   pos = 0;
   counters: GpuCounters = GpuModelImpl.zero();
-  readonly attention: string;
+  attention: string;
   /** Ops per step kind: index 0 = decode (tile 1), 1 = prompt batch (tile 8). */
   private pre: Op[][] = [[], []];
   private layerOps: { before: Op[][]; after: Op[][] }[] = [];
@@ -577,6 +582,12 @@ class GpuModelImpl implements GpuModel {
       weightBytesPerToken: c.weightBytes / steps,
       kvBytesPerToken: kv,
     };
+  }
+
+  setAttention(spec: string | AttentionSpec): void {
+    const sp = typeof spec === "string" ? parseAttentionSpec(spec) : spec;
+    this.att.setSpec(sp);
+    this.attention = formatAttentionSpec(sp);
   }
 
   reset(): void {

@@ -280,8 +280,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   var prefix = 0u;
   var mask = 0u;
   var need = step.kk;
-  for (var pass = 0u; pass < 4u; pass++) {
-    let sh = 24u - 8u * pass;
+  for (var ps = 0u; ps < 4u; ps++) {
+    let sh = 24u - 8u * ps;
     atomicStore(&hist[lid], 0u);
     workgroupBarrier();
     for (var t = lid; t < S; t += 256u) {

@@ -69,13 +69,15 @@ export function repack(type: GgmlType, src: Uint8Array): Uint8Array {
   const s16 = new Uint16Array(src.buffer, src.byteOffset, src.length / 2);
   const d16 = new Uint16Array((n * l.dstBytes) / 2);
   const sw = l.srcBytes / 2, dw = l.dstBytes / 2;
+  // Plain loops: a 7B model has ~200M blocks, too many for a subarray()/set() per block.
   if (type === GgmlType.Q6_K) {
-    for (let b = 0; b < n; b++) d16.set(s16.subarray(b * sw, b * sw + sw), b * dw);
+    for (let b = 0, so = 0, dO = 0; b < n; b++, so += sw, dO += dw) {
+      for (let i = 0; i < sw; i++) d16[dO + i] = s16[so + i];
+    }
   } else {
     // Q4_0/Q8_0: the f16 scale moves from the front to behind the quants.
-    for (let b = 0; b < n; b++) {
-      const so = b * sw, dO = b * dw;
-      d16.set(s16.subarray(so + 1, so + sw), dO);
+    for (let b = 0, so = 0, dO = 0; b < n; b++, so += sw, dO += dw) {
+      for (let i = 1; i < sw; i++) d16[dO + i - 1] = s16[so + i];
       d16[dO + sw - 1] = s16[so];
     }
   }

@@ -253,6 +253,16 @@ export class Model {
    */
   seekForBenchmark(pos: number): void {
     if (!Number.isInteger(pos) || pos < 0 || pos >= this.nCtx) throw new Error(`seek: bad position ${pos}`);
+    const c = this.config, from = this.cache.length;
+    // Skipped positions are zeroed: writing maps their pages, so later reads measure memory, not
+    // the kernel's shared zero page that untouched memory reads from.
+    for (let l = 0; l < c.nLayer && pos > from; l++) {
+      const s = this.#layers[l].shard;
+      for (let h = 0; h < c.nHeadKv; h++) {
+        s.f32(this.cache.k(l) + (h * this.nCtx + from) * c.headDim * 4, (pos - from) * c.headDim).fill(0);
+        s.f32(this.cache.v(l) + (h * this.nCtx + from) * c.headDimV * 4, (pos - from) * c.headDimV).fill(0);
+      }
+    }
     this.#pos = pos;
     this.cache.length = pos;
   }

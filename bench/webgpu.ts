@@ -65,6 +65,7 @@ for (const ctx of contexts) {
       achievedTBs: gbs / 1e12,
       ofPeak: gbs / peak,
       ofProbe: gbs / probe.bytesPerSecond,
+      encodeMsPerToken: (1000 * b.encodeSeconds) / steps,
       submits: model.counters.submits,
       dispatchesPerToken: model.counters.dispatches / steps,
       loadavg: load(),

@@ -56,6 +56,8 @@ export interface DecodeBench {
   /** Context length at the first timed step. */
   context: number;
   seconds: number;
+  /** Of which: recording and submitting on the CPU (the GPU runs behind it). */
+  encodeSeconds: number;
   tokensPerSecond: number;
   /** Bytes read per token: weights + KV/index. */
   bytesPerToken: number;
@@ -497,6 +499,7 @@ class GpuModelImpl implements GpuModel {
     extra?.(enc);
     this.k.device.queue.submit([enc.finish()]);
     const c = this.counters;
+    c.kv = { ...this.att.bytes };
     c.submits++;
     c.dispatches += n;
     c.tokens += nTok;
@@ -569,6 +572,7 @@ class GpuModelImpl implements GpuModel {
     this.resetCounters();
     const t0 = performance.now();
     for (let i = 0; i < steps; i++) this.record(1, 1, true);
+    const encodeSeconds = (performance.now() - t0) / 1000;
     await this.k.device.queue.onSubmittedWorkDone();
     const seconds = (performance.now() - t0) / 1000;
     const c = this.counters;
@@ -577,6 +581,7 @@ class GpuModelImpl implements GpuModel {
       steps,
       context: context + 1,
       seconds,
+      encodeSeconds,
       tokensPerSecond: steps / seconds,
       bytesPerToken: c.weightBytes / steps + kv,
       weightBytesPerToken: c.weightBytes / steps,

@@ -13,9 +13,14 @@ function probeWgsl(vec4s: number, groups: number): string {
 @group(0) @binding(1) var<storage, read_write> dst: array<f32>;
 @compute @workgroup_size(${THREADS})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  var acc = vec4<f32>(0.0);
-  for (var i = gid.x; i < ${vec4s}u; i += ${groups * THREADS}u) { acc += src[i]; }
-  dst[gid.x] = acc.x + acc.y + acc.z + acc.w;
+  // Four independent loads in flight per iteration.
+  let n = ${groups * THREADS}u;
+  var a = vec4<f32>(0.0); var b = vec4<f32>(0.0); var c = vec4<f32>(0.0); var d = vec4<f32>(0.0);
+  var i = gid.x;
+  for (; i + 3u * n < ${vec4s}u; i += 4u * n) { a += src[i]; b += src[i + n]; c += src[i + 2u * n]; d += src[i + 3u * n]; }
+  for (; i < ${vec4s}u; i += n) { a += src[i]; }
+  let s = a + b + c + d;
+  dst[gid.x] = s.x + s.y + s.z + s.w;
 }`;
 }
 
@@ -36,7 +41,7 @@ export async function gpuBandwidthProbe(gpu: Gpu, bytes = 1 << 30, dispatches = 
   const dev = gpu.device;
   bytes = Math.min(bytes, gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize);
   bytes -= bytes % 16;
-  const groups = Math.min(8192, Math.ceil(bytes / 16 / THREADS));
+  const groups = Math.min(4 * 132 * 8, Math.ceil(bytes / 16 / THREADS));
   const src = dev.createBuffer({ size: bytes, usage: GPUBufferUsage.STORAGE });
   const dst = dev.createBuffer({ size: groups * THREADS * 4, usage: GPUBufferUsage.STORAGE });
   const module = dev.createShaderModule({ code: probeWgsl(bytes / 16, groups) });

@@ -6,7 +6,7 @@
  * @module
  */
 import type { GgmlType } from "../../ggml_types.ts";
-import { load32Wgsl } from "./quant.ts";
+import { dot32Wgsl, load32Wgsl } from "./quant.ts";
 import { stepWgsl } from "./common.ts";
 
 /** Options of one matmul pipeline (all baked into the WGSL). */
@@ -35,25 +35,16 @@ export interface MatmulShape {
 /** Rows computed by one matmul workgroup. */
 export const MATMUL_ROWS = 8;
 
-/** WGSL of a matmul pipeline. Bindings: 0 w, 1 x, 2 y, 3 step, 4 bias (when `bias`). */
-export function matmulWgsl(s: MatmulShape): string {
-  const T = s.tile;
-  return `${stepWgsl(3)}
-@group(0) @binding(0) var<storage, read> w: array<u32>;
-@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
-${s.bias ? "@group(0) @binding(4) var<storage, read> bias: array<f32>;" : ""}
-${load32Wgsl(s.type, s.cols)}
-var<workgroup> part: array<f32, ${256 * T}>;
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let lane = lid % 32u;
-  let row = wg.x * ${MATMUL_ROWS}u + lid / 32u;
-  let t0 = wg.y * ${T}u;
-  let nt = min(${T}u, step.${s.tokens} - t0);
-  var acc: array<f32, ${T}>;
-  if (row < ${s.rows}u) {
-    var v: array<f32, 32>;
+/** One token: dot products straight from the quantized chunks. */
+function decodeLoop(s: MatmulShape): string {
+  return `for (var c = lane; c < ${s.cols / 32}u; c += 32u) {
+      acc[0] += dot32(row, c, (t0 * ${s.xStride}u + c * 32u) / 4u);
+    }`;
+}
+
+/** A tile of tokens: each chunk is dequantized once and used for every token of the tile. */
+function tiledLoop(s: MatmulShape): string {
+  return `var v: array<f32, 32>;
     for (var c = lane; c < ${s.cols / 32}u; c += 32u) {
       load32(row, c, &v);
       for (var t = 0u; t < nt; t++) {
@@ -64,7 +55,28 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         }
         acc[t] += a;
       }
-    }
+    }`;
+}
+
+/** WGSL of a matmul pipeline. Bindings: 0 w, 1 x, 2 y, 3 step, 4 bias (when `bias`). */
+export function matmulWgsl(s: MatmulShape): string {
+  const T = s.tile;
+  return `${stepWgsl(3)}
+@group(0) @binding(0) var<storage, read> w: array<u32>;
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+${s.bias ? "@group(0) @binding(4) var<storage, read> bias: array<f32>;" : ""}
+${T === 1 ? dot32Wgsl(s.type, s.cols) : load32Wgsl(s.type, s.cols)}
+var<workgroup> part: array<f32, ${256 * T}>;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let lane = lid % 32u;
+  let row = wg.x * ${MATMUL_ROWS}u + lid / 32u;
+  let t0 = wg.y * ${T}u;
+  let nt = min(${T}u, step.${s.tokens} - t0);
+  var acc: array<f32, ${T}>;
+  if (row < ${s.rows}u) {
+    ${T === 1 ? decodeLoop(s) : tiledLoop(s)}
   }
   for (var t = 0u; t < ${T}u; t++) { part[lid * ${T}u + t] = acc[t]; }
   workgroupBarrier();

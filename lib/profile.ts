@@ -142,14 +142,11 @@ function layerShard(model: Model, layer: number): Shard {
 /**
  * Writes `n` positions of random K and V (uniform in [-1, 1)) into every layer through
  * `KvCache.append`, so the transposed K copy and the running V sum stay consistent, then moves the
- * model to position `n` (needs `Model.seek`).
+ * model to position `n` (`Model.seekForBenchmark`).
  */
 export function fillRandom(model: Model, n: number, seed: number): void {
   const cache = model.cache;
-  const seek = (model as unknown as { seek?: (pos: number) => void }).seek;
-  if (typeof seek !== "function") {
-    throw new SparqError("--fill random: lib/model.ts has no Model.seek(pos) yet; use --fill prompt");
-  }
+  if (n >= model.nCtx) throw new SparqError(`--fill random: ${n} positions do not fit the context of ${model.nCtx}`);
   model.reset();
   const r = rng(seed);
   const kw = cache.nKv * cache.headDim, vw = cache.nKv * cache.headDimV;
@@ -183,7 +180,7 @@ export function fillRandom(model: Model, n: number, seed: number): void {
   } finally {
     for (const [shard, st] of staging) shard.release(st.mark);
   }
-  seek.call(model, n);
+  model.seekForBenchmark(n); // cache.length is n already: nothing is zeroed, only the position moves
 }
 
 /** Fills the cache to `n` positions by evaluating `n` random tokens (prompt processing). */

@@ -61,10 +61,6 @@ Deno.test("profile: bytes per token match the model shape; op times add up; tabl
 Deno.test("profile: --fill random writes the cache directly and continues from that position", async (t) => {
   const m = await loadModel(model, { threads: 1, ctx: 80, attention: "sparq:ratio=1/8" });
   try {
-    if (typeof (m as unknown as { seek?: unknown }).seek !== "function") {
-      console.log("  skipped: Model.seek is not in lib/model.ts yet (requested)");
-      return;
-    }
     await t.step("cache and position", () => {
       fillRandom(m, 50, 7);
       assertEquals(m.pos, 50);

@@ -11,7 +11,7 @@
  * differently) give identical results too.
  */
 import { splitStart } from "./common/split";
-import { dotI8, dotI8U7, f16ToF32, f16x4ToF32, hsumF32, hsumI32 } from "./common/simd";
+import { dot16U7, dot32U5, dotI8, f16ToF32, f16x4ToF32, hsumF32, hsumI32 } from "./common/simd";
 import { q8kStride, q8Stride } from "./common/act";
 
 const TOKEN_BLOCK = 16;
@@ -82,192 +82,238 @@ const LOW4 = i8x16.splat(0x0f);
   return v128.and(i8x16.ne(m, i8x16.splat(0)), i8x16.splat(0x10));
 }
 
-/** Q4_0 {f16 d; u8 qs[16]}: value = d·(nibble − 8); low nibbles are elements 0..15, high 16..31. */
+/** [Σa, Σb, Σc, Σd]: the four i32x4 block sums reduced to one lane each (exact; same in both builds). */
+// @ts-ignore: decorator
+@inline function reduce4(a: v128, b: v128, c: v128, d: v128): v128 {
+  const ab = i32x4.add(i32x4.shuffle(a, b, 0, 4, 1, 5), i32x4.shuffle(a, b, 2, 6, 3, 7));
+  const cd = i32x4.add(i32x4.shuffle(c, d, 0, 4, 1, 5), i32x4.shuffle(c, d, 2, 6, 3, 7));
+  return i32x4.add(i32x4.shuffle(ab, cd, 0, 1, 4, 5), i32x4.shuffle(ab, cd, 2, 3, 6, 7));
+}
+
+/** The f16 values at `p`, `p + stride`, `p + 2·stride`, `p + 3·stride` as f32x4 (scales of 4 blocks). */
+// @ts-ignore: decorator
+@inline function f16x4At(p: usize, stride: usize): v128 {
+  let v = i32x4.splat(<i32>load<u16>(p));
+  v = i32x4.replace_lane(v, 1, <i32>load<u16>(p + stride));
+  v = i32x4.replace_lane(v, 2, <i32>load<u16>(p + 2 * stride));
+  v = i32x4.replace_lane(v, 3, <i32>load<u16>(p + 3 * stride));
+  return f16x4ToF32(v);
+}
+
+/**
+ * Integer dot of a Q4_0 block {f16 d; u8 qs[16]} with the unsigned codes (nibbles; low nibbles are elements
+ * 0..15). The code offset 8 is applied by the caller as −8·Σx.
+ */
+// @ts-ignore: decorator
+@inline function isumQ4_0(blk: usize, xq: usize): v128 {
+  const q = v128.load(blk + 2);
+  return dot32U5(v128.load(xq), v128.and(q, LOW4), v128.load(xq, 16), v128.and(i16x8.shr_u(q, 4), LOW4));
+}
+
+/** Integer dot of a Q4_1 block {f16 d; f16 m; u8 qs[16]} (codes = nibbles; `m` is handled by the caller). */
+// @ts-ignore: decorator
+@inline function isumQ4_1(blk: usize, xq: usize): v128 {
+  const q = v128.load(blk + 4);
+  return dot32U5(v128.load(xq), v128.and(q, LOW4), v128.load(xq, 16), v128.and(i16x8.shr_u(q, 4), LOW4));
+}
+
+/** Integer dot of a Q5_0 block {f16 d; u8 qh[4]; u8 qs[16]} with unsigned codes nibble | bit << 4 (offset 16). */
+// @ts-ignore: decorator
+@inline function isumQ5_0(blk: usize, xq: usize): v128 {
+  const qh = load<u32>(blk + 2);
+  const q = v128.load(blk + 6);
+  const lo = v128.or(v128.and(q, LOW4), highBits16(qh & 0xffff));
+  return dot32U5(v128.load(xq), lo, v128.load(xq, 16), v128.or(v128.and(i16x8.shr_u(q, 4), LOW4), highBits16(qh >> 16)));
+}
+
+/** Integer dot of a Q5_1 block {f16 d; f16 m; u8 qh[4]; u8 qs[16]} (codes nibble | bit << 4). */
+// @ts-ignore: decorator
+@inline function isumQ5_1(blk: usize, xq: usize): v128 {
+  const qh = load<u32>(blk + 4);
+  const q = v128.load(blk + 8);
+  const lo = v128.or(v128.and(q, LOW4), highBits16(qh & 0xffff));
+  return dot32U5(v128.load(xq), lo, v128.load(xq, 16), v128.or(v128.and(i16x8.shr_u(q, 4), LOW4), highBits16(qh >> 16)));
+}
+
+/** Integer dot of a Q8_0 block {f16 d; i8 qs[32]}. */
+// @ts-ignore: decorator
+@inline function isumQ8_0(blk: usize, xq: usize): v128 {
+  const s = dotI8(i32x4.splat(0), v128.load(xq), v128.load(blk + 2));
+  return dotI8(s, v128.load(xq, 16), v128.load(blk + 18));
+}
+
+/**
+ * Row · Q8 activations for the 32-wide types: `Σ_b d_w·d_x·isum_b (+ m_w·s_x)`. Four blocks at a time: their
+ * integer sums are reduced into one vector and scaled with four f16 scales converted at once. `hasMin`: Q4_1/Q5_1.
+ */
+// @ts-ignore: decorator
+@inline function dotQ32(w: usize, x: usize, nb: i32, cols: i32, kind: i32, bytes: usize, hasMin: bool): f32 {
+  const xd = x + <usize>cols;
+  const xs = xd + (<usize>nb << 2);
+  const xsum = xs + (<usize>nb << 2);
+  // Code offsets (8 for Q4_0, 16 for Q5_0) are applied once per block as −offset·Σx.
+  const shift = kind == K_Q4_0 ? 3 : kind == K_Q5_0 ? 4 : 0;
+  let acc = f32x4.splat(0);
+  let b = 0;
+  for (; b + 4 <= nb; b += 4) {
+    const blk = w + <usize>b * bytes;
+    const xq = x + (<usize>b << 5);
+    let s = reduce4(
+      isum32(kind, blk, xq),
+      isum32(kind, blk + bytes, xq + 32),
+      isum32(kind, blk + 2 * bytes, xq + 64),
+      isum32(kind, blk + 3 * bytes, xq + 96),
+    );
+    if (shift) s = i32x4.sub(s, i32x4.shl(v128.load(xsum + (<usize>b << 2)), shift));
+    const d = f32x4.mul(f16x4At(blk, bytes), v128.load(xd + (<usize>b << 2)));
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), d));
+    if (hasMin) acc = f32x4.add(acc, f32x4.mul(f16x4At(blk + 2, bytes), v128.load(xs + (<usize>b << 2))));
+  }
+  let tail: f32 = 0;
+  for (; b < nb; b++) {
+    const blk = w + <usize>b * bytes;
+    let s = hsumI32(isum32(kind, blk, x + (<usize>b << 5)));
+    if (shift) s -= load<i32>(xsum + (<usize>b << 2)) << shift;
+    tail += f16ToF32(load<u16>(blk)) * load<f32>(xd + (<usize>b << 2)) * <f32>s;
+    if (hasMin) tail += f16ToF32(load<u16>(blk, 2)) * load<f32>(xs + (<usize>b << 2));
+  }
+  return hsumF32(acc) + tail;
+}
+
+const K_Q4_0 = 0, K_Q4_1 = 1, K_Q5_0 = 2, K_Q5_1 = 3, K_Q8_0 = 4;
+
+/** Block integer dot of 32-wide type `kind` (a compile-time constant after inlining). */
+// @ts-ignore: decorator
+@inline function isum32(kind: i32, blk: usize, xq: usize): v128 {
+  if (kind == K_Q4_0) return isumQ4_0(blk, xq);
+  if (kind == K_Q4_1) return isumQ4_1(blk, xq);
+  if (kind == K_Q5_0) return isumQ5_0(blk, xq);
+  if (kind == K_Q5_1) return isumQ5_1(blk, xq);
+  return isumQ8_0(blk, xq);
+}
+
 // @ts-ignore: decorator
 @inline function dotQ4_0(w: usize, x: usize, nb: i32, cols: i32): f32 {
-  const xd = x + <usize>cols;
-  const xsum = xd + (<usize>nb << 3);
-  let acc: f32 = 0;
-  for (let b = 0; b < nb; b++) {
-    const blk = w + <usize>b * 18;
-    const q = v128.load(blk + 2);
-    const xq = x + (<usize>b << 5);
-    let s = dotI8U7(i32x4.splat(0), v128.load(xq), v128.and(q, LOW4));
-    s = dotI8U7(s, v128.load(xq, 16), v128.and(i16x8.shr_u(q, 4), LOW4));
-    s = i32x4.sub(s, i32x4.splat(load<i32>(xsum + (<usize>b << 2)) << 1)); // −8·Σx spread over 4 lanes
-    const d = f16ToF32(load<u16>(blk)) * load<f32>(xd + (<usize>b << 2));
-    acc += d * <f32>hsumI32(s);
-  }
-  return acc;
+  return dotQ32(w, x, nb, cols, K_Q4_0, 18, false);
 }
-
-/** Q4_1 {f16 d; f16 m; u8 qs[16]}: value = d·nibble + m. */
 // @ts-ignore: decorator
 @inline function dotQ4_1(w: usize, x: usize, nb: i32, cols: i32): f32 {
-  const xd = x + <usize>cols;
-  const xs = xd + (<usize>nb << 2);
-  let acc: f32 = 0;
-  let accm: f32 = 0;
-  for (let b = 0; b < nb; b++) {
-    const blk = w + <usize>b * 20;
-    const q = v128.load(blk + 4);
-    const xq = x + (<usize>b << 5);
-    let s = dotI8U7(i32x4.splat(0), v128.load(xq), v128.and(q, LOW4));
-    s = dotI8U7(s, v128.load(xq, 16), v128.and(i16x8.shr_u(q, 4), LOW4));
-    const d = f16ToF32(load<u16>(blk)) * load<f32>(xd + (<usize>b << 2));
-    acc += d * <f32>hsumI32(s);
-    accm += f16ToF32(load<u16>(blk, 2)) * load<f32>(xs + (<usize>b << 2));
-  }
-  return acc + accm;
+  return dotQ32(w, x, nb, cols, K_Q4_1, 20, true);
 }
-
-/** Q5_0 {f16 d; u8 qh[4]; u8 qs[16]}: value = d·((nibble | bit<<4) − 16), bit j of qh for element j. */
 // @ts-ignore: decorator
 @inline function dotQ5_0(w: usize, x: usize, nb: i32, cols: i32): f32 {
-  const xd = x + <usize>cols;
-  const xsum = xd + (<usize>nb << 3);
-  let acc: f32 = 0;
-  for (let b = 0; b < nb; b++) {
-    const blk = w + <usize>b * 22;
-    const qh = load<u32>(blk + 2);
-    const q = v128.load(blk + 6);
-    const xq = x + (<usize>b << 5);
-    let s = dotI8U7(i32x4.splat(0), v128.load(xq), v128.or(v128.and(q, LOW4), highBits16(qh & 0xffff)));
-    s = dotI8U7(s, v128.load(xq, 16), v128.or(v128.and(i16x8.shr_u(q, 4), LOW4), highBits16(qh >> 16)));
-    s = i32x4.sub(s, i32x4.splat(load<i32>(xsum + (<usize>b << 2)) << 2)); // −16·Σx over 4 lanes
-    const d = f16ToF32(load<u16>(blk)) * load<f32>(xd + (<usize>b << 2));
-    acc += d * <f32>hsumI32(s);
-  }
-  return acc;
+  return dotQ32(w, x, nb, cols, K_Q5_0, 22, false);
 }
-
-/** Q5_1 {f16 d; f16 m; u8 qh[4]; u8 qs[16]}: value = d·(nibble | bit<<4) + m. */
 // @ts-ignore: decorator
 @inline function dotQ5_1(w: usize, x: usize, nb: i32, cols: i32): f32 {
-  const xd = x + <usize>cols;
-  const xs = xd + (<usize>nb << 2);
-  let acc: f32 = 0;
-  let accm: f32 = 0;
-  for (let b = 0; b < nb; b++) {
-    const blk = w + <usize>b * 24;
-    const qh = load<u32>(blk + 4);
-    const q = v128.load(blk + 8);
-    const xq = x + (<usize>b << 5);
-    let s = dotI8U7(i32x4.splat(0), v128.load(xq), v128.or(v128.and(q, LOW4), highBits16(qh & 0xffff)));
-    s = dotI8U7(s, v128.load(xq, 16), v128.or(v128.and(i16x8.shr_u(q, 4), LOW4), highBits16(qh >> 16)));
-    const d = f16ToF32(load<u16>(blk)) * load<f32>(xd + (<usize>b << 2));
-    acc += d * <f32>hsumI32(s);
-    accm += f16ToF32(load<u16>(blk, 2)) * load<f32>(xs + (<usize>b << 2));
-  }
-  return acc + accm;
+  return dotQ32(w, x, nb, cols, K_Q5_1, 24, true);
 }
-
-/** Q8_0 {f16 d; i8 qs[32]}: value = d·q. */
 // @ts-ignore: decorator
 @inline function dotQ8_0(w: usize, x: usize, nb: i32, cols: i32): f32 {
-  const xd = x + <usize>cols;
-  let acc: f32 = 0;
-  for (let b = 0; b < nb; b++) {
-    const blk = w + <usize>b * 34;
-    const xq = x + (<usize>b << 5);
-    let s = dotI8(i32x4.splat(0), v128.load(xq), v128.load(blk + 2));
-    s = dotI8(s, v128.load(xq, 16), v128.load(blk + 18));
-    const d = f16ToF32(load<u16>(blk)) * load<f32>(xd + (<usize>b << 2));
-    acc += d * <f32>hsumI32(s);
-  }
-  return acc;
+  return dotQ32(w, x, nb, cols, K_Q8_0, 34, false);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
 // K-quants (256-wide super-blocks) against Q8K activations. `nb` = cols/256.
 
-/** 6-bit scale and min number `j` (0..7) of a Q4_K/Q5_K `scales[12]` (ggml's `get_scale_min_k4`), as sc | m<<8. */
+/**
+ * The eight 6-bit scales (bytes 0..7) and mins (bytes 8..15) of a Q4_K/Q5_K `scales[12]`, unpacked with ggml's
+ * 32-bit mask trick (equivalent to `get_scale_min_k4` for j = 0..7).
+ */
 // @ts-ignore: decorator
-@inline function scaleMinK4(sc: usize, j: i32): i32 {
-  if (j < 4) return (load<u8>(sc + j) & 63) | ((load<u8>(sc + j + 4) & 63) << 8);
-  const a = <i32>load<u8>(sc + j + 4), lo = <i32>load<u8>(sc + j - 4), hi = <i32>load<u8>(sc + j);
-  return ((a & 0xf) | ((lo >> 6) << 4)) | (((a >> 4) | ((hi >> 6) << 4)) << 8);
-}
-
-/** Q4_K {f16 d; f16 dmin; u8 scales[12]; u8 qs[128]}: value = d·sc·nibble − dmin·m per 32-wide sub-block. */
-// @ts-ignore: decorator
-@inline function dotQ4_K(w: usize, x: usize, nb: i32, cols: i32): f32 {
-  const xd = x + <usize>cols;
-  const bs = xd + (<usize>nb << 2);
-  let sum: f32 = 0;
-  for (let b = 0; b < nb; b++) {
-    const blk = w + <usize>b * 144;
-    const sc = blk + 4;
-    const qs = blk + 16;
-    const xq = x + (<usize>b << 8);
-    const bsb = bs + (<usize>b << 6);
-    let isum = i32x4.splat(0);
-    let msum = 0;
-    for (let j = 0; j < 4; j++) {
-      const q0 = v128.load(qs + (<usize>j << 5));
-      const q1 = v128.load(qs + (<usize>j << 5), 16);
-      const xa = xq + (<usize>j << 6);
-      let lo = dotI8U7(i32x4.splat(0), v128.load(xa), v128.and(q0, LOW4));
-      lo = dotI8U7(lo, v128.load(xa, 16), v128.and(q1, LOW4));
-      let hi = dotI8U7(i32x4.splat(0), v128.load(xa, 32), v128.and(i16x8.shr_u(q0, 4), LOW4));
-      hi = dotI8U7(hi, v128.load(xa, 48), v128.and(i16x8.shr_u(q1, 4), LOW4));
-      const a = scaleMinK4(sc, 2 * j), c = scaleMinK4(sc, 2 * j + 1);
-      isum = i32x4.add(isum, i32x4.add(i32x4.mul(lo, i32x4.splat(a & 0xff)), i32x4.mul(hi, i32x4.splat(c & 0xff))));
-      const g = bsb + (<usize>j << 4);
-      msum += (a >> 8) * (load<i32>(g) + load<i32>(g, 4)) + (c >> 8) * (load<i32>(g, 8) + load<i32>(g, 12));
-    }
-    const dy = load<f32>(xd + (<usize>b << 2));
-    sum += f16ToF32(load<u16>(blk)) * dy * <f32>hsumI32(isum) - f16ToF32(load<u16>(blk, 2)) * dy * <f32>msum;
-  }
-  return sum;
-}
-
-/** Q5_K {f16 d; f16 dmin; u8 scales[12]; u8 qh[32]; u8 qs[128]}: like Q4_K with a fifth bit from qh. */
-// @ts-ignore: decorator
-@inline function dotQ5_K(w: usize, x: usize, nb: i32, cols: i32): f32 {
-  const xd = x + <usize>cols;
-  const bs = xd + (<usize>nb << 2);
-  let sum: f32 = 0;
-  for (let b = 0; b < nb; b++) {
-    const blk = w + <usize>b * 176;
-    const sc = blk + 4;
-    const h0 = v128.load(blk + 16);
-    const h1 = v128.load(blk + 32);
-    const qs = blk + 48;
-    const xq = x + (<usize>b << 8);
-    const bsb = bs + (<usize>b << 6);
-    let isum = i32x4.splat(0);
-    let msum = 0;
-    const bit16 = i8x16.splat(0x10);
-    for (let j = 0; j < 4; j++) {
-      const q0 = v128.load(qs + (<usize>j << 5));
-      const q1 = v128.load(qs + (<usize>j << 5), 16);
-      const bitL: i32 = 1 << (2 * j);
-      const ml = i8x16.splat(<i8>bitL);
-      const mh = i8x16.splat(<i8>(bitL << 1));
-      const xa = xq + (<usize>j << 6);
-      const l0 = v128.or(v128.and(q0, LOW4), v128.and(i8x16.ne(v128.and(h0, ml), i8x16.splat(0)), bit16));
-      const l1 = v128.or(v128.and(q1, LOW4), v128.and(i8x16.ne(v128.and(h1, ml), i8x16.splat(0)), bit16));
-      const u0 = v128.or(v128.and(i16x8.shr_u(q0, 4), LOW4), v128.and(i8x16.ne(v128.and(h0, mh), i8x16.splat(0)), bit16));
-      const u1 = v128.or(v128.and(i16x8.shr_u(q1, 4), LOW4), v128.and(i8x16.ne(v128.and(h1, mh), i8x16.splat(0)), bit16));
-      let lo = dotI8U7(i32x4.splat(0), v128.load(xa), l0);
-      lo = dotI8U7(lo, v128.load(xa, 16), l1);
-      let hi = dotI8U7(i32x4.splat(0), v128.load(xa, 32), u0);
-      hi = dotI8U7(hi, v128.load(xa, 48), u1);
-      const a = scaleMinK4(sc, 2 * j), c = scaleMinK4(sc, 2 * j + 1);
-      isum = i32x4.add(isum, i32x4.add(i32x4.mul(lo, i32x4.splat(a & 0xff)), i32x4.mul(hi, i32x4.splat(c & 0xff))));
-      const g = bsb + (<usize>j << 4);
-      msum += (a >> 8) * (load<i32>(g) + load<i32>(g, 4)) + (c >> 8) * (load<i32>(g, 8) + load<i32>(g, 12));
-    }
-    const dy = load<f32>(xd + (<usize>b << 2));
-    sum += f16ToF32(load<u16>(blk)) * dy * <f32>hsumI32(isum) - f16ToF32(load<u16>(blk, 2)) * dy * <f32>msum;
-  }
-  return sum;
+@inline function scalesMinsK4(sc: usize): v128 {
+  const u0 = load<u32>(sc), u1 = load<u32>(sc, 4), u2 = load<u32>(sc, 8);
+  let v = i32x4.splat(u0 & 0x3f3f3f3f);
+  v = i32x4.replace_lane(v, 1, (u2 & 0x0f0f0f0f) | (((u0 >> 6) & 0x03030303) << 4));
+  v = i32x4.replace_lane(v, 2, u1 & 0x3f3f3f3f);
+  return i32x4.replace_lane(v, 3, ((u2 >> 4) & 0x0f0f0f0f) | (((u1 >> 6) & 0x03030303) << 4));
 }
 
 /**
- * Q6_K {u8 ql[128]; u8 qh[64]; i8 scales[16]; f16 d}: value = d·sc·(q − 32), q = 4 low bits from ql | 2 high
- * bits from qh; one scale per 16 values.
+ * Q4_K {f16 d; f16 dmin; u8 scales[12]; u8 qs[128]} and Q5_K {…; u8 qh[32]; u8 qs[128]}: value =
+ * d·sc·code − dmin·m per 32-wide sub-block; 64-value chunk j holds sub-block 2j in its low nibbles and 2j+1 in its
+ * high nibbles; Q5_K's fifth bit of value l of sub-block s is bit s of qh[l].
+ */
+// @ts-ignore: decorator
+@inline function dotQK45(w: usize, x: usize, nb: i32, cols: i32, five: bool): f32 {
+  const bytes: usize = five ? 176 : 144;
+  const xd = x + <usize>cols;
+  const bs = xd + (<usize>nb << 2);
+  const bit16 = i8x16.splat(0x10);
+  const zero = i8x16.splat(0);
+  let sum: f32 = 0;
+  for (let b = 0; b < nb; b++) {
+    const blk = w + <usize>b * bytes;
+    const qs = blk + (five ? 48 : 16);
+    const xq = x + (<usize>b << 8);
+    let h0 = zero, h1 = zero;
+    if (five) {
+      h0 = v128.load(blk + 16);
+      h1 = v128.load(blk + 32);
+    }
+    // Sub-block sums v[0..7] (i32x4 partial sums each), four at a time through reduce4.
+    let isum = i32x4.splat(0);
+    const sm = scalesMinsK4(blk + 4);
+    const sc16 = i16x8.extend_low_i8x16_u(sm);
+    for (let half = 0; half < 2; half++) {
+      let v0 = zero, v1 = zero, v2 = zero, v3 = zero;
+      for (let k = 0; k < 2; k++) {
+        const j = 2 * half + k;
+        const q0 = v128.load(qs + (<usize>j << 5));
+        const q1 = v128.load(qs + (<usize>j << 5), 16);
+        let l0 = v128.and(q0, LOW4), l1 = v128.and(q1, LOW4);
+        let u0 = v128.and(i16x8.shr_u(q0, 4), LOW4), u1 = v128.and(i16x8.shr_u(q1, 4), LOW4);
+        if (five) {
+          const bitL: i32 = 1 << (2 * j);
+          const ml = i8x16.splat(<i8>bitL), mh = i8x16.splat(<i8>(bitL << 1));
+          l0 = v128.or(l0, v128.and(i8x16.ne(v128.and(h0, ml), zero), bit16));
+          l1 = v128.or(l1, v128.and(i8x16.ne(v128.and(h1, ml), zero), bit16));
+          u0 = v128.or(u0, v128.and(i8x16.ne(v128.and(h0, mh), zero), bit16));
+          u1 = v128.or(u1, v128.and(i8x16.ne(v128.and(h1, mh), zero), bit16));
+        }
+        const xa = xq + (<usize>j << 6);
+        const lo = dot32U5(v128.load(xa), l0, v128.load(xa, 16), l1);
+        const hi = dot32U5(v128.load(xa, 32), u0, v128.load(xa, 48), u1);
+        if (k == 0) {
+          v0 = lo;
+          v1 = hi;
+        } else {
+          v2 = lo;
+          v3 = hi;
+        }
+      }
+      const scv = half == 0 ? i32x4.extend_low_i16x8_u(sc16) : i32x4.extend_high_i16x8_u(sc16);
+      isum = i32x4.add(isum, i32x4.mul(reduce4(v0, v1, v2, v3), scv));
+    }
+    // Mins: Σ m_s · (Σx of sub-block s), from the 16-wide activation sums.
+    const g = bs + (<usize>b << 6);
+    const a0 = v128.load(g), a1 = v128.load(g, 16), a2 = v128.load(g, 32), a3 = v128.load(g, 48);
+    const p03 = i32x4.add(i32x4.shuffle(a0, a1, 0, 2, 4, 6), i32x4.shuffle(a0, a1, 1, 3, 5, 7));
+    const p47 = i32x4.add(i32x4.shuffle(a2, a3, 0, 2, 4, 6), i32x4.shuffle(a2, a3, 1, 3, 5, 7));
+    const m16 = i16x8.extend_high_i8x16_u(sm);
+    const msum = hsumI32(i32x4.add(
+      i32x4.mul(p03, i32x4.extend_low_i16x8_u(m16)),
+      i32x4.mul(p47, i32x4.extend_high_i16x8_u(m16)),
+    ));
+    const dy = load<f32>(xd + (<usize>b << 2));
+    sum += f16ToF32(load<u16>(blk)) * dy * <f32>hsumI32(isum) - f16ToF32(load<u16>(blk, 2)) * dy * <f32>msum;
+  }
+  return sum;
+}
+
+// @ts-ignore: decorator
+@inline function dotQ4_K(w: usize, x: usize, nb: i32, cols: i32): f32 {
+  return dotQK45(w, x, nb, cols, false);
+}
+// @ts-ignore: decorator
+@inline function dotQ5_K(w: usize, x: usize, nb: i32, cols: i32): f32 {
+  return dotQK45(w, x, nb, cols, true);
+}
+
+/**
+ * Q6_K {u8 ql[128]; u8 qh[64]; i8 scales[16]; f16 d}: value = d·sc·(code − 32), code = 4 low bits from ql | 2 high
+ * bits from qh; one scale per 16 values. In 128-value chunk n, for l in 0..31: values l, l+32, l+64, l+96 take the
+ * low nibble of ql[l], low of ql[l+32], high of ql[l], high of ql[l+32], and bits 0-1, 2-3, 4-5, 6-7 of qh[l].
  */
 // @ts-ignore: decorator
 @inline function dotQ6_K(w: usize, x: usize, nb: i32, cols: i32): f32 {
@@ -283,28 +329,42 @@ const LOW4 = i8x16.splat(0x0f);
     for (let n = 0; n < 2; n++) {
       const ql = blk + (<usize>n << 6);
       const qh = blk + 128 + (<usize>n << 5);
-      const sc = blk + 192 + (<usize>n << 3);
       const xn = xq + (<usize>n << 7);
-      const gs = bsb + (<usize>n << 5);
+      // Group g (16 values) of this chunk: half h = g & 1 of the l range, which code (q1..q4) = g >> 1.
+      let g0 = v128.splat<i32>(0), g1 = g0, g2 = g0, g3 = g0, g4 = g0, g5 = g0, g6 = g0, g7 = g0;
       for (let h = 0; h < 2; h++) {
-        // Half h covers l in [16h, 16h+16): elements l, l+32, l+64, l+96 of this 128-chunk.
         const o = <usize>h << 4;
         const la = v128.load(ql + o), lb = v128.load(ql + o, 32), hb = v128.load(qh + o);
         const q1 = v128.or(v128.and(la, LOW4), v128.and(i16x8.shl(hb, 4), m30));
         const q2 = v128.or(v128.and(lb, LOW4), v128.and(i16x8.shl(hb, 2), m30));
         const q3 = v128.or(v128.and(i16x8.shr_u(la, 4), LOW4), v128.and(hb, m30));
         const q4 = v128.or(v128.and(i16x8.shr_u(lb, 4), LOW4), v128.and(i16x8.shr_u(hb, 2), m30));
-        // Group g = element/16 has scale sc[g] and activation sum bsums[g]; −32·Σx spread as −8·Σx per lane.
-        const g1 = h, g2 = h + 2, g3 = h + 4, g4 = h + 6;
-        const s1 = i32x4.sub(dotI8U7(i32x4.splat(0), v128.load(xn + (<usize>g1 << 4)), q1), i32x4.splat(load<i32>(gs + (<usize>g1 << 2)) << 3));
-        const s2 = i32x4.sub(dotI8U7(i32x4.splat(0), v128.load(xn + (<usize>g2 << 4)), q2), i32x4.splat(load<i32>(gs + (<usize>g2 << 2)) << 3));
-        const s3 = i32x4.sub(dotI8U7(i32x4.splat(0), v128.load(xn + (<usize>g3 << 4)), q3), i32x4.splat(load<i32>(gs + (<usize>g3 << 2)) << 3));
-        const s4 = i32x4.sub(dotI8U7(i32x4.splat(0), v128.load(xn + (<usize>g4 << 4)), q4), i32x4.splat(load<i32>(gs + (<usize>g4 << 2)) << 3));
-        isum = i32x4.add(isum, i32x4.add(
-          i32x4.add(i32x4.mul(s1, i32x4.splat(load<i8>(sc + g1))), i32x4.mul(s2, i32x4.splat(load<i8>(sc + g2)))),
-          i32x4.add(i32x4.mul(s3, i32x4.splat(load<i8>(sc + g3))), i32x4.mul(s4, i32x4.splat(load<i8>(sc + g4)))),
-        ));
+        const s1 = dot16U7(v128.load(xn + o), q1);
+        const s2 = dot16U7(v128.load(xn + o, 32), q2);
+        const s3 = dot16U7(v128.load(xn + o, 64), q3);
+        const s4 = dot16U7(v128.load(xn + o, 96), q4);
+        if (h == 0) {
+          g0 = s1;
+          g2 = s2;
+          g4 = s3;
+          g6 = s4;
+        } else {
+          g1 = s1;
+          g3 = s2;
+          g5 = s3;
+          g7 = s4;
+        }
       }
+      // Per-group totals minus 32·Σx (the code offset), times the signed 8-bit scales.
+      const gs = bsb + (<usize>n << 5);
+      const sc = blk + 192 + (<usize>n << 3);
+      const t03 = i32x4.sub(reduce4(g0, g1, g2, g3), i32x4.shl(v128.load(gs), 5));
+      const t47 = i32x4.sub(reduce4(g4, g5, g6, g7), i32x4.shl(v128.load(gs, 16), 5));
+      const sc16 = i16x8.extend_low_i8x16_s(v128.load64_zero(sc));
+      isum = i32x4.add(isum, i32x4.add(
+        i32x4.mul(t03, i32x4.extend_low_i16x8_s(sc16)),
+        i32x4.mul(t47, i32x4.extend_high_i16x8_s(sc16)),
+      ));
     }
     sum += f16ToF32(load<u16>(blk + 208)) * load<f32>(xd + (<usize>b << 2)) * <f32>hsumI32(isum);
   }

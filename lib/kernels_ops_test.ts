@@ -3,15 +3,7 @@ import { createRuntime, type Shard } from "./wasm_runtime.ts";
 import * as K from "./kernels.ts";
 import { argmaxRef, geluF16Ref, geluRef, layernormRef, rmsnormRef, ropeRef, siluRef, softmaxRef } from "./ref/ops.ts";
 import { f16ToF32, f32ToF16 } from "./ref/f16.ts";
-
-function rng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { rng } from "./ref/random.ts";
 
 const vec = (n: number, r: () => number, s = 4) => Float32Array.from({ length: n }, () => (r() * 2 - 1) * s);
 

@@ -3,19 +3,9 @@ import { createRuntime, type Runtime, type Shard } from "./wasm_runtime.ts";
 import * as K from "./kernels.ts";
 import { GgmlType, ggmlTypeInfo, ggmlTypeName } from "./ggml_types.ts";
 import { decodeRowRef, dotRef, prepareActRef, quantizeQ8KRef, quantizeQ8Ref } from "./ref/matmul.ts";
-import { f32ToF16 } from "./ref/f16.ts";
+import { randomWeights, rng } from "./ref/random.ts";
 
-/** Deterministic PRNG (mulberry32) so failures reproduce. */
-function rng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-export const MATMUL_TYPES: GgmlType[] = [
+const MATMUL_TYPES: GgmlType[] = [
   GgmlType.F32,
   GgmlType.F16,
   GgmlType.BF16,
@@ -28,42 +18,6 @@ export const MATMUL_TYPES: GgmlType[] = [
   GgmlType.Q5_K,
   GgmlType.Q6_K,
 ];
-
-/** Offsets of the f16 scale fields in a block of `type` (random bytes there could be inf/NaN). */
-const F16_FIELDS: Partial<Record<GgmlType, number[]>> = {
-  [GgmlType.Q4_0]: [0],
-  [GgmlType.Q4_1]: [0, 2],
-  [GgmlType.Q5_0]: [0],
-  [GgmlType.Q5_1]: [0, 2],
-  [GgmlType.Q8_0]: [0],
-  [GgmlType.Q4_K]: [0, 2],
-  [GgmlType.Q5_K]: [0, 2],
-  [GgmlType.Q6_K]: [208],
-};
-
-/** Random valid weight bytes: `rows × cols` values of `type` (random codes, small finite scales). */
-export function randomWeights(type: GgmlType, rows: number, cols: number, r: () => number): Uint8Array {
-  const info = ggmlTypeInfo(type)!;
-  const n = rows * cols;
-  if (type === GgmlType.F32) return new Uint8Array(Float32Array.from({ length: n }, () => r() * 2 - 1).buffer);
-  if (type === GgmlType.F16 || type === GgmlType.BF16) {
-    return new Uint8Array(
-      Uint16Array.from({ length: n }, () => {
-        const v = r() * 2 - 1;
-        return type === GgmlType.F16 ? f32ToF16(v) : new Uint32Array(new Float32Array([v]).buffer)[0] >>> 16;
-      }).buffer,
-    );
-  }
-  const b = Uint8Array.from({ length: (n / info.blockSize) * info.blockBytes }, () => Math.floor(r() * 256));
-  for (let o = 0; o < b.length; o += info.blockBytes) {
-    for (const f of F16_FIELDS[type]!) {
-      const h = f32ToF16((r() * 0.02 + 0.001) * (r() < 0.5 ? -1 : 1));
-      b[o + f] = h & 0xff;
-      b[o + f + 1] = h >> 8;
-    }
-  }
-  return b;
-}
 
 function randomVec(n: number, r: () => number, scale = 1): Float32Array {
   // Occasional exact zeros and one large outlier per vector exercise the quantizers' edge cases.

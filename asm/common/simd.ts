@@ -74,12 +74,25 @@ export function f32ToF16(f: f32): u32 {
 }
 
 /**
- * `acc + Σ a·u` over groups of four lanes, `a` signed 8-bit in [−127, 127], `u` in [0, 127] (unpacked weight
- * codes). With relaxed SIMD this is one `relaxed_dot_i8x16_i7x16_add_s` (pmaddubsw + pmaddwd on x86, which cannot
- * saturate for these ranges), so both builds give the same integers.
+ * Σ a·u over pairs of lanes as i16x8, `a` signed 8-bit in [−127, 127], `u` in [0, 127] (unpacked weight codes).
+ * With relaxed SIMD this is one `relaxed_dot_i8x16_i7x16_s` (pmaddubsw on x86: cannot saturate for these ranges);
+ * otherwise two widening multiplies. Lanes group the products differently in the two builds, but every caller
+ * only uses the sum over all lanes, which is exact and identical.
  */
 // @ts-ignore: decorator
-@inline export function dotI8U7(acc: v128, a: v128, u: v128): v128 {
-  if (ASC_FEATURE_RELAXED_SIMD) return i32x4.relaxed_dot_i8x16_i7x16_add_s(a, u, acc);
-  return dotI8(acc, a, u);
+@inline export function dot16(a: v128, u: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return i16x8.relaxed_dot_i8x16_i7x16_s(a, u);
+  return i16x8.add(i16x8.extmul_low_i8x16_s(a, u), i16x8.extmul_high_i8x16_s(a, u));
+}
+
+/** Σ a0·u0 + a1·u1 as i32x4 lane partial sums, codes `u` ≤ 31 (so the i16 sum of two `dot16` cannot overflow). */
+// @ts-ignore: decorator
+@inline export function dot32U5(a0: v128, u0: v128, a1: v128, u1: v128): v128 {
+  return i32x4.extadd_pairwise_i16x8_s(i16x8.add(dot16(a0, u0), dot16(a1, u1)));
+}
+
+/** Σ a·u as i32x4 lane partial sums, codes `u` ≤ 127. */
+// @ts-ignore: decorator
+@inline export function dot16U7(a: v128, u: v128): v128 {
+  return i32x4.extadd_pairwise_i16x8_s(dot16(a, u));
 }

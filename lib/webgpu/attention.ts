@@ -110,7 +110,7 @@ export class GpuAttention {
       this.layers.push(c);
       const dense = [
         k.op("attn.partial", partialWgsl(a, false), { 0: q, 1: c.k, 2: c.v, 4: part }, 3, chunked),
-        k.op("attn.combine", combineWgsl(a, false, false), { 0: part, 1: out }, 2, (s) => [nHead, s.nTok, 1]),
+        k.op("attn.combine", combineWgsl(a, false), { 0: part, 1: out }, 2, (s) => [nHead, s.nTok, 1]),
       ];
       this.prefillOps.push(dense);
       const fill = [
@@ -143,8 +143,10 @@ export class GpuAttention {
           k.op("sparq.partial", partialWgsl(a, true), { 0: q, 1: c.k, 2: c.v, 4: part, 5: sp.idx }, 3, chunked),
           k.op(
             "sparq.combine",
-            combineWgsl(a, true, this.sparq!.reallocate),
-            { 0: part, 1: out, 3: sp.slog, 4: sp.stats, 5: sp.idx, 6: c.vsum! },
+            combineWgsl(a, this.sparq!.reallocate),
+            this.sparq!.reallocate
+              ? { 0: part, 1: out, 3: sp.slog, 4: sp.stats, 5: sp.idx, 6: c.vsum! }
+              : { 0: part, 1: out },
             2,
             (s) => [nHead, s.nTok, 1],
           ),

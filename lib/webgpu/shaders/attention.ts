@@ -98,18 +98,18 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 }
 
 /**
- * WGSL merging the chunks into `out[t][h][:]`. With `sparq`, also α = Σ_{i2} softmax(ŝ) and
- * (when `reallocate`) y = α·y + (1−α)·v̄. Bindings: 0 partial, 1 out, 2 step; sparq: 3 ŝ logits
- * `[nHead][ctx]`, 4 stats `[nHead]` (max, sum), 5 selected positions, 6 vsum `[nKv][d]`.
+ * WGSL merging the chunks into `out[t][h][:]`. With SparQ reallocation, also α = Σ_{i2} softmax(ŝ) and
+ * y = α·y + (1−α)·v̄. Bindings: 0 partial, 1 out, 2 step; reallocation: 3 ŝ logits `[nHead][ctx]`,
+ * 4 stats `[nHead]` (max, sum), 5 selected positions, 6 vsum `[nKv][d]`.
  * Dispatch (nHead, nTok).
  */
-export function combineWgsl(s: AttnShape, sparq: boolean, reallocate: boolean): string {
+export function combineWgsl(s: AttnShape, reallocate: boolean): string {
   const G = s.nHead / s.nKv, D = s.d, W = ATTN_WG;
   return `${stepWgsl(2)}
 @group(0) @binding(0) var<storage, read> part: array<f32>;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 ${
-    sparq
+    reallocate
       ? `@group(0) @binding(3) var<storage, read> slog: array<f32>;
 @group(0) @binding(4) var<storage, read> stats: array<vec2<f32>>;
 @group(0) @binding(5) var<storage, read> idx: array<u32>;
@@ -128,7 +128,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     L += part[(pb + c) * ${D + 2}u + 1u] * exp(part[(pb + c) * ${D + 2}u] - M);
   }
   ${
-    sparq
+    reallocate
       ? `let kv = h / ${G}u;
   let st = stats[h];
   var a = 0.0;
@@ -143,7 +143,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       y += part[(pb + c) * ${D + 2}u + 2u + dim] * exp(part[(pb + c) * ${D + 2}u] - M);
     }
     y = y / L;
-    ${sparq && reallocate ? `y = alpha * y + (1.0 - alpha) * (vsum[kv * ${D}u + dim] / S);` : ""}
+    ${reallocate ? `y = alpha * y + (1.0 - alpha) * (vsum[kv * ${D}u + dim] / S);` : ""}
     out[(t * ${s.nHead}u + h) * ${D}u + dim] = y;
   }
 }`;

@@ -81,8 +81,8 @@ const cases: [string, (seq: SequenceRefInput, pos: number) => ArrayLike<number>,
     (seq, pos) => sparqRef(stepInput(seq, pos), { r: 4, k: 10, window: 2, reallocate: true, keepCurrent: true }).out,
     1e-5,
   ],
-  ["sparq:ratio=1/4,reallocate=off", (seq, pos) => {
-    const k = Math.round((pos + 1) / 8);
+  ["sparq:r=4,k=0.125,reallocate=off", (seq, pos) => {
+    const k = Math.max(1, Math.round((pos + 1) / 8));
     return sparqRef(stepInput(seq, pos), { r: 4, k, window: Math.floor(k / 4), reallocate: false, keepCurrent: true })
       .out;
   }, 1e-5],
@@ -106,7 +106,7 @@ Deno.test("every mode through the runtime equals its scalar reference; 1 and 2 t
     for (
       const [spec, budget, window] of [
         ["h2o:k=12,window=3", () => 12, () => 3],
-        ["h2o:ratio=1/4", (S: number) => Math.round(S / 4), (S: number) => Math.floor(Math.round(S / 4) / 4)],
+        ["h2o:k=0.25", (S: number) => Math.round(S / 4), (S: number) => Math.floor(Math.round(S / 4) / 4)],
       ] as const
     ) {
       await t.step(spec, () => {

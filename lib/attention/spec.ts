@@ -4,11 +4,11 @@
  * model of sparq.md §2.3 (elements read/written per KV head per decode step).
  *
  * Resolution of a compression ratio 1/R (S = context length at the step, current token included):
- * - SparQ: r = round(d/R), k = round(S/(2R)), window l = floor(k/4) — each of the two reads then
- *   costs about 1/(2R) of dense, as in sparq-gpt-fast and the paper's needle/long-context sweeps.
- * - H2O and StreamingLLM: a budget of k = round(S/R) cached positions (they read K and V rows only).
+ * - SparQ: r = round(d/R), k = max(128, round(S/(2R))), window l = floor(k/4) — each of the two reads then
+ *   costs about 1/(2R) of dense, as in the paper's needle/long-context sweeps (k = S/(2R), min 128).
+ * - H2O and StreamingLLM: a budget of k = max(128, round(S/R)) cached positions (they read K and V rows only).
  *   H2O keeps a recent window of k/4 (as in SparQ's research code); StreamingLLM keeps 4 sinks + a window.
- * - exact top-k (oracle): k = round(S/(2R)), the same number of rows SparQ selects, so it shows the best
+ * - exact top-k (oracle): k = max(128, round(S/(2R))), the same number of rows SparQ selects, so it shows the best
  *   possible selection at SparQ's budget; it needs the exact scores (all of K), which its bytes count.
  * @module
  */
@@ -44,6 +44,12 @@ export type AttentionKind = AttentionSpec["kind"];
 export const DEFAULT_RATIO = 1 / 8;
 /** StreamingLLM attention sinks by default (the StreamingLLM paper's 4). */
 export const DEFAULT_SINKS = 4;
+/**
+ * Fewest positions a ratio resolves to (the paper's needle/long-context sweeps use k = S/(2R) with a minimum of
+ * 128). While the context is that short a sparse mode keeps everything, i.e. runs dense. Explicit sizes (`k=…`,
+ * `window=…`) are taken as given.
+ */
+export const MIN_RATIO_K = 128;
 
 const KEYS: Record<AttentionKind, string[]> = {
   dense: [],
@@ -219,19 +225,21 @@ export function resolveParams(spec: AttentionSpec, headDim: number, S: number): 
   switch (spec.kind) {
     case "sparq": {
       const r = Math.min(headDim, Math.max(1, spec.r ?? Math.round(headDim / R)));
-      const k = Math.max(1, resolveSize(spec.k, S, Math.round(S / (2 * R))));
+      const k = Math.max(1, resolveSize(spec.k, S, Math.max(MIN_RATIO_K, Math.round(S / (2 * R)))));
       return { r, k, window: clampW(resolveSize(spec.window, S, Math.floor(k / 4)), k), sinks: 0 };
     }
     case "h2o": {
-      const k = Math.max(1, resolveSize(spec.k, S, Math.round(S / R)));
+      const k = Math.max(1, resolveSize(spec.k, S, Math.max(MIN_RATIO_K, Math.round(S / R))));
       return { r: headDim, k, window: clampW(resolveSize(spec.window, S, Math.floor(k / 4)), k), sinks: 0 };
     }
     case "streaming": {
-      const window = spec.window ? resolveSize(spec.window, S, 0) : Math.max(1, Math.round(S / R) - spec.sinks);
+      const window = spec.window
+        ? resolveSize(spec.window, S, 0)
+        : Math.max(MIN_RATIO_K, Math.round(S / R)) - spec.sinks;
       return { r: headDim, k: spec.sinks + window, window, sinks: spec.sinks };
     }
     case "topk": {
-      const k = Math.max(1, resolveSize(spec.k, S, Math.round(S / (2 * R))));
+      const k = Math.max(1, resolveSize(spec.k, S, Math.max(MIN_RATIO_K, Math.round(S / (2 * R)))));
       return { r: headDim, k, window: 0, sinks: 0 };
     }
   }

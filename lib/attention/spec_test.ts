@@ -85,12 +85,17 @@ Deno.test("sparqParams: ratio 1/R gives r = d/R, k = S/(2R), window k/4; explici
   // Dense while every position would be kept (k + 1 ≥ S).
   const fixed = parseAttentionSpec("sparq:r=8,k=128");
   ok(usesDense(fixed, 64, 129) && !usesDense(fixed, 64, 130));
-  assertEquals(resolveParams(parseAttentionSpec("streaming:ratio=1/8"), 64, 800), {
+  assertEquals(resolveParams(parseAttentionSpec("streaming:ratio=1/8"), 64, 1600), {
     r: 64,
-    k: 100,
-    window: 96,
+    k: 200,
+    window: 196,
     sinks: 4,
   });
+  // A ratio never resolves below 128 positions: dense while the context is that short.
+  const r8 = parseAttentionSpec("sparq:ratio=1/8");
+  if (r8.kind !== "sparq") throw new Error();
+  assertEquals(sparqParams(r8, 128, 1000), { r: 16, k: 128, window: 32 });
+  ok(usesDense(r8, 128, 129) && !usesDense(r8, 128, 130));
 });
 
 Deno.test("predictedTransfer follows sparq.md §2.3", () => {

@@ -53,6 +53,10 @@ for (const ctx of contexts) {
   for (const mode of modes) {
     model.setAttention(mode);
     const b = await model.benchDecode(ctx, steps);
+    const prof = await model.profileOps(10);
+    console.log(
+      Object.entries(prof).map(([k, ms]) => `  ${k}: ${ms.toFixed(3)} ms`).join("\n"),
+    );
     const gbs = b.bytesPerToken * b.tokensPerSecond;
     const row = {
       attention: model.attention,

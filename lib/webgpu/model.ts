@@ -91,6 +91,8 @@ export interface GpuModel {
    * SparQ spec when the model was loaded with SparQ (same reallocation setting).
    */
   setAttention(spec: string | AttentionSpec): void;
+  /** Milliseconds of GPU time per op kind for one decode step (see the implementation). */
+  profileOps(repeats?: number): Promise<Record<string, number>>;
   /** Clears the cache (pos = 0). */
   reset(): void;
   resetCounters(): void;
@@ -408,7 +410,7 @@ class GpuModelImpl implements GpuModel {
             ...(this.att.layers[l].kt ? { 6: this.att.layers[l].kt! } : {}),
           },
           4,
-          perTok,
+          (s) => [s.nTok, nHead + nKv, 1],
         ));
         b.push(...this.att.vsumOp(l));
         before.push(b);
@@ -593,6 +595,42 @@ class GpuModelImpl implements GpuModel {
     const sp = typeof spec === "string" ? parseAttentionSpec(spec) : spec;
     this.att.setSpec(sp);
     this.attention = formatAttentionSpec(sp);
+  }
+
+  /**
+   * GPU time per op kind of one decode step at the current position: each kind's ops (all layers)
+   * are replayed `repeats` times in one submit and timed (barriers between dispatches included).
+   */
+  async profileOps(repeats = 10): Promise<Record<string, number>> {
+    const s = this.k.setStep({ pos0: this.pos, nTok: 1, nOut: 1, ...this.att.stepFields(this.pos, 1) });
+    const all: Op[] = [...this.pre[0]];
+    for (let l = 0; l < this.layerOps.length; l++) {
+      all.push(...this.layerOps[l].before[0], ...this.att.ops(l, 1), ...this.layerOps[l].after[0]);
+    }
+    all.push(...this.outOps[0], this.argmaxOp);
+    const kinds = new Map<string, Op[]>();
+    for (const op of all) {
+      const kind = op.name.startsWith("matmul")
+        ? `matmul ${op.name.includes(".") ? op.name.split(".").at(-2) : ""}`
+        : op.name;
+      kinds.set(kind, [...(kinds.get(kind) ?? []), op]);
+    }
+    const out: Record<string, number> = {};
+    for (const [kind, ops] of kinds) {
+      const run = async (n: number) => {
+        const enc = this.k.device.createCommandEncoder();
+        const pass = enc.beginComputePass();
+        for (let i = 0; i < n; i++) this.k.encode(pass, ops, s);
+        pass.end();
+        this.k.device.queue.submit([enc.finish()]);
+        await this.k.device.queue.onSubmittedWorkDone();
+      };
+      await run(1);
+      const t0 = performance.now();
+      await run(repeats);
+      out[`${kind} ×${ops.length}`] = (performance.now() - t0) / repeats;
+    }
+    return out;
   }
 
   reset(): void {

@@ -101,7 +101,7 @@ export interface RopeShape {
 /**
  * WGSL of RoPE on q and k fused with the cache append. Bindings: 0 qkv, 1 q (out, `[nTok][nHead][d]`),
  * 2 K cache `[nKv][ctx][d]`, 3 V cache, 4 step, 5 rope table `[ctx][ropeDims/2]` of (cos, sin), 6 Kt
- * `[nKv][d][ctx]` (when `kt`). One workgroup per token.
+ * `[nKv][d][ctx]` (when `kt`). Dispatch (nTok, nHead + nKv): one workgroup per token and head.
  */
 export function ropeWgsl(s: RopeShape): string {
   const half = s.ropeDims / 2;
@@ -116,12 +116,11 @@ ${s.kt ? "@group(0) @binding(6) var<storage, read_write> kt: array<f32>;" : ""}
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let t = wg.x;
+  let h = wg.y;
   let pos = step.pos0 + t;
   let src = t * ${s.qkvStride}u;
-  // Rotated pairs of q (heads 0..nHead) and k (heads nHead..nHead+nKv).
-  for (var e = lid; e < ${(s.nHead + s.nKv) * half}u; e += 64u) {
-    let h = e / ${half}u;
-    let j = e % ${half}u;
+  // Rotated pairs of head h: q for h < nHead, else k of KV head h - nHead.
+  for (var j = lid; j < ${half}u; j += 64u) {
     ${pair}
     let cs = rope[pos * ${half}u + j];
     let x0 = qkv[src + h * ${s.d}u + i0];
@@ -138,12 +137,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       ${s.kt ? `kt[(kv * ${s.d}u + i0) * ${s.ctx}u + pos] = y0; kt[(kv * ${s.d}u + i1) * ${s.ctx}u + pos] = y1;` : ""}
     }
   }
-  // Dimensions past ropeDims pass through; V is copied.
-  for (var e = lid; e < ${(s.nHead + s.nKv) * s.d}u; e += 64u) {
-    let h = e / ${s.d}u;
-    let i = e % ${s.d}u;
-    if (i >= ${s.ropeDims}u) {
-      let x = qkv[src + e];
+  // Dimensions past ropeDims pass through.
+  for (var i = ${s.ropeDims}u + lid; i < ${s.d}u; i += 64u) {
+    {
+      let x = qkv[src + h * ${s.d}u + i];
       if (h < ${s.nHead}u) {
         q[(t * ${s.nHead}u + h) * ${s.d}u + i] = x;
       } else {
@@ -153,10 +150,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       }
     }
   }
-  for (var e = lid; e < ${s.nKv * s.d}u; e += 64u) {
-    let kv = e / ${s.d}u;
-    let i = e % ${s.d}u;
-    vc[(kv * ${s.ctx}u + pos) * ${s.d}u + i] = qkv[src + ${(s.nHead + s.nKv) * s.d}u + e];
+  // The workgroups of the K heads also copy the V row of their KV head.
+  if (h >= ${s.nHead}u) {
+    let kv = h - ${s.nHead}u;
+    for (var i = lid; i < ${s.d}u; i += 64u) {
+      vc[(kv * ${s.ctx}u + pos) * ${s.d}u + i] = qkv[src + ${(s.nHead + s.nKv) * s.d}u + kv * ${s.d}u + i];
+    }
   }
 }`;
 }

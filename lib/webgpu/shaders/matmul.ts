@@ -35,11 +35,22 @@ export interface MatmulShape {
 /** Rows computed by one matmul workgroup. */
 export const MATMUL_ROWS = 8;
 
-/** One token: dot products straight from the quantized chunks. */
+/**
+ * One token: dot products straight from the quantized chunks, four chunks per lane per iteration so
+ * that their loads are in flight together (a 4096-wide row is then one round trip to memory).
+ */
 function decodeLoop(s: MatmulShape): string {
-  return `for (var c = lane; c < ${s.cols / 32}u; c += 32u) {
-      acc[0] += dot32(row, c, (t0 * ${s.xStride}u + c * 32u) / 4u);
-    }`;
+  const nc = s.cols / 32;
+  const xb = (c: string) => `(t0 * ${s.xStride}u + (${c}) * 32u) / 4u`;
+  return `var c = lane;
+    for (; c + 96u < ${nc}u; c += 128u) {
+      let a0 = dot32(row, c, ${xb("c")});
+      let a1 = dot32(row, c + 32u, ${xb("c + 32u")});
+      let a2 = dot32(row, c + 64u, ${xb("c + 64u")});
+      let a3 = dot32(row, c + 96u, ${xb("c + 96u")});
+      acc[0] += (a0 + a1) + (a2 + a3);
+    }
+    for (; c < ${nc}u; c += 32u) { acc[0] += dot32(row, c, ${xb("c")}); }`;
 }
 
 /** A tile of tokens: each chunk is dequantized once and used for every token of the tile. */

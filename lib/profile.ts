@@ -8,10 +8,11 @@
  * - bytes read per token: weights (every matrix once plus one embedding row, `Model.weightBytesPerToken`),
  *   K and V (the attention mode's own counters of what it touched), other (norm/bias vectors and the
  *   mode's index data); achieved GB/s = bytes / time, and its % of a bandwidth probe run in the same
- *   process with the same threads;
+ *   process with the same threads (lib/bandwidth.ts; on webgpu lib/webgpu/probe.ts);
  * - time per op group from the runtime's per-kernel timers: matvec (matmul_* and activation
  *   quantization), attention (attn_*, sparq_*), norm/rope/other (every other kernel), and the untimed
- *   rest (JavaScript between kernels: cache append, dispatch);
+ *   rest (JavaScript between kernels: cache append, dispatch). On webgpu the groups come from
+ *   `GpuModel.profileOps` (each op kind of one step replayed alone on the GPU);
  * - for sparse modes, the attention transfer ratio vs dense, predicted (sparq.md §2.3 formula,
  *   `predictedTransfer`) and measured (bytes touched / bytes dense touched at the same context), and
  *   the attention speedup (dense attention ms / this mode's attention ms).
@@ -90,11 +91,11 @@ export interface ProfileRow {
   bytesPerToken: TokenBytes;
   /** bytesPerToken.total / time per token. */
   gbPerSec: number;
-  /** Bandwidth probe of the same threads, GB/s (wasm only). */
+  /** Bandwidth probe of the same threads (wasm) or of the GPU (webgpu), GB/s. */
   probeGBps?: number;
   /** gbPerSec as a percentage of probeGBps. */
   pctOfProbe?: number;
-  /** Per-kernel times (wasm only: the GPU backend has no per-kernel timers). */
+  /** Per op group: wasm kernel timers; on webgpu each op kind replayed alone (`GpuModel.profileOps`). */
   ops?: OpTimes;
   /** Sum of the timed op groups per token, and its share of the wall time. */
   opSumMs?: number;
@@ -114,10 +115,10 @@ export interface ProfileReport {
   rows: ProfileRow[];
 }
 
-/** Kernel name → op group. */
+/** Kernel name (wasm export, or WebGPU op kind) → op group. */
 export function opGroup(kernel: string): keyof Omit<OpTimes, "untimed"> {
-  if (/^(matmul|matvec)_|^quantize_q8/.test(kernel)) return "matvec";
-  if (/^(attn|sparq)_/.test(kernel)) return "attention";
+  if (/^(matmul|matvec)[_ .]|^quantize_q8/.test(kernel)) return "matvec";
+  if (/^(attn|sparq)[_.]/.test(kernel)) return "attention";
   return "other";
 }
 
@@ -332,19 +333,27 @@ export async function runProfile(opts: ProfileOptions): Promise<ProfileReport> {
 async function runGpuProfile(opts: ProfileOptions): Promise<ProfileReport> {
   if (opts.fill !== "random") throw new SparqError("--backend webgpu: only --fill random is available");
   const { loadGpuModel } = await import("./webgpu/model.ts");
+  const { getGpu } = await import("./webgpu/device.ts");
+  const { gpuBandwidthProbe } = await import("./webgpu/probe.ts");
+  const gpu = await getGpu();
+  const probe = (await gpuBandwidthProbe(gpu, opts.probeBytes)).bytesPerSecond / 1e9;
+  opts.log?.(`webgpu: bandwidth probe ${probe.toFixed(1)} GB/s`);
   const file = await openGguf(opts.model);
   let other = 0;
   for (const t of file.tensors) if (t.shape.length === 1 || (t.shape[1] ?? 1) === 1) other += t.bytes;
   const maxCtx = Math.max(...opts.contexts);
   const rows: ProfileRow[] = [];
-  const dense = new Map<number, number>();
+  const dense = new Map<number, { bytes: number; ms: number }>();
   for (const a of opts.attention) {
     const spec = parseAttentionSpec(a);
-    const model = await loadGpuModel(opts.model, { ctx: maxCtx + opts.nTokens + 1, attention: spec });
+    const model = await loadGpuModel(opts.model, { ctx: maxCtx + opts.nTokens + 1, attention: spec, gpu });
     try {
       for (const ctx of [...opts.contexts].sort((x, y) => x - y)) {
         const b = await model.benchDecode(ctx, opts.nTokens);
-        const kv = model.counters.kv;
+        const kv = { ...model.counters.kv };
+        // GPU time per op kind of one more step, each kind replayed alone (GPU timers, not wall time).
+        const ops: OpTimes = { matvec: 0, attention: 0, other: 0, untimed: 0 };
+        for (const [kind, ms] of Object.entries(await model.profileOps(5))) ops[opGroup(kind)] += ms;
         const n = b.steps;
         const bytes: TokenBytes = {
           weights: b.weightBytesPerToken,
@@ -365,13 +374,22 @@ async function runGpuProfile(opts: ProfileOptions): Promise<ProfileReport> {
           tokensPerSec: b.tokensPerSecond,
           bytesPerToken: bytes,
           gbPerSec: (bytes.total * b.tokensPerSecond) / 1e9,
+          probeGBps: probe,
+          ops,
         };
-        if (spec.kind === "dense") dense.set(ctx, b.kvBytesPerToken);
+        row.pctOfProbe = (100 * row.gbPerSec) / probe;
+        row.opSumMs = ops.matvec + ops.attention + ops.other;
+        ops.untimed = row.msPerToken - row.opSumMs;
+        row.opSumPct = (100 * row.opSumMs) / row.msPerToken;
+        if (spec.kind === "dense") dense.set(ctx, { bytes: b.kvBytesPerToken, ms: ops.attention });
         else {
           const S = ctx + 1 + Math.ceil(n / 2), d = model.config.headDim;
           row.predictedRatio = predictedTransfer(spec, d, S) / predictedTransfer({ kind: "dense" }, d, S);
           const dk = dense.get(ctx);
-          if (dk) row.measuredRatio = b.kvBytesPerToken / dk;
+          if (dk) {
+            row.measuredRatio = b.kvBytesPerToken / dk.bytes;
+            row.attentionSpeedup = dk.ms / ops.attention;
+          }
         }
         opts.log?.(`${row.attention} webgpu ctx ${ctx}: ${row.tokensPerSec.toFixed(2)} tok/s`);
         rows.push(row);
@@ -442,7 +460,11 @@ export function formatProfileTable(report: ProfileReport): string {
     widths.map((w, i) => (right.has(head[i]) ? `${"-".repeat(w + 1)}:` : "-".repeat(w + 2))).join("|")
   }|`;
   const probes = [
-    ...new Set(report.rows.filter((r) => r.probeGBps).map((r) => `t=${r.threads}: ${r.probeGBps!.toFixed(2)} GB/s`)),
+    ...new Set(
+      report.rows.filter((r) => r.probeGBps).map((r) =>
+        `${r.backend === "webgpu" ? "webgpu" : `t=${r.threads}`}: ${r.probeGBps!.toFixed(2)} GB/s`
+      ),
+    ),
   ];
   const probeLine = probes.length > 0 ? `bandwidth probe (streaming read, lib/bandwidth.ts): ${probes.join(", ")}` : "";
   const fillLine = report.fill === "random" ? "KV cache filled with random values (--fill random), not a prompt" : "";

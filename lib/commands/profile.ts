@@ -22,8 +22,8 @@ attention speedup. List dense first in --attention to get the measured ratio and
       --attention LIST    attention specs (default dense,sparq:ratio=1/8); options of a spec may
                           follow it after commas: dense,sparq:r=16,k=256
   -t, --threads LIST      thread counts (default: all cores)
-      --backend B         wasm (default) or webgpu (needs --unstable-webgpu; random fill only, no
-                          per-kernel timers or bandwidth probe)
+      --backend B         wasm (default) or webgpu (needs --unstable-webgpu; random fill only; op
+                          times are each op kind replayed alone on the GPU, probe is the GPU's)
   -n, --tokens N          decode steps timed per combination (default 16)
       --fill MODE         prompt: process random tokens (real prefill, slow at long contexts);
                           random: write random K/V straight into the cache (fast; labelled as such)

@@ -7,11 +7,15 @@
  *   deno run -A bench/kernels.ts [--threads 1,2] [--types Q4_0,Q8_0,…] [--model tinyllama|7b|all] [--busy]
  *                                [--matmul]   (also prompt-batch matmul, 64 tokens)
  *
+ * "GB/s/CPU" divides the bytes by the process CPU time instead of wall time: on a shared machine it shows what
+ * the kernel does per CPU-second it actually got (its compute efficiency), while GB/s shows what the run achieved.
+ *
  * `--busy` starts a CPU-burning subprocess for the whole run to show how the pool degrades when a core is taken
  * (the pool waits with a bounded spin then Atomics.wait, so 2 threads should not collapse below 1).
  * @module
  */
 import { parseArgs } from "node:util";
+import process from "node:process";
 import { createRuntime, type Shard } from "../lib/wasm_runtime.ts";
 import { measureBandwidth } from "../lib/bandwidth.ts";
 import { actScratchBytes, matmul, matvec } from "../lib/kernels.ts";
@@ -64,7 +68,7 @@ try {
       console.log(
         `\n== threads ${threads} (relaxed SIMD: ${rt.relaxed}): probe ${probe.toFixed(2)} GB/s, load ${load()}`,
       );
-      console.log("type   shape                    MB/copy  copies   ms/pass   GB/s   % probe  load");
+      console.log("type   shape                    MB/copy  copies   ms/pass   GB/s   % probe  GB/s/CPU  load");
       for (const type of types) {
         for (const [name, rows, cols] of shapes) {
           const info = ggmlTypeInfo(type)!;
@@ -74,14 +78,14 @@ try {
             copies * bytes + 64 * cols + 8 * rows + actScratchBytes(type, cols, 64) +
               (4 << 20),
           );
-          const { ms, w } = timeMatvec(shard, type, rows, cols, bytes, copies);
+          const { ms, cpuMs, w } = timeMatvec(shard, type, rows, cols, bytes, copies);
           const gbs = bytes / (ms * 1e6);
           console.log(
             `${ggmlTypeName(type).padEnd(6)} ${name.padEnd(24)} ${(bytes / 1e6).toFixed(1).padStart(7)} ${
               String(copies).padStart(7)
             } ${ms.toFixed(3).padStart(9)} ${gbs.toFixed(2).padStart(6)} ${
               (100 * gbs / probe).toFixed(0).padStart(8)
-            }%  ${load()}`,
+            }% ${(bytes / (cpuMs * 1e6)).toFixed(2).padStart(9)}  ${load()}`,
           );
           if (values.matmul) {
             const t = timeMatmul(shard, type, w, rows, cols);
@@ -110,14 +114,17 @@ function timeMatvec(shard: Shard, type: GgmlType, rows: number, cols: number, by
   for (let c = 0; c < copies; c++) shard.u8(w + c * bytes, bytes).set(one);
   const x = shard.alloc(4 * cols), y = shard.alloc(4 * rows);
   shard.f32(x, cols).set(Float32Array.from({ length: cols }, () => r() * 2 - 1));
-  let best = Infinity;
+  let best = Infinity, bestCpu = Infinity;
   const passes = 4;
   for (let p = 0; p < passes; p++) {
+    const c0 = process.cpuUsage();
     const t0 = performance.now();
     for (let c = 0; c < copies; c++) matvec(shard, type, w + c * bytes, rows, cols, x, y);
     best = Math.min(best, (performance.now() - t0) / copies);
+    const cpu = process.cpuUsage(c0);
+    bestCpu = Math.min(bestCpu, (cpu.user + cpu.system) / 1000 / copies);
   }
-  return { ms: best, w };
+  return { ms: best, cpuMs: bestCpu, w };
 }
 
 /** Time of one 64-token matmul on the first copy. */

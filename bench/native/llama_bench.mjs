@@ -38,7 +38,13 @@ const context = await model.createContext({ contextSize, batchSize: 512, threads
 const seq = context.getSequence();
 const token = (i) => 100 + (i * 7919) % 30000;
 
-const out = { llama_cpp: llama.systemInfo ?? "", load_s: loadS, threads, kv_type: "F16 (llama.cpp default)", decode: [] };
+const out = {
+  llama_cpp: llama.systemInfo ?? "",
+  load_s: loadS,
+  threads,
+  kv_type: "F16 (llama.cpp default)",
+  decode: [],
+};
 const prompt = Array.from({ length: nPrefill }, (_, i) => token(i));
 t0 = performance.now();
 await seq.evaluateWithoutGeneratingNewTokens(prompt);
@@ -59,7 +65,9 @@ for (const depth of reach) {
   const s = (performance.now() - t0) / 1000;
   out.decode.push({ depth, tokens: n, tokens_per_s: n / s, loadavg: loadavg() });
 }
-for (const depth of depths.filter((d) => d > maxDepth)) out.decode.push({ depth, skipped: `deeper than --max-depth ${maxDepth}` });
+for (const depth of depths.filter((d) => d > maxDepth)) {
+  out.decode.push({ depth, skipped: `deeper than --max-depth ${maxDepth}` });
+}
 console.log(JSON.stringify(out));
 await context.dispose();
 await model.dispose();

@@ -118,7 +118,14 @@ for (const shape of values.shapes!.split(",")) {
   for (const type of values.types!.split(",")) {
     const path = await ensureModel(shape, type);
     const rows: string[][] = [];
-    const model = await loadModel(path, { threads, ctx: Math.max(...depths) + nDecode + 1 });
+    let model;
+    try {
+      model = await loadModel(path, { threads, ctx: Math.max(...depths) + nDecode + 1 });
+    } catch (e) {
+      // E.g. the memory check refusing while other processes hold memory: report and go on.
+      console.log(`| ${shape} | ${type} | not run: ${(e as Error).message} | | | | | | ${loadavg()} |`);
+      continue;
+    }
     try {
       const prompt = Array.from({ length: nPrefill }, (_, i) => token(i));
       let t0 = performance.now();

@@ -8,6 +8,12 @@
  * The cache holds random values (timing only; K and Kt are filled independently, so the selection is not
  * meaningful as attention, only as work).
  *
+ * What limits SparQ here (measured on the 2-core EPYC dev machine): dense streams K and V at ~25-28 GB/s, while
+ * SparQ's k scattered 512-byte rows of K and V come in at ~8-10 GB/s — each row is a fresh DRAM page and TLB miss,
+ * wasm has no software prefetch, and one core keeps only ~20 misses in flight (the kernel's touch pass gets that
+ * many). So at 1/8 the measured speedup is about a third of the transfer ratio for MHA (d 128); GQA gains more
+ * because dense attention there is compute-bound (G dot products per row).
+ *
  *   deno run -A bench/attention.ts [--threads 2] [--shape mha,gqa] [--ctx 1024,4096,8192,16384,32768]
  * @module
  */

@@ -16,9 +16,10 @@ import { getGpu, type Gpu } from "./device.ts";
 import { Kernels, type Op, type StepValues } from "./kernels.ts";
 import { GpuAttention } from "./attention.ts";
 import { checkGpuType, ggufRowBytes, gpuRowBytes, repack } from "./shaders/quant.ts";
-import { getRowsWgsl, MATMUL_ROWS, matmulWgsl } from "./shaders/matmul.ts";
+import { getRowsWgsl, matmulWgsl, MATVEC_ROWS, rowsPerGroup } from "./shaders/matmul.ts";
 import { actWgsl, argmaxWgsl, normWgsl, ropeWgsl } from "./shaders/elementwise.ts";
 import { f32Lit } from "./shaders/common.ts";
+import { submitFloor } from "./probe.ts";
 
 const TRACE = Deno.env.get("SPARQ_GPU_TRACE") === "1";
 
@@ -128,7 +129,7 @@ async function uploadMatrix(k: Kernels, file: GgufFile, name: string): Promise<W
   const lim = k.gpu.limits;
   const maxBytes = Math.min(lim.maxStorageBufferBindingSize, lim.maxBufferSize);
   const rowBytes = gpuRowBytes(t.type, cols);
-  const maxRows = Math.floor(maxBytes / rowBytes / MATMUL_ROWS) * MATMUL_ROWS;
+  const maxRows = Math.floor(maxBytes / rowBytes / MATVEC_ROWS) * MATVEC_ROWS;
   if (maxRows === 0) throw new SparqError(`${file.path}: ${name}: one row exceeds the GPU's buffer binding limit`);
   const src = ggufRowBytes(t.type, cols);
   const parts: WeightPart[] = [];
@@ -326,7 +327,7 @@ class GpuModelImpl implements GpuModel {
         const entries: Record<number, GPUBuffer> = { 0: p.buf, 1: x, 2: y };
         if (o.bias) entries[4] = o.bias;
         return k.op(`matmul ${w.name}`, wgsl, entries, 3, (s) => [
-          Math.ceil(p.rows / MATMUL_ROWS),
+          Math.ceil(p.rows / rowsPerGroup(tile)),
           Math.ceil(s[tokens] / tile),
           1,
         ]);
@@ -616,19 +617,21 @@ class GpuModelImpl implements GpuModel {
       kinds.set(kind, [...(kinds.get(kind) ?? []), op]);
     }
     const out: Record<string, number> = {};
+    const runner = (ops: Op[]) => async (n: number) => {
+      const enc = this.k.device.createCommandEncoder();
+      const pass = enc.beginComputePass();
+      for (let i = 0; i < n; i++) this.k.encode(pass, ops, s);
+      pass.end();
+      this.k.device.queue.submit([enc.finish()]);
+      await this.k.device.queue.onSubmittedWorkDone();
+    };
+    const floor = await submitFloor(runner([]));
     for (const [kind, ops] of kinds) {
-      const run = async (n: number) => {
-        const enc = this.k.device.createCommandEncoder();
-        const pass = enc.beginComputePass();
-        for (let i = 0; i < n; i++) this.k.encode(pass, ops, s);
-        pass.end();
-        this.k.device.queue.submit([enc.finish()]);
-        await this.k.device.queue.onSubmittedWorkDone();
-      };
+      const run = runner(ops);
       await run(1);
       const t0 = performance.now();
       await run(repeats);
-      out[`${kind} ×${ops.length}`] = (performance.now() - t0) / repeats;
+      out[`${kind} ×${ops.length}`] = ((performance.now() - t0) / 1000 - floor) * 1000 / repeats;
     }
     return out;
   }

@@ -32,25 +32,14 @@ export interface MatmulShape {
   tokens: "nTok" | "nOut";
 }
 
-/** Rows computed by one matmul workgroup. */
+/** Rows computed by one matmul workgroup (tiled prompt kernel). */
 export const MATMUL_ROWS = 8;
+/** Rows computed by one matvec workgroup: each 32-lane group does two rows with the same activations. */
+export const MATVEC_ROWS = 16;
 
-/**
- * One token: dot products straight from the quantized chunks, four chunks per lane per iteration so
- * that their loads are in flight together (a 4096-wide row is then one round trip to memory).
- */
-function decodeLoop(s: MatmulShape): string {
-  const nc = s.cols / 32;
-  const xb = (c: string) => `(t0 * ${s.xStride}u + (${c}) * 32u) / 4u`;
-  return `var c = lane;
-    for (; c + 96u < ${nc}u; c += 128u) {
-      let a0 = dot32(row, c, ${xb("c")});
-      let a1 = dot32(row, c + 32u, ${xb("c + 32u")});
-      let a2 = dot32(row, c + 64u, ${xb("c + 64u")});
-      let a3 = dot32(row, c + 96u, ${xb("c + 96u")});
-      acc[0] += (a0 + a1) + (a2 + a3);
-    }
-    for (; c < ${nc}u; c += 32u) { acc[0] += dot32(row, c, ${xb("c")}); }`;
+/** Rows per workgroup of the kernel for `tile` tokens. */
+export function rowsPerGroup(tile: number): number {
+  return tile === 1 ? MATVEC_ROWS : MATMUL_ROWS;
 }
 
 /** A tile of tokens: each chunk is dequantized once and used for every token of the tile. */
@@ -69,15 +58,63 @@ function tiledLoop(s: MatmulShape): string {
     }`;
 }
 
+/**
+ * WGSL of the matvec (token wg.y): 32 lanes per pair of rows, each lane loads a chunk's activations
+ * once and dots them with both rows' quantized chunks. Bindings as {@link matmulWgsl}.
+ */
+function matvecWgsl(s: MatmulShape): string {
+  return `${stepWgsl(3)}
+@group(0) @binding(0) var<storage, read> w: array<u32>;
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+${s.bias ? "@group(0) @binding(4) var<storage, read> bias: array<f32>;" : ""}
+${dot32Wgsl(s.type, s.cols)}
+var<workgroup> part: array<vec2<f32>, 256>;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let t = wg.y;
+  if (t >= step.${s.tokens}) { return; }
+  let lane = lid % 32u;
+  let r0 = wg.x * ${MATVEC_ROWS}u + (lid / 32u) * 2u;
+  let r1 = min(r0 + 1u, ${s.rows - 1}u);
+  var acc = vec2<f32>(0.0);
+  if (r0 < ${s.rows}u) {
+    var xv: array<vec4<f32>, 8>;
+    for (var c = lane; c < ${s.cols / 32}u; c += 32u) {
+      for (var i = 0u; i < 8u; i++) { xv[i] = x[(t * ${s.xStride}u) / 4u + c * 8u + i]; }
+      acc += vec2<f32>(dot32(r0, c, &xv), dot32(r1, c, &xv));
+    }
+  }
+  part[lid] = acc;
+  workgroupBarrier();
+  for (var s = 16u; s > 0u; s >>= 1u) {
+    if (lane < s) { part[lid] += part[lid + s]; }
+    workgroupBarrier();
+  }
+  if (lane == 0u) {
+    for (var r = 0u; r < 2u; r++) {
+      let row = r0 + r;
+      if (row < ${s.rows}u) {
+        var v = part[lid][r];
+        ${s.bias ? `v += bias[${s.biasRow0}u + row];` : ""}
+        let o = t * ${s.yStride}u + ${s.row0}u + row;
+        ${s.accumulate ? "y[o] += v;" : "y[o] = v;"}
+      }
+    }
+  }
+}`;
+}
+
 /** WGSL of a matmul pipeline. Bindings: 0 w, 1 x, 2 y, 3 step, 4 bias (when `bias`). */
 export function matmulWgsl(s: MatmulShape): string {
+  if (s.tile === 1) return matvecWgsl(s);
   const T = s.tile;
   return `${stepWgsl(3)}
 @group(0) @binding(0) var<storage, read> w: array<u32>;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 ${s.bias ? "@group(0) @binding(4) var<storage, read> bias: array<f32>;" : ""}
-${T === 1 ? dot32Wgsl(s.type, s.cols) : load32Wgsl(s.type, s.cols)}
+${load32Wgsl(s.type, s.cols)}
 var<workgroup> part: array<f32, ${256 * T}>;
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -87,7 +124,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let nt = min(${T}u, step.${s.tokens} - t0);
   var acc: array<f32, ${T}>;
   if (row < ${s.rows}u) {
-    ${T === 1 ? decodeLoop(s) : tiledLoop(s)}
+    ${tiledLoop(s)}
   }
   for (var t = 0u; t < ${T}u; t++) { part[lid * ${T}u + t] = acc[t]; }
   workgroupBarrier();

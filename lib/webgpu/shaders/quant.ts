@@ -85,7 +85,7 @@ export function repack(type: GgmlType, src: Uint8Array): Uint8Array {
 }
 
 /**
- * WGSL for `fn dot32(row: u32, c: u32, xb: u32) -> f32`: the dot product of chunk `c` of `row` with
+ * WGSL for `fn dot32(row: u32, c: u32, xv: ptr<function, array<vec4<f32>, 8>>) -> f32`: the dot product of chunk `c` of `row` with
  * 32 activations at `x[xb..xb+8]` (`x: array<vec4<f32>>`, declared by the caller), without
  * materialising the chunk (decode matvec: an array of 32 floats per thread would live in local memory).
  * Types without a direct form go through `load32`.
@@ -94,57 +94,57 @@ export function dot32Wgsl(type: GgmlType, cols: number): string {
   const nChunk = cols / 32;
   switch (type) {
     case GgmlType.Q4_0:
-      return `fn dot32(row: u32, c: u32, xb: u32) -> f32 {
+      return `fn dot32(row: u32, c: u32, xv: ptr<function, array<vec4<f32>, 8>>) -> f32 {
   let base = (row * ${nChunk}u + c) * 5u;
   var s = 0.0;
   for (var i = 0u; i < 4u; i++) {
     let q = w[base + i];
     let lo = vec4<f32>(f32(q & 15u), f32((q >> 8u) & 15u), f32((q >> 16u) & 15u), f32((q >> 24u) & 15u));
     let hi = vec4<f32>(f32((q >> 4u) & 15u), f32((q >> 12u) & 15u), f32((q >> 20u) & 15u), f32(q >> 28u));
-    s += dot(lo - 8.0, x[xb + i]) + dot(hi - 8.0, x[xb + 4u + i]);
+    s += dot(lo - 8.0, (*xv)[i]) + dot(hi - 8.0, (*xv)[4u + i]);
   }
   return unpack2x16float(w[base + 4u]).x * s;
 }`;
     case GgmlType.Q8_0:
-      return `fn dot32(row: u32, c: u32, xb: u32) -> f32 {
+      return `fn dot32(row: u32, c: u32, xv: ptr<function, array<vec4<f32>, 8>>) -> f32 {
   let base = (row * ${nChunk}u + c) * 9u;
   var s = 0.0;
   for (var i = 0u; i < 8u; i++) {
     let q = bitcast<i32>(w[base + i]);
     let v = vec4<f32>(f32(extractBits(q, 0u, 8u)), f32(extractBits(q, 8u, 8u)), f32(extractBits(q, 16u, 8u)),
       f32(extractBits(q, 24u, 8u)));
-    s += dot(v, x[xb + i]);
+    s += dot(v, (*xv)[i]);
   }
   return unpack2x16float(w[base + 8u]).x * s;
 }`;
     case GgmlType.F16:
-      return `fn dot32(row: u32, c: u32, xb: u32) -> f32 {
+      return `fn dot32(row: u32, c: u32, xv: ptr<function, array<vec4<f32>, 8>>) -> f32 {
   let base = row * ${cols / 2}u + c * 16u;
   var s = 0.0;
   for (var i = 0u; i < 8u; i++) {
-    s += dot(vec4<f32>(unpack2x16float(w[base + 2u * i]), unpack2x16float(w[base + 2u * i + 1u])), x[xb + i]);
+    s += dot(vec4<f32>(unpack2x16float(w[base + 2u * i]), unpack2x16float(w[base + 2u * i + 1u])), (*xv)[i]);
   }
   return s;
 }`;
     case GgmlType.F32:
-      return `fn dot32(row: u32, c: u32, xb: u32) -> f32 {
+      return `fn dot32(row: u32, c: u32, xv: ptr<function, array<vec4<f32>, 8>>) -> f32 {
   let base = row * ${cols}u + c * 32u;
   var s = 0.0;
   for (var i = 0u; i < 8u; i++) {
     let b = base + 4u * i;
     s += dot(vec4<f32>(bitcast<f32>(w[b]), bitcast<f32>(w[b + 1u]), bitcast<f32>(w[b + 2u]), bitcast<f32>(w[b + 3u])),
-      x[xb + i]);
+      (*xv)[i]);
   }
   return s;
 }`;
     default:
       return `${load32Wgsl(type, cols)}
-fn dot32(row: u32, c: u32, xb: u32) -> f32 {
+fn dot32(row: u32, c: u32, xv: ptr<function, array<vec4<f32>, 8>>) -> f32 {
   var v: array<f32, 32>;
   load32(row, c, &v);
   var s = 0.0;
   for (var i = 0u; i < 8u; i++) {
-    s += dot(vec4<f32>(v[4u * i], v[4u * i + 1u], v[4u * i + 2u], v[4u * i + 3u]), x[xb + i]);
+    s += dot(vec4<f32>(v[4u * i], v[4u * i + 1u], v[4u * i + 2u], v[4u * i + 3u]), (*xv)[i]);
   }
   return s;
 }`;

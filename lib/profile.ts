@@ -466,7 +466,7 @@ export function formatProfileTable(report: ProfileReport): string {
       ),
     ),
   ];
-  const probeLine = probes.length > 0 ? `bandwidth probe (streaming read, lib/bandwidth.ts): ${probes.join(", ")}` : "";
+  const probeLine = probes.length > 0 ? `bandwidth probe (streaming read): ${probes.join(", ")}` : "";
   const fillLine = report.fill === "random" ? "KV cache filled with random values (--fill random), not a prompt" : "";
   return [
     `model: ${report.model} (${report.description})`,

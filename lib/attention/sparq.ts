@@ -36,6 +36,11 @@ export interface SparqAttentionOptions {
   params?: (S: number) => { r: number; k: number; window: number };
   /** Mode name (default: the spec's canonical string). */
   name?: string;
+  /**
+   * The approximate scores are exact (r = d, the top-k oracle): the selected K rows are not counted as transfer,
+   * since an implementation would reuse the scores it already has (the kernel re-reads them only for simplicity).
+   */
+  exactScores?: boolean;
 }
 
 /** Bytes of kernel scratch one KV group needs; mirrors `sparq_scratch_bytes` in asm/sparq.ts. */
@@ -60,6 +65,7 @@ export class SparqAttention implements AttentionMode {
   readonly #shardOf: (layer: number) => SparqShard;
   readonly #dense: AttentionMode;
   readonly #params: (S: number) => { r: number; k: number; window: number };
+  readonly #exactScores: boolean;
   readonly #scratch = new Map<SparqShard, number>();
   readonly #stride: number;
   #bytes: AttentionBytes = { k: 0, v: 0, index: 0 };
@@ -74,6 +80,7 @@ export class SparqAttention implements AttentionMode {
     }
     this.name = opts.name ?? formatAttentionSpec(spec);
     this.#params = opts.params ?? ((S) => sparqParams(spec, c.headDim, S));
+    this.#exactScores = opts.exactScores ?? false;
     this.#spec = spec;
     this.#cfg = c;
     this.#cache = cache;
@@ -127,7 +134,7 @@ export class SparqAttention implements AttentionMode {
     ]);
     // Per KV head: r rows of Kt over S positions, the selected rows of K and V, and v̄ when reallocating.
     const rows = Math.min(k + keep, S);
-    this.#bytes.k += c.nHeadKv * (r * S + rows * d) * 4;
+    this.#bytes.k += c.nHeadKv * (r * S + (this.#exactScores ? 0 : rows * d)) * 4;
     this.#bytes.v += c.nHeadKv * (rows + (realloc ? 1 : 0)) * dv * 4;
   }
 

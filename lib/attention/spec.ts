@@ -271,7 +271,8 @@ export function usesDense(spec: AttentionSpec, headDim: number, S: number): bool
  *   with reallocation) — the current token's row is the one just written, so it is not counted;
  * - h2o: 2·k·d + 2·d + 2·k (read/write the accumulated scores of the kept positions);
  * - streaming: 2·k·d + 2·d;
- * - topk (oracle): S·d (all of K for the exact scores) + k·d (V rows) + 2·d.
+ * - topk (oracle): S·d (all of K for the exact scores) + k·d (V rows) + 2·d — its measured bytes count the same
+ *   (the kernel re-reads the selected K rows, but an implementation would reuse their scores).
  * Modes that fall back to dense ({@link usesDense}) cost dense.
  */
 export function predictedTransfer(spec: AttentionSpec, headDim: number, S: number): number {

@@ -3,8 +3,9 @@
  * the k best (GQA: by the sum over the group's heads of the exact softmax probabilities, as SparQ sums its
  * approximate ones), and attends exactly over them — no window, no reallocation. It is SparQ with r = d (then
  * τ = √d and the approximate scores are the exact ones), run by the same kernel, so at equal k it is the upper
- * bound for SparQ's selection. It reads all of K for the scores, which its bytes count: it is an oracle, not a
- * saving. Prefill is dense.
+ * bound for SparQ's selection. It reads all of K for the scores, which its bytes count (S·d per KV head, plus
+ * the V rows; the selected K rows are not counted again, their scores being known): an oracle, not a saving.
+ * Prefill is dense.
  * @module
  */
 import type { KvCache } from "../kv_cache.ts";
@@ -35,5 +36,6 @@ export function createTopkAttention(opts: TopkAttentionOptions): AttentionMode {
     dense: opts.dense,
     name: formatAttentionSpec(spec),
     params: (S) => ({ r: d, k: resolveParams(spec, d, S).k, window: 0 }),
+    exactScores: true,
   });
 }

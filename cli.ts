@@ -62,7 +62,7 @@ export async function main(argv: string[]): Promise<number> {
       return e.exitCode;
     }
     if (e instanceof Deno.errors.PermissionDenied || e instanceof Deno.errors.NotCapable) {
-      console.error(`sparq: ${(e as Error).message} (see the permissions section of README.md)`);
+      console.error(`sparq: ${(e as Error).message} (see docs/PERMISSIONS.md)`);
       return 2;
     }
     console.error(

@@ -207,3 +207,16 @@ Deno.test("sparq: GQA heads share one selection, groups differ", () => {
   ok(JSON.stringify(alone.selected[0]) !== JSON.stringify(ref.selected[0]), "group selection uses all heads");
   for (const a of ref.alpha) ok(a > 0 && a <= 1 + 1e-6);
 });
+
+Deno.test("sparq kernel: several accumulation tiles (S beyond one tile for a group of 8 heads)", () => {
+  if (!mod) return;
+  // The kernel's tile is 32768/G positions: 4096 for G = 8, so S = 4500 takes two tiles.
+  for (const r of [3, 8]) {
+    const c = { nHead: 8, nKv: 1, d: 8, dv: 8, S: 4500, nCtx: 4501, p: { ...base, r, k: 300, window: 75 } };
+    const x = makeInputs(c, 100 + r);
+    const ref = sparqRef(x, c.p);
+    const one = runKernel(mod, c, x, 1);
+    assertEquals(one.selected, ref.selected);
+    assertClose(one.out, ref.out, 1e-5, `r=${r}`);
+  }
+});

@@ -17,6 +17,8 @@ import type { Shard } from "./wasm_runtime.ts";
 
 /** Elementwise jobs smaller than this many values run on the calling thread only. */
 const SMALL = 1 << 15;
+/** Row shares per thread of a matrix product (claimed dynamically, see lib/thread_pool.ts). */
+const SHARES_PER_THREAD = 8;
 
 /** How a weight type's matrix product prepares its activations, and the kernel suffix. */
 interface MatmulPlan {
@@ -112,7 +114,9 @@ export function matmul(
         break;
     }
   }
-  shard.run(plan.kernel, [w, act, y, rows, cols, nTok]);
+  // Several shares per thread (of ≥ 16 rows): a thread that is descheduled leaves fewer rows to the others.
+  const shares = shard.threads === 1 ? 1 : Math.max(1, Math.min(SHARES_PER_THREAD * shard.threads, rows >> 4));
+  shard.run(plan.kernel, [w, act, y, rows, cols, nTok], shares);
 }
 
 /** Dequantizes `rows` rows of `cols` values of `type` at `src` into f32 at `dst`. */

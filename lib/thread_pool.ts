@@ -2,15 +2,22 @@
  * Worker thread pool for the WebAssembly kernels. Thread 0 is the calling (main) thread; threads 1..n-1 are
  * module Workers (`lib/worker.ts`) that each hold an instance of the kernel module per shard memory.
  *
- * Dispatch goes through one SharedArrayBuffer command block: the main thread writes the kernel and its
- * arguments, bumps a generation counter and notifies; each worker runs its share and increments a done counter.
- * Both sides wait with a short bounded spin followed by `Atomics.wait` — never an unbounded spin, because on a
- * 2-vCPU machine shared with a busy process a spinning waiter steals the core the other thread needs.
+ * A kernel run is split into `nth` shares (`kernel(...args, ith, nth)` computes share `ith`). Shares are
+ * claimed from an atomic counter by whichever thread is running: the main thread starts claiming at once, and a
+ * worker that is asleep or descheduled (a busy co-process on a 2-vCPU machine) simply claims nothing, so the run
+ * degrades to one thread instead of waiting a scheduler quantum at every barrier. A share is never run by two
+ * threads, so per-share scratch indexed by `ith` stays private, and results do not depend on who ran what.
+ *
+ * Command block protocol (one SharedArrayBuffer): GEN is even while a command is open. The main thread writes
+ * the arguments while GEN is odd, opens (GEN + 1, notify), claims shares, then closes (GEN + 1) and waits until
+ * no worker is ACTIVE. A worker joins by incrementing ACTIVE and re-checking GEN (so it never reads arguments of
+ * a closed command). Waits are a short bounded spin, then `Atomics.wait`: never an unbounded spin.
  * @module
  */
 
 /** Command block slots (Int32Array indexes). */
 const GEN = 0, KIND = 1, SHARD = 2, KERNEL = 3, NARGS = 4, NTH = 5, DONE = 6, ATTACHED = 7, ERROR = 8;
+const ACTIVE = 9, NEXT = 10;
 /** Byte offset of the Float64Array of kernel arguments in the command block. */
 const ARGS_OFFSET = 64;
 /** Most kernel arguments (before `ith, nth`). */
@@ -24,7 +31,7 @@ export const CMD_RUN = 1, CMD_YIELD = 2, CMD_EXIT = 3;
 export const SPIN = 20000;
 
 /** The layout constants shared with `lib/worker.ts`. */
-export const layout = { GEN, KIND, SHARD, KERNEL, NARGS, NTH, DONE, ATTACHED, ERROR, ARGS_OFFSET };
+export const layout = { GEN, KIND, SHARD, KERNEL, NARGS, NTH, DONE, ATTACHED, ERROR, ACTIVE, NEXT, ARGS_OFFSET };
 
 /** A pool of `threads - 1` workers plus the calling thread. */
 export class ThreadPool {
@@ -41,11 +48,13 @@ export class ThreadPool {
     this.#workers = workers;
     this.#cmd = new Int32Array(sab, 0, 16);
     this.#args = new Float64Array(sab, ARGS_OFFSET, MAX_ARGS);
+    this.#cmd[GEN] = 1; // closed
   }
 
   /** Starts `threads - 1` workers, each given `module`; resolves once all are ready. */
   static async create(threads: number, module: WebAssembly.Module): Promise<ThreadPool> {
     const sab = new SharedArrayBuffer(ARGS_OFFSET + 8 * MAX_ARGS);
+    new Int32Array(sab)[GEN] = 1;
     const workers: Worker[] = [];
     const ready: Promise<void>[] = [];
     for (let i = 1; i < threads; i++) {
@@ -63,7 +72,7 @@ export class ThreadPool {
           };
         }),
       );
-      w.postMessage({ type: "init", module, sab, ith: i, gen: 0 });
+      w.postMessage({ type: "init", module, sab, ith: i });
     }
     await Promise.all(ready);
     return new ThreadPool(threads, workers, sab);
@@ -77,59 +86,71 @@ export class ThreadPool {
   attach(id: number, memory: WebAssembly.Memory): void {
     if (this.#workers.length === 0) return;
     for (const w of this.#workers) w.postMessage({ type: "attach", id, memory });
-    this.#dispatch(CMD_YIELD, 0, 0);
+    this.#broadcast(CMD_YIELD);
     this.#attached += this.#workers.length;
     waitFor(this.#cmd, ATTACHED, this.#attached);
   }
 
   /**
-   * Runs export number `kernel` of shard `shard` with `args` on the workers (threads 1..n-1, with `ith, nth`
-   * appended) while the caller runs thread 0's share through `runMain`; returns when every thread is done.
+   * Runs export number `kernel` of shard `shard` in `nth` shares: `runShare(ith)` runs share `ith` on this
+   * thread, workers run theirs with `(...args, ith, nth)` appended. Returns when every share is done.
    */
-  run(shard: number, kernel: number, args: readonly number[], runMain: () => void): void {
+  run(shard: number, kernel: number, args: readonly number[], nth: number, runShare: (ith: number) => void): void {
     if (args.length > MAX_ARGS) throw new Error(`kernel has ${args.length} arguments, at most ${MAX_ARGS}`);
-    if (this.#workers.length === 0) {
-      runMain();
+    if (this.#workers.length === 0 || nth === 1) {
+      for (let i = 0; i < nth; i++) runShare(i);
       return;
     }
+    const c = this.#cmd;
     this.#args.set(args);
-    this.#cmd[NARGS] = args.length;
-    this.#start(CMD_RUN, shard, kernel);
+    c[NARGS] = args.length;
+    c[NTH] = nth;
+    Atomics.store(c, NEXT, 0);
+    this.#open(CMD_RUN, shard, kernel);
     let failure: unknown;
     try {
-      runMain();
+      for (let i = Atomics.add(c, NEXT, 1); i < nth; i = Atomics.add(c, NEXT, 1)) runShare(i);
     } catch (e) {
       failure = e;
+      Atomics.store(c, NEXT, nth); // let workers stop claiming
     }
-    waitFor(this.#cmd, DONE, this.#workers.length);
+    this.#close();
     if (failure) throw failure;
-    if (this.#cmd[ERROR]) throw new Error(`a worker thread failed in wasm kernel #${kernel} (its message follows)`);
+    if (c[ERROR]) throw new Error(`a worker thread failed in wasm kernel #${kernel} (its message follows)`);
   }
 
   /** Stops the workers; the pool cannot be used afterwards. */
   close(): void {
     if (this.#closed) return;
-    if (this.#workers.length) this.#dispatch(CMD_EXIT, 0, 0);
+    if (this.#workers.length) this.#broadcast(CMD_EXIT);
     this.#closed = true;
     for (const w of this.#workers) w.terminate();
   }
 
-  #start(kind: number, shard: number, kernel: number): void {
+  /** Opens a command (arguments already written while closed). */
+  #open(kind: number, shard: number, kernel: number): void {
     if (this.#closed) throw new Error("thread pool is closed");
     const c = this.#cmd;
     c[KIND] = kind;
     c[SHARD] = shard;
     c[KERNEL] = kernel;
-    c[NTH] = this.threads;
     c[ERROR] = 0;
     Atomics.store(c, DONE, 0);
     Atomics.add(c, GEN, 1);
     Atomics.notify(c, GEN);
   }
 
-  #dispatch(kind: number, shard: number, kernel: number): void {
-    this.#start(kind, shard, kernel);
+  /** Closes the open command and waits until no worker is inside it. */
+  #close(): void {
+    Atomics.add(this.#cmd, GEN, 1);
+    waitFor(this.#cmd, ACTIVE, 0);
+  }
+
+  /** A command every worker must see (yield to the event loop, exit): waits for all of them. */
+  #broadcast(kind: number): void {
+    this.#open(kind, 0, 0);
     waitFor(this.#cmd, DONE, this.#workers.length);
+    this.#close();
   }
 }
 

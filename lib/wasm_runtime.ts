@@ -73,6 +73,11 @@ export class Shard {
     this.capacity = memory.buffer.byteLength - this.#base;
   }
 
+  /** Threads of the runtime this shard belongs to. */
+  get threads(): number {
+    return this.#rt.threads;
+  }
+
   /** Bytes allocated so far (including the kernel scratch area). */
   get used(): number {
     return this.#top - this.#base + this.memory.buffer.byteLength - this.#scratchBottom;
@@ -145,15 +150,16 @@ export class Shard {
   }
 
   /**
-   * Runs wasm export `kernel(...args, ith, nth)` on every thread (this thread is `ith = 0`) and returns when all
-   * are done. Pointers above 2 GiB may be passed as plain numbers (they wrap to the same i32 bits).
+   * Runs wasm export `kernel(...args, ith, nth)` for every share `ith` of `nth` (default: one share per thread)
+   * and returns when all are done. Shares are claimed dynamically by the threads that are running (this one
+   * first), so a descheduled worker does not stall the run; a share never runs twice at once. Pointers above
+   * 2 GiB may be passed as plain numbers (they wrap to the same i32 bits).
    */
-  run(kernel: string, args: readonly number[]): void {
+  run(kernel: string, args: readonly number[], nth = this.#rt.threads): void {
     const fn = this.#fn(kernel);
     const rt = this.#rt;
-    const nth = rt.threads;
     const t0 = performance.now();
-    rt.pool.run(this.id, rt.kernelIndex(kernel), args, () => fn(...args, 0, nth));
+    rt.pool.run(this.id, rt.kernelIndex(kernel), args, nth, (ith) => fn(...args, ith, nth));
     rt.count(kernel, performance.now() - t0);
   }
 

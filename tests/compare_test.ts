@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { compareModes } from "../lib/compare.ts";
 import { compareSvg } from "../lib/commands/compare.ts";
 import { repoRoot } from "../lib/testing.ts";
+import { checkXml } from "../lib/xml_check.ts";
 
 const MODEL = `${repoRoot}testdata/stories260K.gguf`;
 const TEXT = "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. " +
@@ -45,7 +46,8 @@ Deno.test("compare: sparse modes report less transfer than dense and sane agreem
     assert.ok(m.kl! >= 0, `${m.mode} KL ${m.kl}`);
   }
   const svg = compareSvg(r, "top1");
-  assert.match(svg, /^<svg[\s\S]*<\/svg>\s*$/);
+  assert.deepEqual(checkXml(svg), []);
+  assert.match(svg, /<svg[\s\S]*<\/svg>\s*$/);
   for (const kind of ["sparq", "h2o", "streaming", "topk", "dense"]) assert.ok(svg.includes(kind), kind);
 });
 

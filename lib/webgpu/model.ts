@@ -15,7 +15,7 @@ import type { AttentionBytes } from "../attention/mode.ts";
 import { getGpu, type Gpu } from "./device.ts";
 import { Kernels, type Op, type StepValues } from "./kernels.ts";
 import { GpuAttention } from "./attention.ts";
-import { checkGpuType, ggufRowBytes, gpuRowBytes, repack } from "./shaders/quant.ts";
+import { checkGpuType, ggufRowBytes, gpuRowBytes, repack, usesVecView } from "./shaders/quant.ts";
 import { getRowsWgsl, matmulWgsl, MATVEC_ROWS, rowsPerGroup } from "./shaders/matmul.ts";
 import { actWgsl, argmaxWgsl, normWgsl, ropeWgsl } from "./shaders/elementwise.ts";
 import { f32Lit } from "./shaders/common.ts";
@@ -325,6 +325,7 @@ class GpuModelImpl implements GpuModel {
           tokens,
         });
         const entries: Record<number, GPUBuffer> = { 0: p.buf, 1: x, 2: y };
+        if (usesVecView(w.type)) entries[5] = p.buf;
         if (o.bias) entries[4] = o.bias;
         return k.op(`matmul ${w.name}`, wgsl, entries, 3, (s) => [
           Math.ceil(p.rows / rowsPerGroup(tile)),
@@ -347,7 +348,7 @@ class GpuModelImpl implements GpuModel {
       k.op(
         "embed",
         getRowsWgsl(emb.type, emb.cols, p.rows, p.row0, f32Lit(cfg.embdScale)),
-        { 0: p.buf, 1: bufs.tokens, 2: bufs.x },
+        { 0: p.buf, 1: bufs.tokens, 2: bufs.x, 5: usesVecView(emb.type) ? p.buf : undefined },
         3,
         perTok,
       )

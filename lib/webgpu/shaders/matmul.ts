@@ -6,7 +6,7 @@
  * @module
  */
 import type { GgmlType } from "../../ggml_types.ts";
-import { dot32Wgsl, load32Wgsl } from "./quant.ts";
+import { dot32Wgsl, load32Wgsl, quantBindingsWgsl } from "./quant.ts";
 import { stepWgsl } from "./common.ts";
 
 /** Options of one matmul pipeline (all baked into the WGSL). */
@@ -68,7 +68,8 @@ function matvecWgsl(s: MatmulShape): string {
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 ${s.bias ? "@group(0) @binding(4) var<storage, read> bias: array<f32>;" : ""}
-${dot32Wgsl(s.type, s.cols)}
+${quantBindingsWgsl(s.type)}
+${dot32Wgsl(s.type, s.cols, s.rows)}
 var<workgroup> part: array<vec2<f32>, 256>;
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -105,7 +106,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 }`;
 }
 
-/** WGSL of a matmul pipeline. Bindings: 0 w, 1 x, 2 y, 3 step, 4 bias (when `bias`). */
+/** WGSL of a matmul pipeline. Bindings: 0 w, 1 x, 2 y, 3 step, 4 bias (when `bias`), 5 w again (`usesVecView`). */
 export function matmulWgsl(s: MatmulShape): string {
   if (s.tile === 1) return matvecWgsl(s);
   const T = s.tile;
@@ -114,7 +115,8 @@ export function matmulWgsl(s: MatmulShape): string {
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 ${s.bias ? "@group(0) @binding(4) var<storage, read> bias: array<f32>;" : ""}
-${load32Wgsl(s.type, s.cols)}
+${quantBindingsWgsl(s.type)}
+${load32Wgsl(s.type, s.cols, s.rows)}
 var<workgroup> part: array<f32, ${256 * T}>;
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -154,7 +156,8 @@ export function getRowsWgsl(type: GgmlType, cols: number, rows: number, row0: nu
 @group(0) @binding(0) var<storage, read> w: array<u32>;
 @group(0) @binding(1) var<storage, read> tokens: array<u32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
-${load32Wgsl(type, cols)}
+${quantBindingsWgsl(type)}
+${load32Wgsl(type, cols, rows)}
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let t = wg.x;

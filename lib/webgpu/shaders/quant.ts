@@ -29,7 +29,7 @@ const LAYOUT: Partial<Record<GgmlType, Layout>> = {
   [GgmlType.F32]: { elems: 1, srcBytes: 4, dstBytes: 4 },
   [GgmlType.F16]: { elems: 2, srcBytes: 4, dstBytes: 4 }, // two halves per u32
   [GgmlType.Q8_0]: { elems: 32, srcBytes: 34, dstBytes: 36 }, // [qs 32][d f16][pad 2]
-  [GgmlType.Q4_0]: { elems: 32, srcBytes: 18, dstBytes: 20 }, // [qs 16][d f16][pad 2]
+  [GgmlType.Q4_0]: { elems: 32, srcBytes: 18, dstBytes: 18 }, // all qs (16 B/block), then all d (f16)
   [GgmlType.Q4_K]: { elems: 256, srcBytes: 144, dstBytes: 144 }, // as in GGUF
   [GgmlType.Q6_K]: { elems: 256, srcBytes: 210, dstBytes: 212 }, // as in GGUF + 2 pad bytes
 };
@@ -64,6 +64,7 @@ export function ggufRowBytes(type: GgmlType, cols: number): number {
  */
 export function repack(type: GgmlType, src: Uint8Array): Uint8Array {
   const l = LAYOUT[type]!;
+  if (type === GgmlType.Q4_0) return repackQ4_0(src);
   if (l.srcBytes === l.dstBytes) return src;
   const n = src.length / l.srcBytes;
   const s16 = new Uint16Array(src.buffer, src.byteOffset, src.length / 2);
@@ -85,25 +86,60 @@ export function repack(type: GgmlType, src: Uint8Array): Uint8Array {
 }
 
 /**
+ * Q4_0 as two arrays, so that a block's 16 quant bytes are one aligned 16-byte load and 32 lanes
+ * read 512 contiguous bytes: `[qs of every block][d of every block (f16), padded to 4 bytes]`.
+ */
+function repackQ4_0(src: Uint8Array): Uint8Array {
+  const n = src.length / 18;
+  const s16 = new Uint16Array(src.buffer, src.byteOffset, src.length / 2);
+  const d16 = new Uint16Array(n * 8 + n + (n & 1));
+  for (let b = 0, so = 0, dO = 0; b < n; b++, so += 9, dO += 8) {
+    for (let i = 0; i < 8; i++) d16[dO + i] = s16[so + 1 + i];
+    d16[n * 8 + b] = s16[so];
+  }
+  return new Uint8Array(d16.buffer);
+}
+
+/** Whether `type`'s kernels also bind the weight buffer as `wq: array<vec4<u32>>` at binding 5. */
+export function usesVecView(type: GgmlType): boolean {
+  return type === GgmlType.Q4_0;
+}
+
+/** WGSL declarations a type's kernels need besides `w: array<u32>` (see {@link usesVecView}). */
+export function quantBindingsWgsl(type: GgmlType): string {
+  return usesVecView(type) ? "@group(0) @binding(5) var<storage, read> wq: array<vec4<u32>>;" : "";
+}
+
+/** WGSL of Q4_0's quants (as vec4<f32> pairs lo/hi) and scale of block `blk` in a buffer of `rows` rows. */
+function q4_0Block(cols: number, rows: number): string {
+  return `fn q4d(blk: u32) -> f32 {
+  let sc = unpack2x16float(w[${rows * (cols / 32) * 4}u + blk / 2u]);
+  return select(sc.x, sc.y, (blk & 1u) == 1u);
+}`;
+}
+
+/**
  * WGSL for `fn dot32(row: u32, c: u32, xv: ptr<function, array<vec4<f32>, 8>>) -> f32`: the dot product of chunk `c` of `row` with
  * 32 activations at `x[xb..xb+8]` (`x: array<vec4<f32>>`, declared by the caller), without
  * materialising the chunk (decode matvec: an array of 32 floats per thread would live in local memory).
  * Types without a direct form go through `load32`.
  */
-export function dot32Wgsl(type: GgmlType, cols: number): string {
+export function dot32Wgsl(type: GgmlType, cols: number, rows: number): string {
   const nChunk = cols / 32;
   switch (type) {
     case GgmlType.Q4_0:
-      return `fn dot32(row: u32, c: u32, xv: ptr<function, array<vec4<f32>, 8>>) -> f32 {
-  let base = (row * ${nChunk}u + c) * 5u;
+      return `${q4_0Block(cols, rows)}
+fn dot32(row: u32, c: u32, xv: ptr<function, array<vec4<f32>, 8>>) -> f32 {
+  let blk = row * ${nChunk}u + c;
+  let qv = wq[blk];
   var s = 0.0;
   for (var i = 0u; i < 4u; i++) {
-    let q = w[base + i];
+    let q = qv[i];
     let lo = vec4<f32>(f32(q & 15u), f32((q >> 8u) & 15u), f32((q >> 16u) & 15u), f32((q >> 24u) & 15u));
     let hi = vec4<f32>(f32((q >> 4u) & 15u), f32((q >> 12u) & 15u), f32((q >> 20u) & 15u), f32(q >> 28u));
     s += dot(lo - 8.0, (*xv)[i]) + dot(hi - 8.0, (*xv)[4u + i]);
   }
-  return unpack2x16float(w[base + 4u]).x * s;
+  return q4d(blk) * s;
 }`;
     case GgmlType.Q8_0:
       return `fn dot32(row: u32, c: u32, xv: ptr<function, array<vec4<f32>, 8>>) -> f32 {
@@ -138,7 +174,7 @@ export function dot32Wgsl(type: GgmlType, cols: number): string {
   return s;
 }`;
     default:
-      return `${load32Wgsl(type, cols)}
+      return `${load32Wgsl(type, cols, rows)}
 fn dot32(row: u32, c: u32, xv: ptr<function, array<vec4<f32>, 8>>) -> f32 {
   var v: array<f32, 32>;
   load32(row, c, &v);
@@ -155,7 +191,7 @@ fn dot32(row: u32, c: u32, xv: ptr<function, array<vec4<f32>, 8>>) -> f32 {
  * WGSL for `fn load32(row: u32, c: u32, o: ptr<function, array<f32, 32>>)` reading from
  * `w: array<u32>` (declared by the caller) a row of `cols` elements.
  */
-export function load32Wgsl(type: GgmlType, cols: number): string {
+export function load32Wgsl(type: GgmlType, cols: number, rows: number): string {
   const nChunk = cols / 32;
   switch (type) {
     case GgmlType.F32:
@@ -178,11 +214,13 @@ export function load32Wgsl(type: GgmlType, cols: number): string {
   }
 }`;
     case GgmlType.Q4_0:
-      return `fn load32(row: u32, c: u32, o: ptr<function, array<f32, 32>>) {
-  let base = (row * ${nChunk}u + c) * 5u;
-  let d = unpack2x16float(w[base + 4u]).x;
+      return `${q4_0Block(cols, rows)}
+fn load32(row: u32, c: u32, o: ptr<function, array<f32, 32>>) {
+  let blk = row * ${nChunk}u + c;
+  let d = q4d(blk);
+  let qv = wq[blk];
   for (var i = 0u; i < 4u; i++) {
-    let q = w[base + i];
+    let q = qv[i];
     for (var j = 0u; j < 4u; j++) {
       (*o)[4u * i + j] = d * (f32((q >> (8u * j)) & 15u) - 8.0);
       (*o)[4u * i + j + 16u] = d * (f32((q >> (8u * j + 4u)) & 15u) - 8.0);

@@ -754,14 +754,21 @@ function allocBuffers(s: Shard, c: ModelConfig, batch: number, output: boolean):
   };
 }
 
-/** Memory the system can give us (`Deno.systemMemoryInfo().available`), or Infinity without --allow-sys. */
+/**
+ * Memory the system can give us: `Deno.systemMemoryInfo().available` (needs --allow-sys), else
+ * MemAvailable from /proc/meminfo (needs read access), else Infinity with a warning (the check is
+ * then skipped and allocating the shards would fail instead).
+ */
 function availableMemory(): number {
   try {
     return Deno.systemMemoryInfo().available;
-  } catch {
-    // Without --allow-sys the check is skipped (allocating the shards would fail instead).
-    return Infinity;
-  }
+  } catch { /* no --allow-sys */ }
+  try {
+    const m = /MemAvailable:\s+(\d+) kB/.exec(Deno.readTextFileSync("/proc/meminfo"));
+    if (m) return Number(m[1]) * 1024;
+  } catch { /* not Linux, or no read access */ }
+  console.error("sparq: memory check skipped (grant --allow-sys=systemMemoryInfo to refuse too-large models up front)");
+  return Infinity;
 }
 
 /** Refuses to load (SparqError with the figures) when weights + KV cache + scratch exceed `available`. */

@@ -74,12 +74,19 @@ const TOKEN_BLOCK = 16;
 
 const LOW4 = i8x16.splat(0x0f);
 
-/** Bit `k` of the 16 bits at lanes … as 0x10 bytes: lane j gets 0x10 when bit j of `bits` (u16) is set. */
+const BIT_OF_LANE = i8x16(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128);
+
+/**
+ * The fifth bits of a Q5_0/Q5_1 block as 0x10 bytes: lane j of the result for elements 0..15 (`high` = false,
+ * bits 0..15 of the u32 `qh` at `p`) or 16..31 (`high`, bits 16..31). One splat load, one byte shuffle, a
+ * compare: as ggml's `bytes_from_bits_32`.
+ */
 // @ts-ignore: decorator
-@inline function highBits16(bits: u32): v128 {
-  const v = i8x16.swizzle(i16x8.splat(<i16>bits), i8x16(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1));
-  const m = v128.and(v, i8x16(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128));
-  return v128.and(i8x16.ne(m, i8x16.splat(0)), i8x16.splat(0x10));
+@inline function fifthBits(qh: v128, high: bool): v128 {
+  const v = high
+    ? i8x16.swizzle(qh, i8x16(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3))
+    : i8x16.swizzle(qh, i8x16(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1));
+  return v128.and(i8x16.eq(v128.and(v, BIT_OF_LANE), BIT_OF_LANE), i8x16.splat(0x10));
 }
 
 /** [Σa, Σb, Σc, Σd]: the four i32x4 block sums reduced to one lane each (exact; same in both builds). */
@@ -120,19 +127,19 @@ const LOW4 = i8x16.splat(0x0f);
 /** Integer dot of a Q5_0 block {f16 d; u8 qh[4]; u8 qs[16]} with unsigned codes nibble | bit << 4 (offset 16). */
 // @ts-ignore: decorator
 @inline function isumQ5_0(blk: usize, xq: usize): v128 {
-  const qh = load<u32>(blk + 2);
+  const qh = v128.load32_splat(blk + 2);
   const q = v128.load(blk + 6);
-  const lo = v128.or(v128.and(q, LOW4), highBits16(qh & 0xffff));
-  return dot32U5(v128.load(xq), lo, v128.load(xq, 16), v128.or(v128.and(i16x8.shr_u(q, 4), LOW4), highBits16(qh >> 16)));
+  const lo = v128.or(v128.and(q, LOW4), fifthBits(qh, false));
+  return dot32U5(v128.load(xq), lo, v128.load(xq, 16), v128.or(v128.and(i16x8.shr_u(q, 4), LOW4), fifthBits(qh, true)));
 }
 
 /** Integer dot of a Q5_1 block {f16 d; f16 m; u8 qh[4]; u8 qs[16]} (codes nibble | bit << 4). */
 // @ts-ignore: decorator
 @inline function isumQ5_1(blk: usize, xq: usize): v128 {
-  const qh = load<u32>(blk + 4);
+  const qh = v128.load32_splat(blk + 4);
   const q = v128.load(blk + 8);
-  const lo = v128.or(v128.and(q, LOW4), highBits16(qh & 0xffff));
-  return dot32U5(v128.load(xq), lo, v128.load(xq, 16), v128.or(v128.and(i16x8.shr_u(q, 4), LOW4), highBits16(qh >> 16)));
+  const lo = v128.or(v128.and(q, LOW4), fifthBits(qh, false));
+  return dot32U5(v128.load(xq), lo, v128.load(xq, 16), v128.or(v128.and(i16x8.shr_u(q, 4), LOW4), fifthBits(qh, true)));
 }
 
 /** Integer dot of a Q8_0 block {f16 d; i8 qs[32]}. */
@@ -266,10 +273,10 @@ const K_Q4_0 = 0, K_Q4_1 = 1, K_Q5_0 = 2, K_Q5_1 = 3, K_Q8_0 = 4;
         if (five) {
           const bitL: i32 = 1 << (2 * j);
           const ml = i8x16.splat(<i8>bitL), mh = i8x16.splat(<i8>(bitL << 1));
-          l0 = v128.or(l0, v128.and(i8x16.ne(v128.and(h0, ml), zero), bit16));
-          l1 = v128.or(l1, v128.and(i8x16.ne(v128.and(h1, ml), zero), bit16));
-          u0 = v128.or(u0, v128.and(i8x16.ne(v128.and(h0, mh), zero), bit16));
-          u1 = v128.or(u1, v128.and(i8x16.ne(v128.and(h1, mh), zero), bit16));
+          l0 = v128.or(l0, v128.and(i8x16.eq(v128.and(h0, ml), ml), bit16));
+          l1 = v128.or(l1, v128.and(i8x16.eq(v128.and(h1, ml), ml), bit16));
+          u0 = v128.or(u0, v128.and(i8x16.eq(v128.and(h0, mh), mh), bit16));
+          u1 = v128.or(u1, v128.and(i8x16.eq(v128.and(h1, mh), mh), bit16));
         }
         const xa = xq + (<usize>j << 6);
         const lo = dot32U5(v128.load(xa), l0, v128.load(xa, 16), l1);

@@ -15,7 +15,7 @@
  * the formula of sparq.md §2.3 (predicted).
  * @module
  */
-import { loadModel, type LoadOptions, type Model } from "./model.ts";
+import { type BackendName, type LanguageModel, openModel } from "./backend.ts";
 import { type AttentionSpec, formatAttentionSpec, parseAttentionSpec, predictedTransfer } from "./attention/spec.ts";
 import { argmax } from "./sampler.ts";
 import { SparqError } from "./errors.ts";
@@ -39,6 +39,8 @@ export interface CompareOptions {
   /** Tokens evaluated as one dense batch before the decode steps (ppl). */
   prefix?: number;
   threads?: number;
+  /** wasm (default) or webgpu. */
+  backend?: BackendName;
   /** Repetition: number of probes, cue length and tokens generated per probe. */
   repetitionProbes?: number;
   repetitionCue?: number;
@@ -112,10 +114,8 @@ export async function compareModes(opts: CompareOptions): Promise<CompareReport>
   if (firstDense >= 0) rest.splice(firstDense, 1);
   const specs: AttentionSpec[] = [{ kind: "dense" }, ...rest];
   const progress = opts.onProgress ?? (() => {});
-  const load = (spec: AttentionSpec, ctx?: number) => {
-    const lo: LoadOptions = { attention: spec, threads: opts.threads, ctx };
-    return loadModel(opts.model, lo);
-  };
+  const load = (spec: AttentionSpec, ctx?: number) =>
+    openModel(opts.model, { backend: opts.backend, attention: spec, threads: opts.threads, ctx });
 
   // Tokenize once with the dense model (same tokenizer for every mode).
   const probe = await load(specs[0], opts.ctx);
@@ -147,7 +147,7 @@ export async function compareModes(opts: CompareOptions): Promise<CompareReport>
     try {
       if (opts.tasks.includes("ppl")) {
         const reference = spec === specs[0];
-        const r = runPpl(
+        const r = await runPpl(
           model,
           tokens,
           prefix,
@@ -169,10 +169,10 @@ export async function compareModes(opts: CompareOptions): Promise<CompareReport>
         res.kl = r.kl;
       }
       if (opts.tasks.includes("repetition")) {
-        res.repetition = runRepetition(model, tokens, opts, (d, t) => progress(name, "repetition", d, t));
+        res.repetition = await runRepetition(model, tokens, opts, (d, t) => progress(name, "repetition", d, t));
       }
       if (opts.tasks.includes("needle")) {
-        res.needle = runNeedle(model, opts, (d, t) => progress(name, "needle", d, t));
+        res.needle = await runNeedle(model, opts, (d, t) => progress(name, "needle", d, t));
       }
     } finally {
       model.close();
@@ -192,23 +192,23 @@ interface PplResult {
 }
 
 /** Teacher-forced pass: a dense prefix batch, then one decode step per token. */
-function runPpl(
-  model: Model,
+async function runPpl(
+  model: LanguageModel,
   tokens: number[],
   prefix: number,
   dense: Float32Array[] | undefined,
   progress: (done: number, total: number) => void,
-): PplResult {
+): Promise<PplResult> {
   model.reset();
   const nVocab = model.config.nVocab;
-  model.evaluate(tokens.slice(0, prefix));
+  await model.evaluate(tokens.slice(0, prefix));
   model.resetCounters();
   const rows: Float32Array[] = [];
   const lp = new Float32Array(nVocab);
   let nll = 0, agree = 0, kl = 0;
   const total = tokens.length - 1 - prefix;
   for (let i = prefix; i < tokens.length - 1; i++) {
-    const logits = model.evaluate([tokens[i]]);
+    const logits = await model.evaluate([tokens[i]]);
     const row = dense ? lp : new Float32Array(nVocab);
     logSoftmax(logits, row);
     nll -= row[tokens[i + 1]];
@@ -223,36 +223,36 @@ function runPpl(
     if (j % 32 === 0) progress(j, total);
   }
   progress(total, total);
-  const b = model.attention.bytes;
+  const b = model.attentionBytes();
   return { nll: nll / total, top1: agree / total, kl: kl / total, bytes: b.k + b.v + b.index, rows };
 }
 
 /** Greedy continuation of `n` tokens after the current position, feeding `first` first. */
-function greedy(model: Model, firstLogits: Float32Array, n: number): number[] {
+async function greedy(model: LanguageModel, firstLogits: Float32Array, n: number): Promise<number[]> {
   const out: number[] = [];
   let logits = firstLogits;
   for (let i = 0; i < n && model.pos < model.nCtx; i++) {
     const id = argmax(logits);
     out.push(id);
-    if (i + 1 < n) logits = model.evaluate([id]);
+    if (i + 1 < n) logits = await model.evaluate([id]);
   }
   return out;
 }
 
 /** Evaluates `ids` one decode step at a time (so sparse modes apply) and returns the last logits. */
-function stepThrough(model: Model, ids: number[]): Float32Array {
+async function stepThrough(model: LanguageModel, ids: number[]): Promise<Float32Array> {
   let logits: Float32Array = new Float32Array(0);
-  for (const id of ids) logits = model.evaluate([id]);
+  for (const id of ids) logits = await model.evaluate([id]);
   return logits;
 }
 
 /** The repetition task (see the module comment). */
-function runRepetition(
-  model: Model,
+async function runRepetition(
+  model: LanguageModel,
   tokens: number[],
   opts: CompareOptions,
   progress: (done: number, total: number) => void,
-): NonNullable<ModeResult["repetition"]> {
+): Promise<NonNullable<ModeResult["repetition"]>> {
   const probes = opts.repetitionProbes ?? 4;
   const cue = opts.repetitionCue ?? 16;
   const gen = opts.repetitionTokens ?? 32;
@@ -268,9 +268,9 @@ function runRepetition(
     // Cues start at evenly spaced depths of the passage (after BOS, leaving room for the answer).
     const start = 1 + Math.floor(((p + 0.5) / probes) * (passageLen - cue - gen - 1));
     model.reset();
-    model.evaluate(passage);
-    const logits = stepThrough(model, passage.slice(start, start + cue));
-    const out = greedy(model, logits, gen);
+    await model.evaluate(passage);
+    const logits = await stepThrough(model, passage.slice(start, start + cue));
+    const out = await greedy(model, logits, gen);
     const truth = passage.slice(start + cue, start + cue + gen);
     let m = 0;
     while (m < out.length && out[m] === truth[m]) m++;
@@ -283,11 +283,11 @@ function runRepetition(
 const FILLER = "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again. ";
 
 /** The needle (pass key) task (see the module comment). */
-function runNeedle(
-  model: Model,
+async function runNeedle(
+  model: LanguageModel,
   opts: CompareOptions,
   progress: (done: number, total: number) => void,
-): NonNullable<ModeResult["needle"]> {
+): Promise<NonNullable<ModeResult["needle"]>> {
   const tok = model.tokenizer;
   const ctx = Math.min(opts.needleCtx ?? model.nCtx, model.nCtx);
   const depths = opts.needleDepths ?? [0.1, 0.3, 0.5, 0.7, 0.9];
@@ -307,9 +307,9 @@ function runNeedle(
     const at = Math.round(depths[i] * bodyLen);
     const prompt = [tok.bos, ...body.slice(0, at), ...needle, ...body.slice(at)];
     model.reset();
-    model.evaluate(prompt);
-    const logits = stepThrough(model, question);
-    const text = tok.decode(greedy(model, logits, answerLen));
+    await model.evaluate(prompt);
+    const logits = await stepThrough(model, question);
+    const text = tok.decode(await greedy(model, logits, answerLen));
     recalled.push(text.replace(/[^0-9]/g, "").startsWith(key));
     progress(i + 1, depths.length);
   }

@@ -10,8 +10,21 @@
  * - `interrupted`: the abort signal fired (Ctrl-C in the CLI).
  * @module
  */
-import type { Model } from "./model.ts";
+import type { ModelConfig } from "./model_config.ts";
+import type { Tokenizer } from "./tokenizer.ts";
 import { Sampler, type SamplerOptions } from "./sampler.ts";
+
+/**
+ * What generation needs from a model: the wasm `Model` (synchronous) and the `LanguageModel` of
+ * lib/backend.ts (WebGPU, asynchronous) both fit.
+ */
+export interface GenerationModel {
+  readonly config: ModelConfig;
+  readonly tokenizer: Tokenizer;
+  readonly pos: number;
+  readonly nCtx: number;
+  evaluate(tokens: readonly number[]): Float32Array | Promise<Float32Array>;
+}
 
 /** Options of {@link generate}. */
 export interface GenerateOptions {
@@ -53,7 +66,7 @@ export interface GenerateResult {
  * position (call `model.reset()` first for a fresh sequence).
  */
 export async function generate(
-  model: Model,
+  model: GenerationModel,
   prompt: readonly number[],
   opts: GenerateOptions,
 ): Promise<GenerateResult> {
@@ -74,7 +87,7 @@ export async function generate(
   };
 
   let t0 = performance.now();
-  let logits = prompt.length > 0 ? model.evaluate(prompt) : new Float32Array(0);
+  let logits = prompt.length > 0 ? await model.evaluate(prompt) : new Float32Array(0);
   result.promptMs = performance.now() - t0;
 
   while (result.tokens.length < opts.maxTokens) {
@@ -103,7 +116,7 @@ export async function generate(
       break;
     }
     t0 = performance.now();
-    logits = model.evaluate([id]);
+    logits = await model.evaluate([id]);
     result.decodeMs += performance.now() - t0;
     result.decodeTokens++;
     // Let signal handlers (Ctrl-C) run between tokens.

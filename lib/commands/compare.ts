@@ -8,6 +8,7 @@ import { COMPARE_TASKS, compareModes, type CompareReport, type CompareTask, form
 import { SparqError } from "../errors.ts";
 import { type PlotSeries, svgLinePlot } from "../svg_plot.ts";
 import { writeFileAtomic } from "../atomic_write.ts";
+import { parseBackend } from "../backend.ts";
 
 const METRICS = ["ppl", "bpc", "top1", "kl", "repetition", "needle"] as const;
 type Metric = typeof METRICS[number];
@@ -27,6 +28,7 @@ usage: sparq compare -m MODEL -f TEXT [flags]
   -c, --ctx N             context length: tokens of the text used (default: the model's training context)
       --prefix N          tokens evaluated densely as one batch before the decode steps (default: min(128, n/4))
   -t, --threads N         kernel threads (default: all cores)
+      --backend B         wasm (default) or webgpu (dense and sparq modes; needs --unstable-webgpu)
       --rep-probes N      repetition: probes at evenly spaced depths (default 4)
       --rep-cue N         repetition: tokens of the passage shown again as the cue (default 16)
       --rep-tokens N      repetition: greedy tokens generated per probe (default 32)
@@ -55,6 +57,7 @@ export const command: Command = {
       ctx: { type: "string", short: "c" },
       prefix: { type: "string" },
       threads: { type: "string", short: "t" },
+      backend: { type: "string" },
       "rep-probes": { type: "string" },
       "rep-cue": { type: "string" },
       "rep-tokens": { type: "string" },
@@ -106,6 +109,7 @@ export const command: Command = {
       ctx: values.ctx === undefined ? undefined : intFlag("--ctx", values.ctx, 0, 8),
       prefix: values.prefix === undefined ? undefined : intFlag("--prefix", values.prefix, 0, 1),
       threads: values.threads === undefined ? undefined : intFlag("--threads", values.threads, 1, 1, 256),
+      backend: parseBackend(values.backend),
       repetitionProbes: intFlag("--rep-probes", values["rep-probes"], 4, 1),
       repetitionCue: intFlag("--rep-cue", values["rep-cue"], 16, 1),
       repetitionTokens: intFlag("--rep-tokens", values["rep-tokens"], 32, 1),

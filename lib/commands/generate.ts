@@ -5,7 +5,7 @@
  */
 import { type Command, floatFlag, intFlag, parseFlags } from "./args.ts";
 import { SparqError } from "../errors.ts";
-import { loadModel, type Model } from "../model.ts";
+import { type LanguageModel, openModel, parseBackend } from "../backend.ts";
 import { generate, type GenerateResult } from "../generate.ts";
 import { DEFAULT_SAMPLER, type SamplerOptions, validateSamplerOptions } from "../sampler.ts";
 import { type AttentionSpec, attentionSpecFromFlags } from "../attention/spec.ts";
@@ -22,6 +22,8 @@ usage: sparq generate -m MODEL [-p TEXT | -f FILE | (prompt on stdin)] [flags]
   -c, --ctx N             context length (default: the model's, at most 4096)
   -t, --threads N         kernel threads (default: all cores)
   -b, --batch N           prompt-processing batch (default 512)
+      --backend B         wasm (default: WebAssembly SIMD on the CPU) or webgpu (needs deno run
+                          --unstable-webgpu; dense and sparq attention)
       --temp X            temperature (default 0.8; 0 = greedy)
       --top-k N           top-k (default 40; 0 = off)
       --top-p X           top-p (default 0.95; 1 = off)
@@ -51,6 +53,7 @@ const FLAGS = {
   ctx: { type: "string", short: "c" },
   threads: { type: "string", short: "t" },
   batch: { type: "string", short: "b" },
+  backend: { type: "string" },
   temp: { type: "string" },
   "top-k": { type: "string" },
   "top-p": { type: "string" },
@@ -117,7 +120,7 @@ function rate(tokens: number, ms: number): string {
 }
 
 /** One stats block for stderr. */
-function statsText(model: Model, r: GenerateResult, seed: number): string {
+function statsText(model: LanguageModel, r: GenerateResult, seed: number): string {
   const stop = {
     eos: "end of generation token",
     length: "-n reached",
@@ -128,7 +131,7 @@ function statsText(model: Model, r: GenerateResult, seed: number): string {
   return [
     `sparq: load ${
       model.loadSeconds.toFixed(2)
-    } s (${model.config.arch}, ${model.runtime.threads} threads, ctx ${model.nCtx}, attention ${model.attention.name}, seed ${seed})`,
+    } s (${model.config.arch}, ${model.description}, ctx ${model.nCtx}, attention ${model.attentionName}, seed ${seed})`,
     `sparq: prompt ${r.promptTokens} tokens in ${(r.promptMs / 1000).toFixed(2)} s (${
       rate(r.promptTokens, r.promptMs)
     } tok/s)`,
@@ -155,7 +158,8 @@ export const command: Command = {
     const stop = v.stop ?? [];
     const text = await readPrompt(v);
 
-    const model = await loadModel(resolveModelPath(v.model), { threads, ctx, batch, attention });
+    const backend = parseBackend(v.backend);
+    const model = await openModel(resolveModelPath(v.model), { backend, threads, ctx, batch, attention });
     const enc = new TextEncoder();
     const write = (s: string) => Deno.stdout.writeSync(enc.encode(s));
     const abort = new AbortController();
@@ -192,7 +196,8 @@ export const command: Command = {
             decode_tokens: r.decodeTokens,
             decode_ms: r.decodeMs,
             decode_tokens_per_s: r.decodeMs > 0 ? r.decodeTokens / (r.decodeMs / 1000) : null,
-            attention: model.attention.name,
+            attention: model.attentionName,
+            backend: model.backend,
             seed: sampler.seed,
           }) + "\n",
         );

@@ -21,7 +21,14 @@ import { actWgsl, argmaxWgsl, normWgsl, ropeWgsl } from "./shaders/elementwise.t
 import { f32Lit } from "./shaders/common.ts";
 import { submitFloor } from "./probe.ts";
 
-const TRACE = Deno.env.get("SPARQ_GPU_TRACE") === "1";
+/** SPARQ_GPU_TRACE=1 traces GPU steps; reading it must not need --allow-env (generate runs with --allow-read only). */
+const TRACE = (() => {
+  try {
+    return Deno.env.get("SPARQ_GPU_TRACE") === "1";
+  } catch {
+    return false;
+  }
+})();
 
 /** Options of {@link loadGpuModel}. */
 export interface GpuModelOptions {

@@ -32,7 +32,7 @@ const variants: Record<string, string> = {
   real: base,
   "no x loads": base.replace(/xv\[i\] = x\[[^\]]*\];/, "xv[i] = vec4<f32>(f32(i)) + x[0];"),
   "no dequant": base.replace(
-    /let q = qv\[i\];[\s\S]*?\n  }\n  return q4d\(blk\) \* s;/,
+    /let q = qv\[i\];[\s\S]*?\n {2}}\n {2}return q4d\(blk\) \* s;/,
     "s += f32(qv[i]) * (*xv)[i].x;\n  }\n  return q4d(blk) * s;",
   ),
 };

@@ -155,7 +155,7 @@ export class Shard {
    * first), so a descheduled worker does not stall the run; a share never runs twice at once. Pointers above
    * 2 GiB may be passed as plain numbers (they wrap to the same i32 bits).
    */
-  run(kernel: string, args: readonly number[], nth = this.#rt.threads): void {
+  run(kernel: string, args: readonly number[], nth: number = this.#rt.threads): void {
     const fn = this.#fn(kernel);
     const rt = this.#rt;
     const t0 = performance.now();

@@ -113,18 +113,19 @@ export class KvCache {
    * What an attention mode needs stored besides K and V: SparQ reads Kt (step 1) and v̄ (reallocation); the
    * top-k oracle runs SparQ's kernel with r = d, so it reads Kt too.
    */
-  static requirements(spec: AttentionSpec): { transposedK: boolean; vSum: boolean } {
+  static requirements(spec: AttentionSpec | AttentionSpec[]): { transposedK: boolean; vSum: boolean } {
+    const specs = Array.isArray(spec) ? spec : [spec];
     return {
-      transposedK: spec.kind === "sparq" || spec.kind === "topk",
-      vSum: spec.kind === "sparq" && spec.reallocate,
+      transposedK: specs.some((s) => s.kind === "sparq" || s.kind === "topk"),
+      vSum: specs.some((s) => s.kind === "sparq" && s.reallocate),
     };
   }
 
-  /** Bytes one layer's cache takes for `nCtx` positions under `spec` (for the loader's shard plan). */
+  /** Bytes one layer's cache takes for `nCtx` positions under `spec` (or all of several specs), for the loader's shard plan. */
   static bytesPerLayer(
     config: Pick<ModelConfig, "nHeadKv" | "headDim" | "headDimV">,
     nCtx: number,
-    spec: AttentionSpec,
+    spec: AttentionSpec | AttentionSpec[],
   ): number {
     const { transposedK, vSum } = KvCache.requirements(spec);
     const kv = config.nHeadKv;

@@ -27,7 +27,7 @@ import { createRuntime, type Runtime, type Shard } from "./wasm_runtime.ts";
 import * as K from "./kernels.ts";
 import { type CacheType, KvCache } from "./kv_cache.ts";
 import type { AttentionMode } from "./attention/mode.ts";
-import { type AttentionSpec, parseAttentionSpec } from "./attention/spec.ts";
+import { type AttentionSpec, formatAttentionSpec, parseAttentionSpec } from "./attention/spec.ts";
 import { attentionScratchBytes, createAttention } from "./attention/create.ts";
 import { type Tokenizer, tokenizerFromGguf } from "./tokenizer.ts";
 
@@ -49,6 +49,11 @@ export interface LoadOptions {
   ctx?: number;
   /** Attention mode: a spec string (`dense`, `sparq:ratio=1/8`, …) or a parsed spec; default dense. */
   attention?: string | AttentionSpec;
+  /**
+   * Further attention modes the model may switch to with {@link Model.setAttention} (their cache
+   * layout and scratch are planned at load, so profile and compare need one model, not one each).
+   */
+  alsoAttention?: (string | AttentionSpec)[];
   /** KV cache element type (default f32). */
   cacheType?: CacheType;
   /** Tokens per prompt-processing batch (default 512, at most the context). */
@@ -159,7 +164,9 @@ export class Model {
   readonly tokenizer: Tokenizer;
   readonly runtime: Runtime;
   readonly cache: KvCache;
-  readonly attention: AttentionMode;
+  #attention: AttentionMode;
+  /** Every planned mode by its canonical name (the first is the one loaded with). */
+  readonly #modes: Map<string, AttentionMode>;
   /** Context length (positions the cache holds). */
   readonly nCtx: number;
   /** Largest prompt-processing batch. */
@@ -191,7 +198,7 @@ export class Model {
     runtime: Runtime;
     ownsRuntime: boolean;
     cache: KvCache;
-    attention: AttentionMode;
+    attentions: AttentionMode[];
     plan: ModelPlan;
     layers: Layer[];
     embd: Weight;
@@ -208,7 +215,8 @@ export class Model {
     this.runtime = init.runtime;
     this.#ownsRuntime = init.ownsRuntime;
     this.cache = init.cache;
-    this.attention = init.attention;
+    this.#attention = init.attentions[0];
+    this.#modes = new Map(init.attentions.map((m) => [m.name, m]));
     this.plan = init.plan;
     this.nCtx = init.plan.nCtx;
     this.batch = init.plan.batch;
@@ -225,6 +233,27 @@ export class Model {
       for (const t of [L.wq, L.wk, L.wv, L.wqkv, L.wo, L.wGate, L.wUp, L.wDown]) if (t) w += t.bytes;
     }
     this.weightBytesPerToken = w;
+  }
+
+  /** The attention mode decode steps use. */
+  get attention(): AttentionMode {
+    return this.#attention;
+  }
+
+  /**
+   * Switches decode steps to another attention mode planned at load (`alsoAttention`). The cache is
+   * kept; modes with their own per-position state (H2O) start it from here, so call `reset()` or
+   * `truncate()` first when that matters.
+   */
+  setAttention(spec: string | AttentionSpec): void {
+    const name = formatAttentionSpec(typeof spec === "string" ? parseAttentionSpec(spec) : spec);
+    const mode = this.#modes.get(name);
+    if (!mode) {
+      throw new SparqError(
+        `attention ${name} was not planned at load (planned: ${[...this.#modes.keys()].join(", ")})`,
+      );
+    }
+    this.#attention = mode;
   }
 
   /** Number of positions evaluated so far in this sequence. */
@@ -548,7 +577,13 @@ function bufferBytes(c: ModelConfig, batch: number, output: boolean, actBytes: n
 export function planModel(
   file: GgufFile,
   c: ModelConfig,
-  opts: { ctx?: number; batch?: number; threads: number; attention: AttentionSpec; shardBudget?: number },
+  opts: {
+    ctx?: number;
+    batch?: number;
+    threads: number;
+    attention: AttentionSpec | AttentionSpec[];
+    shardBudget?: number;
+  },
 ): ModelPlan {
   const nCtx = opts.ctx ?? Math.min(c.ctxTrain, 4096);
   if (!Number.isInteger(nCtx) || nCtx < 1) throw new SparqError(`--ctx ${nCtx}: must be a positive integer`);
@@ -560,7 +595,8 @@ export function planModel(
   };
   const layerWeights = (l: number) =>
     file.tensors.filter((t) => t.name.startsWith(`blk.${l}.`)).reduce((a, t) => a + t.bytes + 64, 0);
-  const kvPerLayer = KvCache.bytesPerLayer(c, nCtx, opts.attention);
+  const specs = Array.isArray(opts.attention) ? opts.attention : [opts.attention];
+  const kvPerLayer = KvCache.bytesPerLayer(c, nCtx, specs);
   // The matmul kernels keep quantized activations in a per-shard scratch that grows geometrically
   // (each growth leaves the old block behind): 4× the largest need bounds the total.
   let act = 0;
@@ -569,7 +605,7 @@ export function planModel(
   }
   const actBytes = 4 * act + (256 << 10);
   const fixedPerShard = bufferBytes(c, batch, false, actBytes) +
-    attentionScratchBytes(opts.attention, c, nCtx, opts.threads) + (1 << 20);
+    specs.reduce((a, spec) => a + attentionScratchBytes(spec, c, nCtx, opts.threads), 0) + (1 << 20);
   const embd = bytesOf("token_embd.weight");
   const outBytes = bytesOf("output_norm.weight") + bytesOf("output_norm.bias") +
     (c.tiedOutput ? embd : bytesOf("output.weight")) + bytesOf("rope_freqs.weight") +
@@ -624,9 +660,8 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<M
   const t0 = performance.now();
   const file = await openGguf(path);
   const config = configFromGguf(file);
-  const spec = typeof opts.attention === "string"
-    ? parseAttentionSpec(opts.attention)
-    : opts.attention ?? { kind: "dense" as const };
+  const toSpec = (a: string | AttentionSpec) => (typeof a === "string" ? parseAttentionSpec(a) : a);
+  const specs = [toSpec(opts.attention ?? "dense"), ...(opts.alsoAttention ?? []).map(toSpec)];
   checkTensors(file, config);
   if ((config.ropeScaling.kind === "linear" || config.ropeScaling.kind === "yarn") && config.ropeScaling.factor !== 1) {
     throw new SparqError(
@@ -639,7 +674,7 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<M
     ctx: opts.ctx,
     batch: opts.batch,
     threads,
-    attention: spec,
+    attention: specs,
     shardBudget: opts.shardBudget,
   });
   checkMemory(path, plan);
@@ -704,9 +739,13 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<M
       nCtx: plan.nCtx,
       shardOf,
       cacheType: opts.cacheType,
-      ...KvCache.requirements(spec),
+      ...KvCache.requirements(specs),
     });
-    const attention = createAttention(spec, { config, cache, shardOf, threads: runtime.threads });
+    const attentions: AttentionMode[] = [];
+    for (const spec of specs) {
+      const mode = createAttention(spec, { config, cache, shardOf, threads: runtime.threads });
+      if (!attentions.some((m) => m.name === mode.name)) attentions.push(mode);
+    }
     const model = new Model({
       config,
       file,
@@ -714,7 +753,7 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<M
       runtime,
       ownsRuntime: !opts.runtime,
       cache,
-      attention,
+      attentions,
       plan,
       layers,
       embd,

@@ -244,33 +244,32 @@ export async function runProfile(opts: ProfileOptions): Promise<ProfileReport> {
   const rows: ProfileRow[] = [];
   let description = "";
   for (const threads of opts.threads) {
-    const denseAttnMs = new Map<number, { ms: number; bytes: number }>();
-    let probe = 0;
-    for (const [ai, spec] of specs.entries()) {
-      // A fresh runtime per model: its shards are freed with it, and the model's shards come first.
-      const runtime = await createRuntime({ threads });
-      try {
-        const model = await loadModel(opts.model, {
-          runtime,
-          ctx: maxCtx + opts.nTokens + 1,
-          attention: spec,
-          batch: opts.fill === "prompt" ? undefined : 1,
-        });
-        description ||= describeFile(model.file);
-        if (probe === 0) {
-          probe = measureBandwidth(runtime, opts.probeBytes);
-          log(`threads ${threads}: bandwidth probe ${probe.toFixed(2)} GB/s`);
-        }
-        const other = vectorBytes(model);
-        for (const ctx of [...opts.contexts].sort((a, b) => a - b)) {
-          const t0 = performance.now();
-          if (opts.fill === "random") fillRandom(model, ctx, seed + ctx);
-          else fillPrompt(model, ctx, seed + ctx);
-          log(
-            `${model.attention.name} t=${threads} ctx ${ctx}: filled (${opts.fill}) in ${
-              ((performance.now() - t0) / 1000).toFixed(1)
-            } s, timing ${opts.nTokens} tokens`,
-          );
+    // One model per thread count with every mode planned at load (cache layout and scratch for all),
+    // so each context is filled once and every mode decodes from the same cache contents.
+    const runtime = await createRuntime({ threads });
+    try {
+      const model = await loadModel(opts.model, {
+        runtime,
+        ctx: maxCtx + opts.nTokens + 1,
+        attention: specs[0],
+        alsoAttention: specs.slice(1),
+        batch: opts.fill === "prompt" ? undefined : 1,
+      });
+      description ||= describeFile(model.file);
+      const probe = measureBandwidth(runtime, opts.probeBytes);
+      log(`threads ${threads}: bandwidth probe ${probe.toFixed(2)} GB/s`);
+      const other = vectorBytes(model);
+      if (specs[0].kind !== "dense") log("note: list dense first to get measured ratios and speedups");
+      for (const ctx of [...opts.contexts].sort((a, b) => a - b)) {
+        const t0 = performance.now();
+        if (opts.fill === "random") fillRandom(model, ctx, seed + ctx);
+        else fillPrompt(model, ctx, seed + ctx);
+        log(`t=${threads} ctx ${ctx}: filled (${opts.fill}) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+        let dense: { ms: number; bytes: number } | undefined;
+        for (const spec of specs) {
+          model.truncate(ctx); // back to the filled cache (the previous mode's steps are dropped)
+          model.setAttention(spec);
+          log(`${model.attention.name} t=${threads} ctx ${ctx}: timing ${opts.nTokens} tokens`);
           const m = timeDecode(model, opts.nTokens, seed + ctx);
           const n = opts.nTokens;
           const ops: OpTimes = { matvec: 0, attention: 0, other: 0, untimed: 0 };
@@ -305,13 +304,12 @@ export async function runProfile(opts: ProfileOptions): Promise<ProfileReport> {
           };
           const attnBytes = bytes.k + bytes.v + m.attnBytes.index / n;
           if (spec.kind === "dense") {
-            denseAttnMs.set(ctx, { ms: ops.attention, bytes: attnBytes });
+            dense = { ms: ops.attention, bytes: attnBytes };
           } else {
             // Mid-range position of the timed steps: S = ctx + 2 .. ctx + n + 1 (after the warm-up).
             const S = ctx + 1 + Math.ceil(n / 2);
             const d = model.config.headDim;
             row.predictedRatio = predictedTransfer(spec, d, S) / predictedTransfer({ kind: "dense" }, d, S);
-            const dense = denseAttnMs.get(ctx);
             if (dense) {
               row.measuredRatio = attnBytes / dense.bytes;
               row.attentionSpeedup = dense.ms / ops.attention;
@@ -319,11 +317,10 @@ export async function runProfile(opts: ProfileOptions): Promise<ProfileReport> {
           }
           rows.push(row);
         }
-        model.close();
-        if (ai === 0 && spec.kind !== "dense") log("note: list dense first to get measured ratios and speedups");
-      } finally {
-        runtime.close();
       }
+      model.close();
+    } finally {
+      runtime.close();
     }
   }
   return { model: opts.model, description, fill: opts.fill, rows };

@@ -6,6 +6,7 @@
  *
  *   deno run -A bench/decode.ts [--shapes tinyllama-1.1b,llama2-7b] [--types q4_0,q8_0] [--ctx 512,4096]
  *                               [--threads 2] [--decode 8] [--prefill 64] [--native on|off] [--native-max-depth 512]
+ *                               [--attention "dense;sparq:ratio=1/8"]   (our modes; llama.cpp is dense)
  *
  * Models are written to bench/models/ on first use (git-ignored). Native llama.cpp is node-llama-cpp
  * 3.22.1 (prebuilt CPU binary) installed in bench/native/ (`cd bench/native && npm install`), run by
@@ -34,12 +35,15 @@ const { values } = parseArgs({
     prefill: { type: "string", default: "64" },
     native: { type: "string", default: "on" },
     "native-max-depth": { type: "string", default: "512" },
+    attention: { type: "string", default: "dense" },
   },
 });
 const threads = Number(values.threads);
 const depths = values.ctx!.split(",").map(Number);
 const nDecode = Number(values.decode);
 const nPrefill = Number(values.prefill);
+// Our attention modes (one model, switched with setAttention); llama.cpp is always dense.
+const modes = values.attention!.split(";").map((m) => m.trim()).filter(Boolean);
 const root = new URL("../", import.meta.url).pathname;
 const loadavg = () => Deno.readTextFileSync("/proc/loadavg").trim().split(" ").slice(0, 3).join(" ");
 const token = (i: number) => 100 + (i * 7919) % 30000;
@@ -120,7 +124,12 @@ for (const shape of values.shapes!.split(",")) {
     const rows: string[][] = [];
     let model;
     try {
-      model = await loadModel(path, { threads, ctx: Math.max(...depths) + nDecode + 1 });
+      model = await loadModel(path, {
+        threads,
+        ctx: Math.max(...depths) + nDecode + 1,
+        attention: modes[0],
+        alsoAttention: modes.slice(1),
+      });
     } catch (e) {
       // E.g. the memory check refusing while other processes hold memory: report and go on.
       console.log(`| ${shape} | ${type} | not run: ${(e as Error).message} | | | | | | ${loadavg()} |`);
@@ -133,22 +142,25 @@ for (const shape of values.shapes!.split(",")) {
       const prefillTps = nPrefill / ((performance.now() - t0) / 1000);
       rows.push([`prefill ${nPrefill}`, fmt(prefillTps), "", "", "", "", loadavg()]);
       for (const S of depths) {
-        model.seekForBenchmark(S - 1);
-        model.resetCounters();
-        t0 = performance.now();
-        for (let i = 0; i < nDecode; i++) model.evaluate([token(S + i)]);
-        const tps = nDecode / ((performance.now() - t0) / 1000);
-        const att = model.attention.bytes;
-        const bytesPerToken = model.weightBytesPerToken + (att.k + att.v + att.index) / nDecode;
-        rows.push([
-          `decode @${S}`,
-          fmt(tps),
-          "",
-          "",
-          fmt(bytesPerToken / 1e6, 0),
-          fmt((100 * bytesPerToken * tps) / (bandwidth * 1e9), 0),
-          loadavg(),
-        ]);
+        for (const mode of modes) {
+          model.setAttention(mode);
+          model.seekForBenchmark(S - 1);
+          model.resetCounters();
+          t0 = performance.now();
+          for (let i = 0; i < nDecode; i++) model.evaluate([token(S + i)]);
+          const tps = nDecode / ((performance.now() - t0) / 1000);
+          const att = model.attention.bytes;
+          const bytesPerToken = model.weightBytesPerToken + (att.k + att.v + att.index) / nDecode;
+          rows.push([
+            `decode @${S}${modes.length > 1 || mode !== "dense" ? ` ${model.attention.name}` : ""}`,
+            fmt(tps),
+            "",
+            "",
+            fmt(bytesPerToken / 1e6, 0),
+            fmt((100 * bytesPerToken * tps) / (bandwidth * 1e9), 0),
+            loadavg(),
+          ]);
+        }
       }
       console.error(`sparq ${shape} ${type}: load ${model.loadSeconds.toFixed(1)} s`);
     } finally {
@@ -162,8 +174,11 @@ for (const shape of values.shapes!.split(",")) {
       rows[0][6] += ` / ${native.prefill.loadavg.split(" ").slice(0, 3).join(" ")}`;
       depths.forEach((S, i) => {
         const d = native.decode.find((x) => x.depth === S);
-        rows[i + 1][2] = d?.tokens_per_s !== undefined ? fmt(d.tokens_per_s) : "skipped";
-        if (d?.loadavg) rows[i + 1][6] += ` / ${d.loadavg.split(" ").slice(0, 3).join(" ")}`;
+        for (let j = 0; j < modes.length; j++) {
+          const row = rows[1 + i * modes.length + j];
+          row[2] = d?.tokens_per_s !== undefined ? fmt(d.tokens_per_s) : "skipped";
+          if (d?.loadavg) row[6] += ` / ${d.loadavg.split(" ").slice(0, 3).join(" ")}`;
+        }
       });
     }
     for (const r of rows) {

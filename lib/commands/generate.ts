@@ -45,6 +45,16 @@ Generation stops at an end-of-generation/control token, after -n tokens, at a --
 the context is full (a message on stderr says so), or on Ctrl-C (statistics are still printed).
 A prompt longer than the context is an error (exit 2).`;
 
+/** `--attention` and the `--sparq-*` flags (generate and logits); see {@link attentionFromFlags}. */
+export const ATTENTION_FLAGS = {
+  attention: { type: "string" },
+  "sparq-ratio": { type: "string" },
+  "sparq-r": { type: "string" },
+  "sparq-k": { type: "string" },
+  "sparq-window": { type: "string" },
+  "sparq-reallocate": { type: "string" },
+} as const;
+
 const FLAGS = {
   model: { type: "string", short: "m" },
   prompt: { type: "string", short: "p" },
@@ -65,12 +75,7 @@ const FLAGS = {
   "no-bos": { type: "boolean" },
   "no-display-prompt": { type: "boolean" },
   json: { type: "boolean" },
-  attention: { type: "string" },
-  "sparq-ratio": { type: "string" },
-  "sparq-r": { type: "string" },
-  "sparq-k": { type: "string" },
-  "sparq-window": { type: "string" },
-  "sparq-reallocate": { type: "string" },
+  ...ATTENTION_FLAGS,
 } as const;
 
 type Values = ReturnType<typeof parseFlags<typeof FLAGS>>["values"];

@@ -8,7 +8,7 @@
 import { type Command, intFlag, listFlag, parseFlags } from "./args.ts";
 import { SparqError } from "../errors.ts";
 import { loadModel } from "../model.ts";
-import { attentionFromFlags } from "./generate.ts";
+import { ATTENTION_FLAGS, attentionFromFlags } from "./generate.ts";
 import { resolveModelPath } from "../model_cache.ts";
 import { openGguf } from "../gguf.ts";
 import { tokenizerFromGguf } from "../tokenizer.ts";
@@ -37,12 +37,7 @@ const FLAGS = {
   ids: { type: "string" },
   ctx: { type: "string", short: "c" },
   threads: { type: "string", short: "t" },
-  attention: { type: "string" },
-  "sparq-ratio": { type: "string" },
-  "sparq-r": { type: "string" },
-  "sparq-k": { type: "string" },
-  "sparq-window": { type: "string" },
-  "sparq-reallocate": { type: "string" },
+  ...ATTENTION_FLAGS,
   prefix: { type: "string" },
   top: { type: "string" },
   json: { type: "boolean" },

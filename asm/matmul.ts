@@ -142,9 +142,22 @@ const BIT_OF_LANE = i8x16(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, 
   return dot32U5(v128.load(xq), lo, v128.load(xq, 16), v128.or(v128.and(i16x8.shr_u(q, 4), LOW4), fifthBits(qh, true)));
 }
 
-/** Integer dot of a Q8_0 block {f16 d; i8 qs[32]}. */
+/**
+ * Integer dot of a Q8_0 block {f16 d; i8 qs[32]}. With relaxed SIMD the weight signs move onto the activations
+ * (|w|·(±x), as ggml's AVX2 `mul_sum_i8_pairs`) so one `relaxed_dot_i8x16_i7x16_add_s` (vpdpbusd or pmaddubsw) does
+ * 16 products: |w| ≤ 127 as ggml quantizes (a stored −128 still gives the exact product on x86, where the
+ * operand is read unsigned) and |x| ≤ 127, so the pairwise i16 sums cannot saturate.
+ */
 // @ts-ignore: decorator
 @inline function isumQ8_0(blk: usize, xq: usize): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    const w0 = v128.load(blk + 2), w1 = v128.load(blk + 18);
+    const x0 = v128.load(xq), x1 = v128.load(xq, 16);
+    const zero = i32x4.splat(0);
+    const sx0 = v128.bitselect(i8x16.neg(x0), x0, i8x16.lt_s(w0, zero));
+    const sx1 = v128.bitselect(i8x16.neg(x1), x1, i8x16.lt_s(w1, zero));
+    return i32x4.relaxed_dot_i8x16_i7x16_add_s(sx1, i8x16.abs(w1), i32x4.relaxed_dot_i8x16_i7x16_add_s(sx0, i8x16.abs(w0), zero));
+  }
   const s = dotI8(i32x4.splat(0), v128.load(xq), v128.load(blk + 2));
   return dotI8(s, v128.load(xq, 16), v128.load(blk + 18));
 }

@@ -146,7 +146,8 @@ const BIT_OF_LANE = i8x16(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, 
  * Integer dot of a Q8_0 block {f16 d; i8 qs[32]}. With relaxed SIMD the weight signs move onto the activations
  * (|w|·(±x), as ggml's AVX2 `mul_sum_i8_pairs`) so one `relaxed_dot_i8x16_i7x16_add_s` (vpdpbusd or pmaddubsw) does
  * 16 products: |w| ≤ 127 as ggml quantizes (a stored −128 still gives the exact product on x86, where the
- * operand is read unsigned) and |x| ≤ 127, so the pairwise i16 sums cannot saturate.
+ * operand is read unsigned) and |x| ≤ 127, so the pairwise i16 sums cannot saturate. The sign select is a
+ * `relaxed_laneselect` (one pblendvb): its mask lanes are all-ones or all-zeros, where it is deterministic.
  */
 // @ts-ignore: decorator
 @inline function isumQ8_0(blk: usize, xq: usize): v128 {
@@ -154,8 +155,8 @@ const BIT_OF_LANE = i8x16(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, 
     const w0 = v128.load(blk + 2), w1 = v128.load(blk + 18);
     const x0 = v128.load(xq), x1 = v128.load(xq, 16);
     const zero = i32x4.splat(0);
-    const sx0 = v128.bitselect(i8x16.neg(x0), x0, i8x16.lt_s(w0, zero));
-    const sx1 = v128.bitselect(i8x16.neg(x1), x1, i8x16.lt_s(w1, zero));
+    const sx0 = i8x16.relaxed_laneselect(i8x16.neg(x0), x0, i8x16.lt_s(w0, zero));
+    const sx1 = i8x16.relaxed_laneselect(i8x16.neg(x1), x1, i8x16.lt_s(w1, zero));
     return i32x4.relaxed_dot_i8x16_i7x16_add_s(sx1, i8x16.abs(w1), i32x4.relaxed_dot_i8x16_i7x16_add_s(sx0, i8x16.abs(w0), zero));
   }
   const s = dotI8(i32x4.splat(0), v128.load(xq), v128.load(blk + 2));

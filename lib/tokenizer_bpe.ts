@@ -7,7 +7,7 @@
  * @module
  */
 import { codePoints, preTokenize, type PreTokenizer, preTokenizerFor } from "./bpe_pretokenizers.ts";
-import { MergeHeap } from "./tokenizer_heap.ts";
+import { MergeHeap, mergeSymbols } from "./tokenizer_heap.ts";
 import { hashStep, WordCache } from "./tokenizer_cache.ts";
 import type { Vocab } from "./tokenizer_vocab.ts";
 import { SparqError } from "./errors.ts";
@@ -134,21 +134,7 @@ export class BpeEncoder {
       next[i] = i + 1 === n ? -1 : i + 1;
       id[i] = this.byteId[bytes[i]];
     }
-    heap.clear();
-    for (let i = 1; i < n; i++) this.tryAdd(i - 1, i);
-    while (heap.length > 0) {
-      heap.pop();
-      const l = heap.topLeft, r = heap.topRight;
-      // Stale candidate: one side was merged away or grew since it was queued.
-      if (len[l] === 0 || len[r] === 0 || len[l] + len[r] !== heap.topSize) continue;
-      len[l] += len[r];
-      len[r] = 0;
-      id[l] = heap.topResult;
-      next[l] = next[r];
-      if (next[r] >= 0) prev[next[r]] = l;
-      this.tryAdd(prev[l], l);
-      this.tryAdd(l, next[l]);
-    }
+    mergeSymbols(heap, { len, prev, next, id }, n, (l, r) => this.tryAdd(l, r));
     const ids: number[] = [];
     for (let i = 0; i !== -1 && n > 0; i = next[i]) {
       if (id[i] >= 0) {

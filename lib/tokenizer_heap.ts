@@ -91,3 +91,43 @@ export class MergeHeap {
     this.result = g(this.result);
   }
 }
+
+/**
+ * Symbol arrays of one word/segment as a doubly linked list: `len[i]` (0 once merged away),
+ * `prev`/`next` (−1 at the ends) and the token `id` of each symbol.
+ */
+export interface MergeSymbols {
+  len: Int32Array;
+  prev: Int32Array;
+  next: Int32Array;
+  id: Int32Array;
+}
+
+/**
+ * The merge loop shared by SPM and BPE (llama.cpp's): queue every adjacent pair through `tryAdd`,
+ * then repeatedly merge the best pair into its left symbol and queue its new neighbours.
+ * Candidates whose sides changed since they were queued are skipped.
+ */
+export function mergeSymbols(
+  heap: MergeHeap,
+  s: MergeSymbols,
+  n: number,
+  tryAdd: (l: number, r: number) => void,
+): void {
+  const { len, prev, next, id } = s;
+  heap.clear();
+  for (let i = 1; i < n; i++) tryAdd(i - 1, i);
+  while (heap.length > 0) {
+    heap.pop();
+    const l = heap.topLeft, r = heap.topRight;
+    // Stale candidate: one side was merged away or grew since it was queued.
+    if (len[l] === 0 || len[r] === 0 || len[l] + len[r] !== heap.topSize) continue;
+    len[l] += len[r];
+    len[r] = 0;
+    id[l] = heap.topResult;
+    next[l] = next[r];
+    if (next[r] >= 0) prev[next[r]] = l;
+    tryAdd(prev[l], l);
+    tryAdd(l, next[l]);
+  }
+}

@@ -51,36 +51,32 @@ Deno.test("compare: sparse modes report less transfer than dense and sane agreem
   for (const kind of ["sparq", "h2o", "streaming", "topk", "dense"]) assert.ok(svg.includes(kind), kind);
 });
 
-Deno.test("compare --json: one object with the documented fields", async () => {
-  const cmd = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-read",
-      "--allow-env",
-      `${repoRoot}cli.ts`,
-      "compare",
-      "-m",
-      MODEL,
-      "-f",
-      `${repoRoot}testdata/stories_sample.txt`,
-      "--attention",
-      "dense,sparq:ratio=1/2",
-      "--task",
-      "ppl,repetition",
-      "--rep-probes",
-      "2",
-      "--rep-cue",
-      "4",
-      "--rep-tokens",
-      "8",
-      "-t",
-      "1",
-      "--json",
-    ],
+/** Runs `sparq compare` on the demo model and the sample text with extra flags. */
+function compareCli(args: string[]): Promise<Deno.CommandOutput> {
+  const base = ["run", "--allow-read", "--allow-env", `${repoRoot}cli.ts`, "compare", "-m", MODEL];
+  return new Deno.Command(Deno.execPath(), {
+    args: [...base, "-f", `${repoRoot}testdata/stories_sample.txt`, ...args],
     stdout: "piped",
     stderr: "piped",
-  });
-  const out = await cmd.output();
+  }).output();
+}
+
+Deno.test("compare --json: one object with the documented fields", async () => {
+  const out = await compareCli([
+    "--attention",
+    "dense,sparq:ratio=1/2",
+    "--task",
+    "ppl,repetition",
+    "--rep-probes",
+    "2",
+    "--rep-cue",
+    "4",
+    "--rep-tokens",
+    "8",
+    "-t",
+    "1",
+    "--json",
+  ]);
   assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
   const report = JSON.parse(new TextDecoder().decode(out.stdout));
   for (const k of ["model", "tokens", "prefix", "scored", "tasks", "results"]) assert.ok(k in report, k);
@@ -94,22 +90,7 @@ Deno.test("compare --json: one object with the documented fields", async () => {
 
 Deno.test("compare: bad flags exit with code 2 and one line", async () => {
   for (const args of [["--task", "nope"], ["--attention", "bogus"], ["--ratios", "x"]]) {
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--allow-read",
-        "--allow-env",
-        `${repoRoot}cli.ts`,
-        "compare",
-        "-m",
-        MODEL,
-        "-f",
-        `${repoRoot}testdata/stories_sample.txt`,
-        ...args,
-      ],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
+    const out = await compareCli(args);
     assert.equal(out.code, 2, args.join(" "));
     const err = new TextDecoder().decode(out.stderr).trim();
     assert.equal(err.split("\n").length, 1, err);

@@ -117,36 +117,34 @@ export async function compareModes(opts: CompareOptions): Promise<CompareReport>
   const load = (spec: AttentionSpec, ctx?: number) =>
     openModel(opts.model, { backend: opts.backend, attention: spec, threads: opts.threads, ctx });
 
-  // Tokenize once with the dense model (same tokenizer for every mode).
-  const probe = await load(specs[0], opts.ctx);
-  const nCtx = probe.nCtx;
-  const all = probe.tokenizer.encode(opts.text, { addSpecial: true });
-  const decodeText = (ids: number[]) => probe.tokenizer.decode(ids);
-  if (all.length < 8) {
-    probe.close();
-    throw new SparqError(`compare: the text has only ${all.length} tokens (need at least 8)`);
-  }
+  // The dense reference model also tokenizes the text (one tokenizer for every mode).
+  const dense = await load(specs[0], opts.ctx);
+  const nCtx = dense.nCtx;
+  const all = dense.tokenizer.encode(opts.text, { addSpecial: true });
   const tokens = all.slice(0, nCtx);
   const prefix = Math.min(opts.prefix ?? Math.min(128, Math.floor(tokens.length / 4)), tokens.length - 2);
-  if (prefix < 1) {
-    probe.close();
-    throw new SparqError(`--prefix must be at least 1`);
+  if (all.length < 8 || prefix < 1) {
+    dense.close();
+    throw new SparqError(
+      all.length < 8
+        ? `compare: the text has only ${all.length} tokens (need at least 8)`
+        : `--prefix must be at least 1`,
+    );
   }
   const scoredTargets = tokens.slice(prefix + 1);
-  const chars = Math.max(1, decodeText(scoredTargets).length);
-  const headDim = probe.config.headDim;
-  probe.close();
+  const chars = Math.max(1, dense.tokenizer.decode(scoredTargets).length);
+  const headDim = dense.config.headDim;
 
   const results: ModeResult[] = [];
   let denseRows: Float32Array[] = [];
   let denseBytes = 0, densePredicted = 0;
-  for (const spec of specs) {
+  for (const [i, spec] of specs.entries()) {
     const name = formatAttentionSpec(spec);
     const res: ModeResult = { mode: name, ratio: specRatio(spec) };
-    const model = await load(spec, nCtx);
+    const model = i === 0 ? dense : await load(spec, nCtx);
     try {
       if (opts.tasks.includes("ppl")) {
-        const reference = spec === specs[0];
+        const reference = i === 0;
         const r = await runPpl(
           model,
           tokens,

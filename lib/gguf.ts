@@ -45,7 +45,9 @@ export const GGUF_SCALAR_BYTES: Record<number, number> = {
 /**
  * One metadata value. Scalars: `number` (64-bit integers become `bigint` only when they are not
  * safe integers), `boolean`, `string`. Arrays (`type === ARRAY`): numeric items as a typed array,
- * strings as `string[]`, booleans as `boolean[]`, nested arrays as `GgufMetaValue[]`.
+ * strings as a {@link GgufStringArray} (the reader builds no JS string per item; values built in
+ * memory for the writer may also be `string[]`), booleans as `boolean[]`, nested arrays as
+ * `GgufMetaValue[]`.
  */
 export interface GgufMetaValue {
   type: GgufValueType;
@@ -79,6 +81,87 @@ export interface GgufFile {
   tensorByName: Map<string, GgufTensorInfo>;
 }
 
+const decoder = new TextDecoder("utf-8", { fatal: false });
+
+/**
+ * The items of a string array in GGUF metadata (`tokenizer.ggml.tokens`, `tokenizer.ggml.merges`,
+ * …), kept as the file stores them: the UTF-8 bytes of all items back to back, and where each item
+ * starts. The reader creates no JS string per item, so a 50,000-entry vocabulary costs its bytes
+ * plus 4 bytes an item, not tens of megabytes of strings, and parsing a file stays within 2 × its
+ * size. Items are decoded when asked for: {@link get}, iteration, {@link toArray}.
+ *
+ * Decoding matches what the reader did before it kept the bytes: an item of at most 64 KiB that is
+ * not valid UTF-8 decodes with U+FFFD for the bad bytes; a longer one is rejected by the reader.
+ */
+export class GgufStringArray implements Iterable<string> {
+  /**
+   * @param bytes the UTF-8 bytes of all items, back to back
+   * @param offsets `length + 1` ascending offsets into `bytes`: item `i` is `bytes[offsets[i], offsets[i + 1])`
+   */
+  constructor(readonly bytes: Uint8Array, readonly offsets: Uint32Array) {
+    if (offsets.length < 1 || offsets[0] !== 0 || offsets[offsets.length - 1] > bytes.length) {
+      throw new RangeError("GgufStringArray: offsets do not fit the bytes");
+    }
+  }
+
+  /** A string array holding `items` (UTF-8 encoded). */
+  static from(items: Iterable<string>): GgufStringArray {
+    const enc = new TextEncoder();
+    const parts = Array.from(items, (s) => enc.encode(s));
+    const offsets = new Uint32Array(parts.length + 1);
+    for (let i = 0; i < parts.length; i++) offsets[i + 1] = offsets[i] + parts[i].length;
+    const bytes = new Uint8Array(offsets[parts.length]);
+    for (let i = 0; i < parts.length; i++) bytes.set(parts[i], offsets[i]);
+    return new GgufStringArray(bytes, offsets);
+  }
+
+  /** Number of items. */
+  get length(): number {
+    return this.offsets.length - 1;
+  }
+
+  /** The UTF-8 bytes of item `i` (a view, not a copy); RangeError when `i` is out of range. */
+  itemBytes(i: number): Uint8Array {
+    if (!(i >= 0 && i < this.offsets.length - 1 && Number.isInteger(i))) {
+      throw new RangeError(`GgufStringArray: index ${i} out of range (length ${this.length})`);
+    }
+    return this.bytes.subarray(this.offsets[i], this.offsets[i + 1]);
+  }
+
+  /** Item `i` decoded; RangeError when `i` is out of range. */
+  get(i: number): string {
+    const b = this.itemBytes(i);
+    return b.length ? decoder.decode(b) : "";
+  }
+
+  /** The items in order, decoded one at a time. */
+  *[Symbol.iterator](): IterableIterator<string> {
+    for (let i = 0; i < this.offsets.length - 1; i++) yield this.get(i);
+  }
+
+  /** All items decoded into a fresh array. */
+  toArray(): string[] {
+    const n = this.offsets.length - 1;
+    const out: string[] = new Array(n);
+    for (let i = 0; i < n; i++) out[i] = this.get(i);
+    return out;
+  }
+}
+
+/**
+ * The items of a string array value (a parsed {@link GgufStringArray}, or a `string[]` built in
+ * memory) as a fresh `string[]`; undefined for anything else.
+ */
+export function stringItems(value: unknown): string[] | undefined {
+  if (value instanceof GgufStringArray) return value.toArray();
+  if (Array.isArray(value) && value.every((x) => typeof x === "string")) return value.slice();
+  return undefined;
+}
+
+/** A message part, built only when a message is (item names of long arrays would cost a string each). */
+type What = string | (() => string);
+const named = (w: What): string => typeof w === "string" ? w : w();
+
 const MAGIC = 0x46554747; // "GGUF" little-endian
 const MAX_DIMS = 4;
 
@@ -101,9 +184,9 @@ class Cursor {
   }
 
   /** Makes bytes [pos, pos+n) available; returns their offset inside the window. */
-  private need(n: number, what: string): number {
+  private need(n: number, what: What): number {
     if (n > this.left) {
-      this.fail(`truncated: ${what} needs ${n} bytes at offset ${this.pos}, file ends at ${this.size}`);
+      this.fail(`truncated: ${named(what)} needs ${n} bytes at offset ${this.pos}, file ends at ${this.size}`);
     }
     let rel = this.pos - this.winStart;
     if (rel < 0 || rel + n > this.win.length) {
@@ -116,12 +199,12 @@ class Cursor {
     return rel;
   }
 
-  u8(what: string): number {
+  u8(what: What): number {
     const r = this.need(1, what);
     this.pos += 1;
     return this.view.getUint8(r);
   }
-  u32(what: string): number {
+  u32(what: What): number {
     const r = this.need(4, what);
     this.pos += 4;
     return this.view.getUint32(r, true);
@@ -130,23 +213,43 @@ class Cursor {
    * u64 as a number, at most `limit`. `roomLimit` says the limit is what fits in the rest of the
    * file (counts and lengths), so the message can say that the value runs past the end.
    */
-  u64(what: string, limit = Number.MAX_SAFE_INTEGER, roomLimit = false): number {
+  u64(what: What, limit = Number.MAX_SAFE_INTEGER, roomLimit = false): number {
     const r = this.need(8, what);
     this.pos += 8;
-    const v = this.view.getBigUint64(r, true);
-    if (v > BigInt(limit)) {
-      this.fail(
-        roomLimit
-          ? `${what} ${v} runs past the end of the file (at most ${limit} fits in the rest)`
-          : `${what} ${v} is out of range (at most ${limit})`,
-      );
+    // Two u32 halves: no BigInt per length (a vocabulary has 100,000 of them) unless it is too big.
+    const lo = this.view.getUint32(r, true), hi = this.view.getUint32(r + 4, true);
+    if (hi < 0x200000) {
+      const v = hi * 4294967296 + lo; // exact: below 2^53
+      if (v <= limit) return v;
     }
-    return Number(v);
+    const v = (BigInt(hi) << 32n) | BigInt(lo);
+    return this.fail(
+      roomLimit
+        ? `${named(what)} ${v} runs past the end of the file (at most ${limit} fits in the rest)`
+        : `${named(what)} ${v} is out of range (at most ${limit})`,
+    );
   }
-  bytes(n: number, what: string): Uint8Array {
+  bytes(n: number, what: What): Uint8Array {
     const r = this.need(n, what);
     this.pos += n;
     return this.win.subarray(r, r + n);
+  }
+  /** Steps over `n` bytes (they must be in the file). */
+  skip(n: number, what: What): void {
+    if (n > this.left) this.need(n, what);
+    this.pos += n;
+  }
+  /** Moves to `pos` (an offset already read past). */
+  seek(pos: number): void {
+    this.pos = pos;
+  }
+  /** Copies the next `n` bytes into `dest` at `at`, creating no view for short runs. */
+  copyTo(dest: Uint8Array, at: number, n: number, what: What): void {
+    const r = this.need(n, what);
+    this.pos += n;
+    const w = this.win;
+    if (n > 64) dest.set(w.subarray(r, r + n), at);
+    else for (let j = 0; j < n; j++) dest[at + j] = w[r + j];
   }
   /** A length-prefixed UTF-8 string of at most `max` bytes (ggml's limits for names and keys). */
   string(what: string, max = MAX_STRING): string {
@@ -167,7 +270,7 @@ class Cursor {
     }
     return s;
   }
-  scalar(type: GgufValueType, what: string): unknown {
+  scalar(type: GgufValueType, what: What): unknown {
     const size = GGUF_SCALAR_BYTES[type];
     const r = this.need(size, what);
     this.pos += size;
@@ -200,7 +303,6 @@ class Cursor {
   }
 }
 
-const decoder = new TextDecoder("utf-8", { fatal: false });
 const DECODE_PIECE = 1 << 16;
 /** ggml's GGML_MAX_NAME is 64 including the terminating NUL; llama.cpp rejects longer names. */
 const MAX_TENSOR_NAME = 63;
@@ -213,6 +315,41 @@ const MAX_KEY = 65535;
  */
 const MAX_STRING = 16 << 20;
 const MAX_ARRAY_ITEMS = 1 << 22;
+/** Bound on the bytes of all items of one string array ({@link GgufStringArray} offsets are 32-bit). */
+const MAX_STRING_ARRAY_BYTES = 2 ** 32 - 1;
+
+/** True when `b` is well-formed UTF-8 (what a fatal `TextDecoder` accepts), checked without decoding. */
+export function isUtf8(b: Uint8Array): boolean {
+  const n = b.length;
+  let i = 0;
+  while (i < n) {
+    const x = b[i];
+    if (x < 0x80) {
+      i++;
+      continue;
+    }
+    let need: number, lo = 0x80, hi = 0xbf;
+    if (x >= 0xc2 && x <= 0xdf) need = 1;
+    else if (x >= 0xe0 && x <= 0xef) {
+      need = 2;
+      if (x === 0xe0) lo = 0xa0; // no overlong forms
+      else if (x === 0xed) hi = 0x9f; // no surrogates
+    } else if (x >= 0xf0 && x <= 0xf4) {
+      need = 3;
+      if (x === 0xf0) lo = 0x90;
+      else if (x === 0xf4) hi = 0x8f; // nothing above U+10FFFF
+    } else return false;
+    if (i + need >= n) return false; // cut short
+    const y = b[i + 1];
+    if (y < lo || y > hi) return false;
+    for (let k = 2; k <= need; k++) {
+      const z = b[i + k];
+      if (z < 0x80 || z > 0xbf) return false;
+    }
+    i += need + 1;
+  }
+  return true;
+}
 
 function safeInt(v: bigint): number | bigint {
   return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
@@ -245,12 +382,7 @@ function readValue(c: Cursor, type: number, key: string, depth: number, fail: (m
     if (minItem === undefined) fail(`metadata ${key}: unknown array item type ${itemType}`);
     const n = c.u64(`array length of ${key}`, Math.floor(c.left / minItem), true);
     if (n > MAX_ARRAY_ITEMS) fail(`metadata ${key}: array of ${n} items is implausible (at most ${MAX_ARRAY_ITEMS})`);
-    if (itemType === GgufValueType.STRING) {
-      // Grown item by item, so a corrupt length costs only the items actually present.
-      const out: string[] = [];
-      for (let i = 0; i < n; i++) out.push(c.string(`${key}[${i}]`));
-      return { type, itemType, value: out };
-    }
+    if (itemType === GgufValueType.STRING) return { type, itemType, value: readStringArray(c, n, key, fail) };
     if (itemType === GgufValueType.ARRAY) {
       const out: GgufMetaValue[] = [];
       for (let i = 0; i < n; i++) out.push(readValue(c, GgufValueType.ARRAY, `${key}[${i}]`, depth + 1, fail));
@@ -267,6 +399,43 @@ function readValue(c: Cursor, type: number, key: string, depth: number, fail: (m
   }
   if (GGUF_SCALAR_BYTES[type] === undefined) fail(`metadata ${key}: unknown value type ${type}`);
   return { type, value: c.scalar(type, `value of ${key}`) };
+}
+
+/**
+ * The `n` items of a string array, read in two passes and kept as bytes ({@link GgufStringArray}).
+ * The first pass checks each length as {@link Cursor.string} does (and long items' UTF-8) and
+ * records the offsets; the second copies the bytes into one buffer of the exact size. Growth: the
+ * item bytes plus 4 bytes an item (items take at least 8 bytes of the file), and no JS string.
+ */
+function readStringArray(c: Cursor, n: number, key: string, fail: (m: string) => never): GgufStringArray {
+  const start = c.pos;
+  const offsets = new Uint32Array(n + 1); // n ≤ bytes left / 8, checked by the caller
+  let i = 0;
+  const item = () => `${key}[${i}]`;
+  const itemLength = () => `${key}[${i}] length`;
+  let total = 0;
+  for (; i < n; i++) {
+    const len = c.u64(itemLength, c.left, true);
+    if (len > MAX_STRING) fail(`${item()} is ${len} bytes long (at most ${MAX_STRING} allowed)`);
+    // Like Cursor.string: long items must be valid UTF-8, so a corrupt length fails here.
+    if (len > DECODE_PIECE) {
+      if (!isUtf8(c.bytes(len, item))) fail(`${item()} (${len} bytes) is not valid UTF-8`);
+    } else c.skip(len, item);
+    total += len;
+    if (total > MAX_STRING_ARRAY_BYTES) {
+      fail(`metadata ${key}: strings of more than ${MAX_STRING_ARRAY_BYTES} bytes in all are implausible`);
+    }
+    offsets[i + 1] = total;
+  }
+  const end = c.pos;
+  const bytes = new Uint8Array(total);
+  c.seek(start);
+  for (i = 0; i < n; i++) {
+    c.skip(8, itemLength);
+    c.copyTo(bytes, offsets[i], offsets[i + 1] - offsets[i], item);
+  }
+  if (c.pos !== end) throw new Error("gguf: string array re-read out of step"); // cannot happen
+  return new GgufStringArray(bytes, offsets);
 }
 
 /** A name from the file, cut to a length that fits in a one-line message. */
@@ -502,7 +671,10 @@ export function metaBool(file: GgufFile, key: string, def?: boolean): boolean {
   return v.value;
 }
 
-/** Array metadata value (typed array, string[], boolean[] or nested), or undefined when absent. */
+/**
+ * Array metadata value (typed array, {@link GgufStringArray}, boolean[] or nested), or undefined
+ * when absent.
+ */
 export function metaArray<T = unknown>(file: GgufFile, key: string): T | undefined {
   const v = file.metadata.get(key);
   if (!v) return undefined;

@@ -7,7 +7,7 @@
  * the temporary file is removed, so no partial file ever appears under the final name.
  * @module
  */
-import { GGUF_SCALAR_BYTES, type GgufMetaValue, GgufValueType } from "./gguf.ts";
+import { GGUF_SCALAR_BYTES, type GgufMetaValue, GgufStringArray, GgufValueType } from "./gguf.ts";
 import { type GgmlType, ggmlTypeName, tensorByteSize } from "./ggml_types.ts";
 
 /** Metadata to write, in order (a Map keeps insertion order). */
@@ -137,6 +137,20 @@ class ByteSink {
     }
     if (type !== GgufValueType.ARRAY) return this.scalar(type, v, what);
     if (itemType === undefined) throw new Error(`gguf writer: ${what}: array without an item type`);
+    if (v instanceof GgufStringArray) {
+      // A string array as read: its items' bytes are written as they are.
+      if (itemType !== GgufValueType.STRING) {
+        throw new Error(`gguf writer: ${what}: strings in an array of ${itemType}`);
+      }
+      this.u32(itemType);
+      this.u64(v.length);
+      for (let i = 0; i < v.length; i++) {
+        const b = v.itemBytes(i);
+        this.u64(b.length);
+        this.bytes(b);
+      }
+      return;
+    }
     const items = v as ArrayLike<unknown>;
     this.u32(itemType);
     this.u64(items.length);

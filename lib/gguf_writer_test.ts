@@ -1,5 +1,5 @@
 import { deepStrictEqual as assertEquals, ok, rejects } from "node:assert/strict";
-import { GgufValueType, openGguf, parseGgufBytes, readTensorInto } from "./gguf.ts";
+import { GgufStringArray, GgufValueType, openGguf, parseGgufBytes, readTensorInto } from "./gguf.ts";
 import { GgmlType } from "./ggml_types.ts";
 import { ggufBytes, meta, writeGguf } from "./gguf_writer.ts";
 import { sharedPath } from "./testing.ts";
@@ -39,6 +39,7 @@ function everyType() {
 }
 
 function normalise(v: unknown): unknown {
+  if (v instanceof GgufStringArray) return v.toArray();
   if (ArrayBuffer.isView(v)) return Array.from(v as unknown as ArrayLike<unknown>, normalise);
   if (Array.isArray(v)) return v.map(normalise);
   if (v && typeof v === "object") {

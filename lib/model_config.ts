@@ -72,7 +72,7 @@ export function configFromGguf(file: GgufFile): ModelConfig {
   const nHeadKv = num("attention.head_count_kv", nHead);
   const headDim = num("attention.key_length", nEmbd / nHead);
   const headDimV = num("attention.value_length", headDim);
-  const tokens = metaArray<string[]>(file, "tokenizer.ggml.tokens");
+  const tokens = metaArray<{ length: number }>(file, "tokenizer.ggml.tokens");
   const embd = file.tensorByName.get("token_embd.weight");
   const nVocab = num("vocab_size", tokens?.length ?? embd?.shape[1] ?? 0);
   const ropeScalingType = metaString(file, `${a}.rope.scaling.type`, "none");

@@ -318,7 +318,7 @@ export function generatedVocab(n: number): [string, GgufMetaValue][] {
 export async function vocabFrom(path: string): Promise<{ entries: [string, GgufMetaValue][]; nVocab: number }> {
   const f = await openGguf(path);
   const entries = [...f.metadata].filter(([k]) => k.startsWith("tokenizer.ggml."));
-  const tokens = metaArray<string[]>(f, "tokenizer.ggml.tokens");
+  const tokens = metaArray<{ length: number }>(f, "tokenizer.ggml.tokens");
   if (!tokens) throw new SparqError(`${path}: no tokenizer.ggml.tokens, so no vocabulary to copy`);
   return { entries, nVocab: tokens.length };
 }

@@ -11,6 +11,7 @@ import { MergeHeap, mergeSymbols } from "./tokenizer_heap.ts";
 import { hashStep, WordCache } from "./tokenizer_cache.ts";
 import type { Vocab } from "./tokenizer_vocab.ts";
 import { SparqError } from "./errors.ts";
+import { stringItems } from "./gguf.ts";
 
 /** GPT-2's byte → printable character table (bytes_to_unicode). */
 export const BYTE_TO_CHAR: string[] = (() => {
@@ -193,10 +194,11 @@ export class BpeEncoder {
 
 /** The merges of a BPE vocabulary; SparqError when missing. */
 export function bpeMerges(merges: unknown, where: string): string[] {
-  if (!Array.isArray(merges) || (merges.length > 0 && typeof merges[0] !== "string")) {
+  const items = stringItems(merges);
+  if (!items) {
     throw new SparqError(
       `${where}: tokenizer.ggml.merges is missing or not a string array (needed by BPE vocabularies)`,
     );
   }
-  return merges as string[];
+  return items;
 }

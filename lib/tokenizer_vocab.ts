@@ -5,7 +5,7 @@
  * tokens that split text before tokenization.
  * @module
  */
-import { type GgufFile, metaArray, metaBool, metaNumber, metaString } from "./gguf.ts";
+import { type GgufFile, metaArray, metaBool, metaNumber, metaString, stringItems } from "./gguf.ts";
 import { SparqError } from "./errors.ts";
 
 /** Token attribute bits (llama.cpp's `llama_token_attr`). */
@@ -98,8 +98,9 @@ export function loadVocab(file: GgufFile): Vocab {
     );
   }
   const model = modelName;
-  const tokens = metaArray<string[]>(file, "tokenizer.ggml.tokens");
-  if (!Array.isArray(tokens) || tokens.length === 0 || typeof tokens[0] !== "string") {
+  // The file keeps the strings as bytes (GgufStringArray); the tokenizer decodes them once here.
+  const tokens = stringItems(metaArray(file, "tokenizer.ggml.tokens"));
+  if (!tokens || tokens.length === 0) {
     throw new SparqError(`${where}: tokenizer.ggml.tokens is missing or not a string array`);
   }
   const n = tokens.length;

@@ -5,7 +5,7 @@
  */
 import { type Command, parseFlags } from "./args.ts";
 import { SparqError } from "../errors.ts";
-import { type GgufFile, type GgufMetaValue, GgufValueType, metaArray, openGguf } from "../gguf.ts";
+import { type GgufFile, type GgufMetaValue, GgufStringArray, GgufValueType, metaArray, openGguf } from "../gguf.ts";
 import { ggmlTypeName } from "../ggml_types.ts";
 import { configFromGguf } from "../model_config.ts";
 import { formatBytes } from "../progress.ts";
@@ -70,8 +70,9 @@ export function ggufToJson(file: GgufFile): { metadata: Record<string, unknown>;
 
 function jsonValue(v: GgufMetaValue): unknown {
   if (v.type !== GgufValueType.ARRAY) return jsonScalar(v.value);
-  const items = v.value as ArrayLike<unknown>;
-  if (items.length > MAX_JSON_ARRAY) return { type: typeName(v.itemType!), length: items.length };
+  const value = v.value as ArrayLike<unknown> | GgufStringArray;
+  if (value.length > MAX_JSON_ARRAY) return { type: typeName(v.itemType!), length: value.length };
+  const items = value instanceof GgufStringArray ? value.toArray() : value;
   return Array.from(items, (x) => v.itemType === GgufValueType.ARRAY ? jsonValue(x as GgufMetaValue) : jsonScalar(x));
 }
 
@@ -158,11 +159,11 @@ function tokenizerLine(file: GgufFile): string {
   const model = file.metadata.get("tokenizer.ggml.model")?.value;
   if (model === undefined) return "(none)";
   const kind = model === "llama" ? "SentencePiece (llama)" : model === "gpt2" ? "BPE (gpt2)" : String(model);
-  const tokens = metaArray<string[]>(file, "tokenizer.ggml.tokens");
+  const tokens = metaArray<{ length: number }>(file, "tokenizer.ggml.tokens");
   const parts = [kind, `${tokens?.length ?? 0} tokens`];
   const pre = file.metadata.get("tokenizer.ggml.pre")?.value;
   if (pre !== undefined) parts.push(`pre ${String(pre)}`);
-  const merges = metaArray<string[]>(file, "tokenizer.ggml.merges");
+  const merges = metaArray<{ length: number }>(file, "tokenizer.ggml.merges");
   if (merges) parts.push(`${merges.length} merges`);
   for (const k of ["bos", "eos", "unknown"]) {
     const id = file.metadata.get(`tokenizer.ggml.${k}_token_id`)?.value;

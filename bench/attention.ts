@@ -38,11 +38,14 @@ const { values } = parseArgs({
     threads: { type: "string", default: "2" },
     shape: { type: "string", default: "mha,gqa" },
     ctx: { type: "string", default: "1024,4096,8192,16384,32768" },
+    layers: { type: "string", default: "1" },
   },
 });
 const threads = Number(values.threads);
 const ctxs = values.ctx!.split(",").map(Number);
 const nCtx = Math.max(...ctxs);
+/** Layers cycled through, one per step: more than one makes the working set exceed the L3 cache, as in a model. */
+const nLayers = Number(values.layers);
 
 const loadavg = () => Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
 
@@ -81,21 +84,23 @@ for (const shapeName of values.shape!.split(",")) {
   const sh = SHAPES[shapeName];
   const config = {
     name: shapeName,
-    nLayer: 1,
+    nLayer: nLayers,
     nHead: sh.nHead,
     nHeadKv: sh.nHeadKv,
     headDim: sh.headDim,
     headDimV: sh.headDim,
   } as ModelConfig;
   const sparqSpec = parseAttentionSpec("sparq");
-  const bytes = KvCache.bytesPerLayer(config, nCtx, sparqSpec) +
+  const bytes = nLayers * KvCache.bytesPerLayer(config, nCtx, sparqSpec) +
     DenseAttention.scratchBytes(config, nCtx, threads) + RATIOS.length * sparqScratchBytes(config, nCtx) + (4 << 20);
   const shard: Shard = rt.newShard(bytes);
   const cache = new KvCache({ config, nCtx, shardOf: () => shard, ...KvCache.requirements(sparqSpec) });
   const d = sh.headDim, kvElems = sh.nHeadKv * nCtx * d;
-  fillRandom(shard.f32(cache.k(0), kvElems), 1);
-  fillRandom(shard.f32(cache.v(0), kvElems), 2);
-  fillRandom(shard.f32(cache.kt(0), kvElems), 3);
+  for (let l = 0; l < nLayers; l++) {
+    fillRandom(shard.f32(cache.k(l), kvElems), 1 + 3 * l);
+    fillRandom(shard.f32(cache.v(l), kvElems), 2 + 3 * l);
+    fillRandom(shard.f32(cache.kt(l), kvElems), 3 + 3 * l);
+  }
   const q = shard.alloc(sh.nHead * d * 4), out = shard.alloc(sh.nHead * d * 4);
   fillRandom(shard.f32(q, sh.nHead * d), 4);
   const ctx = { config, cache, shardOf: () => shard, threads };
@@ -112,7 +117,8 @@ for (const shapeName of values.shape!.split(",")) {
     let denseMs = 0;
     for (const [spec, mode] of modes) {
       mode.resetCounters();
-      const ms = time(() => mode.decode(0, S - 1, q, out));
+      let layer = 0;
+      const ms = time(() => mode.decode(layer = (layer + 1) % nLayers, S - 1, q, out));
       mode.resetCounters();
       mode.decode(0, S - 1, q, out);
       const calls = 1;

@@ -1,5 +1,5 @@
 import { deepStrictEqual as assertEquals, ok } from "node:assert/strict";
-import { denseAttentionRef, sparqRef, type SparqRefParams } from "../ref/sparq_ref.ts";
+import { denseAttentionRef, selectTopRef, sparqRef, type SparqRefParams } from "../ref/sparq_ref.ts";
 import { sparqGroupScratchBytes } from "./sparq.ts";
 import { type KernelModule, loadKernelModule, randn, rng } from "./test_kernels.ts";
 
@@ -218,5 +218,32 @@ Deno.test("sparq kernel: several accumulation tiles (S beyond one tile for a gro
     const one = runKernel(mod, c, x, 1);
     assertEquals(one.selected, ref.selected);
     assertClose(one.out, ref.out, 1e-5, `r=${r}`);
+  }
+});
+
+Deno.test("attn_select_top: prefiltered (long n, small m) and full radix paths equal the reference, with ties", () => {
+  if (!mod) return;
+  const next = rng(4242);
+  const cases: [number, number, string][] = [];
+  for (const n of [2048, 4093, 8192, 20000]) {
+    for (const m of [1, 7, Math.floor(n / 16), Math.floor(n / 8), Math.floor(n / 3)]) {
+      for (const kind of ["normal", "ties", "flat", "sorted"]) cases.push([n, m, kind]);
+    }
+  }
+  for (const [n, m, kind] of cases) {
+    mod.reset();
+    const scores = new Float32Array(n).map((_, i) =>
+      kind === "normal" ? randn(next) : kind === "ties"
+        ? Math.round(randn(next) * 4) / 4 // few distinct values: many ties at the threshold
+        : kind === "flat"
+        ? (next() < 0.01 ? 1 : 0) // almost all equal: the prefilter must fall back
+        : i / n // ascending: the top m are the last m
+    );
+    const src = mod.alloc(n * 4), keys = mod.alloc(n * 4), hist = mod.alloc(2048 * 4);
+    const cand = mod.alloc(n * 4), out = mod.alloc(n * 4);
+    mod.f32(src, n).set(scores);
+    mod.exports.attn_f32_keys(src, n, keys);
+    const c = mod.exports.attn_select_top(keys, n, m, hist, cand, out);
+    assertEquals(Array.from(mod.i32(out, c)), selectTopRef(scores, m), `n=${n} m=${m} ${kind}`);
   }
 });

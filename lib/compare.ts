@@ -9,6 +9,11 @@
  *   of it again and continues greedily; the score is how many tokens it reproduces verbatim
  *   before the first miss (the paper's repetition task), averaged over probes at several depths.
  * - **needle**: a pass key hidden at several depths of a filler text, then asked for; recalled or not.
+ * - **greedy**: dense generates greedily after prompts of several lengths cut from the text; each
+ *   mode then follows that same token sequence (prompt as one dense batch, every generated token a
+ *   decode step) and the score is the fraction of steps whose argmax equals dense's token — the
+ *   next-token agreement of greedy generation. The first disagreement is where the mode's own
+ *   greedy output would leave dense's (reported per probe).
  *
  * Bytes: every mode reports the bytes of K, V and index data it read; `transfer` is that total
  * over the decode steps of the ppl task divided by dense's on the same steps (measured), next to
@@ -21,9 +26,9 @@ import { argmax } from "./sampler.ts";
 import { SparqError } from "./errors.ts";
 
 /** The tasks `compare` can run. */
-export type CompareTask = "ppl" | "repetition" | "needle";
+export type CompareTask = "ppl" | "greedy" | "repetition" | "needle";
 /** All tasks, in table order. */
-export const COMPARE_TASKS: CompareTask[] = ["ppl", "repetition", "needle"];
+export const COMPARE_TASKS: CompareTask[] = ["ppl", "greedy", "repetition", "needle"];
 
 /** Options of {@link compareModes}. */
 export interface CompareOptions {
@@ -45,6 +50,9 @@ export interface CompareOptions {
   repetitionProbes?: number;
   repetitionCue?: number;
   repetitionTokens?: number;
+  /** Greedy: number of prompts (evenly spaced lengths up to the context) and tokens generated after each. */
+  greedyProbes?: number;
+  greedyTokens?: number;
   /** Needle: context length of each probe and the depths (0..1) of the pass key. */
   needleCtx?: number;
   needleDepths?: number[];
@@ -67,6 +75,12 @@ export interface ModeResult {
   /** Fraction of scored positions whose argmax equals dense's, and mean KL(dense ‖ mode) in nats. */
   top1?: number;
   kl?: number;
+  /**
+   * Greedy agreement: prompt lengths, steps scored per prompt, steps where the argmax equals dense's greedy
+   * token (per prompt), the index of the first disagreement (= length of the identical greedy prefix; `steps`
+   * when none), and the overall fraction.
+   */
+  greedy?: { prompts: number[]; steps: number; agreed: number[]; firstDiff: number[]; agreement: number };
   repetition?: { probes: number; cue: number; generated: number; matched: number[]; meanMatch: number };
   needle?: { ctx: number; depths: number[]; recalled: boolean[]; rate: number };
 }
@@ -138,6 +152,7 @@ export async function compareModes(opts: CompareOptions): Promise<CompareReport>
   const results: ModeResult[] = [];
   let denseRows: Float32Array[] = [];
   let denseBytes = 0, densePredicted = 0;
+  let denseGreedy: GreedyProbe[] = [];
   for (const [i, spec] of specs.entries()) {
     const name = formatAttentionSpec(spec);
     const res: ModeResult = { mode: name, ratio: specRatio(spec) };
@@ -165,6 +180,12 @@ export async function compareModes(opts: CompareOptions): Promise<CompareReport>
         res.bpc = (r.nll * scoredTargets.length) / Math.LN2 / chars;
         res.top1 = r.top1;
         res.kl = r.kl;
+      }
+      if (opts.tasks.includes("greedy")) {
+        if (i === 0) {
+          denseGreedy = await denseGreedyProbes(model, tokens, opts, (d, t) => progress(name, "greedy", d, t));
+        }
+        res.greedy = await runGreedy(model, denseGreedy, (d, t) => progress(name, "greedy", d, t));
       }
       if (opts.tasks.includes("repetition")) {
         res.repetition = await runRepetition(model, tokens, opts, (d, t) => progress(name, "repetition", d, t));
@@ -235,6 +256,66 @@ async function greedy(model: LanguageModel, firstLogits: Float32Array, n: number
     if (i + 1 < n) logits = await model.evaluate([id]);
   }
   return out;
+}
+
+/** One greedy probe: the prompt (a prefix of the text) and dense's greedy continuation. */
+interface GreedyProbe {
+  prompt: number[];
+  generated: number[];
+}
+
+/**
+ * Dense's greedy continuations of `greedyTokens` tokens after `greedyProbes` prompts cut from the text at
+ * evenly spaced lengths, the longest ending where its continuation still fits the context.
+ */
+async function denseGreedyProbes(
+  model: LanguageModel,
+  tokens: number[],
+  opts: CompareOptions,
+  progress: (done: number, total: number) => void,
+): Promise<GreedyProbe[]> {
+  const probes = opts.greedyProbes ?? 4;
+  const gen = opts.greedyTokens ?? 64;
+  const longest = Math.min(tokens.length, model.nCtx - gen);
+  if (longest < 2 * probes) {
+    throw new SparqError(`compare: greedy needs prompts of at least ${2 * probes} tokens (have ${longest})`);
+  }
+  const out: GreedyProbe[] = [];
+  for (let p = 0; p < probes; p++) {
+    const prompt = tokens.slice(0, Math.round(((p + 1) / probes) * longest));
+    model.reset();
+    const logits = await model.evaluate(prompt);
+    out.push({ prompt, generated: await greedy(model, logits, gen) });
+    progress(p + 1, probes);
+  }
+  return out;
+}
+
+/** The greedy task for one mode: its argmax at each step of dense's greedy continuations (see the module comment). */
+async function runGreedy(
+  model: LanguageModel,
+  probes: GreedyProbe[],
+  progress: (done: number, total: number) => void,
+): Promise<NonNullable<ModeResult["greedy"]>> {
+  const agreed: number[] = [], firstDiff: number[] = [];
+  let steps = 0, total = 0;
+  for (const [p, { prompt, generated }] of probes.entries()) {
+    model.reset();
+    let logits = await model.evaluate(prompt);
+    let agree = 0, first = generated.length;
+    for (let j = 0; j < generated.length; j++) {
+      if (argmax(logits) === generated[j]) agree++;
+      else if (first === generated.length) first = j;
+      if (j + 1 < generated.length) logits = await model.evaluate([generated[j]]);
+    }
+    agreed.push(agree);
+    firstDiff.push(first);
+    steps = generated.length;
+    total += generated.length;
+    progress(p + 1, probes.length);
+  }
+  const sum = agreed.reduce((a, b) => a + b, 0);
+  return { prompts: probes.map((p) => p.prompt.length), steps, agreed, firstDiff, agreement: sum / Math.max(1, total) };
 }
 
 /** Evaluates `ids` one decode step at a time (so sparse modes apply) and returns the last logits. */
@@ -316,7 +397,18 @@ async function runNeedle(
 
 /** The comparison as an aligned text table. */
 export function formatCompareTable(r: CompareReport): string {
-  const head = ["mode", "transfer pred", "transfer meas", "ppl", "bpc", "top-1", "KL", "repetition", "needle"];
+  const head = [
+    "mode",
+    "transfer pred",
+    "transfer meas",
+    "ppl",
+    "bpc",
+    "top-1",
+    "KL",
+    "greedy",
+    "repetition",
+    "needle",
+  ];
   const f = (x: number | undefined, d: number) => (x === undefined ? "-" : x.toFixed(d));
   const rows = r.results.map((m) => [
     m.mode,
@@ -326,6 +418,7 @@ export function formatCompareTable(r: CompareReport): string {
     f(m.bpc, 4),
     m.top1 === undefined ? "-" : (100 * m.top1).toFixed(1) + "%",
     m.kl === undefined ? "-" : m.kl.toExponential(2),
+    m.greedy ? (100 * m.greedy.agreement).toFixed(1) + "%" : "-",
     m.repetition ? m.repetition.meanMatch.toFixed(2) : "-",
     m.needle ? `${m.needle.recalled.filter((x) => x).length}/${m.needle.depths.length}` : "-",
   ]);

@@ -51,6 +51,29 @@ Deno.test("compare: sparse modes report less transfer than dense and sane agreem
   for (const kind of ["sparq", "h2o", "streaming", "topk", "dense"]) assert.ok(svg.includes(kind), kind);
 });
 
+Deno.test("compare greedy: dense follows its own greedy tokens exactly; SparQ scores every step", async () => {
+  const r = await compareModes({
+    model: MODEL,
+    text: TEXT.repeat(3),
+    modes: ["dense", "dense", "sparq:r=2,k=16"],
+    tasks: ["greedy"],
+    threads: 1,
+    greedyProbes: 3,
+    greedyTokens: 12,
+  });
+  const [ref, again, sparq] = r.results;
+  assert.equal(ref.greedy!.prompts.length, 3);
+  assert.ok(ref.greedy!.prompts[0] < ref.greedy!.prompts[2], "prompts of increasing length");
+  for (const m of [ref, again]) {
+    assert.equal(m.greedy!.agreement, 1);
+    assert.deepEqual(m.greedy!.firstDiff, [12, 12, 12]);
+  }
+  const g = sparq.greedy!;
+  assert.equal(g.steps, 12);
+  assert.equal(g.agreement, g.agreed.reduce((a, b) => a + b, 0) / 36);
+  for (const [i, f] of g.firstDiff.entries()) assert.ok(f <= g.agreed[i] && f <= 12, `first diff ${f}`);
+});
+
 /** Runs `sparq compare` on the demo model and the sample text with extra flags. */
 function compareCli(args: string[]): Promise<Deno.CommandOutput> {
   const base = ["run", "--allow-read", "--allow-env", `${repoRoot}cli.ts`, "compare", "-m", MODEL];

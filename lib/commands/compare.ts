@@ -10,7 +10,7 @@ import { type PlotSeries, svgLinePlot } from "../svg_plot.ts";
 import { writeFileAtomic } from "../atomic_write.ts";
 import { parseBackend } from "../backend.ts";
 
-const METRICS = ["ppl", "bpc", "top1", "kl", "repetition", "needle"] as const;
+const METRICS = ["ppl", "bpc", "top1", "kl", "greedy", "repetition", "needle"] as const;
 type Metric = typeof METRICS[number];
 
 const HELP = `sparq compare — SparQ and the baselines against dense attention, on one model and text
@@ -24,11 +24,13 @@ usage: sparq compare -m MODEL -f TEXT [flags]
                           explicit options as in generate: sparq:r=16,k=256,window=64,reallocate=off,
                           h2o:k=256, streaming:sinks=4,window=252, topk:k=256
       --ratios LIST       compressions used for bare modes (default: 1/2,1/4,1/8,1/16)
-      --task LIST         ppl, repetition, needle (default: ppl)
+      --task LIST         ppl, greedy, repetition, needle (default: ppl)
   -c, --ctx N             context length: tokens of the text used (default: the model's training context)
       --prefix N          tokens evaluated densely as one batch before the decode steps (default: min(128, n/4))
   -t, --threads N         kernel threads (default: all cores)
       --backend B         wasm (default) or webgpu (dense and sparq modes; needs --unstable-webgpu)
+      --greedy-probes N   greedy: prompts of evenly spaced lengths (default 4)
+      --greedy-tokens N   greedy: tokens dense generates after each prompt (default 64)
       --rep-probes N      repetition: probes at evenly spaced depths (default 4)
       --rep-cue N         repetition: tokens of the passage shown again as the cue (default 16)
       --rep-tokens N      repetition: greedy tokens generated per probe (default 32)
@@ -36,16 +38,19 @@ usage: sparq compare -m MODEL -f TEXT [flags]
       --needle-depths L   needle: depths of the pass key, fractions (default 0.1,0.3,0.5,0.7,0.9)
       --json              print one JSON object (see README "compare --json")
       --svg FILE          write a plot of --svg-metric against the measured transfer ratio
-      --svg-metric M      ppl, bpc, top1, kl, repetition or needle (default: ppl, or the first task's metric)
+      --svg-metric M      ppl, bpc, top1, kl, greedy, repetition or needle (default: ppl, or the first task's metric)
 
 ppl: perplexity and bits per character, teacher-forced, every position after the prefix a decode
 step (so the approximation applies as in generation); top-1 and KL are against dense at each
-position. transfer: attention bytes relative to dense, predicted (sparq.md §2.3) and measured.`;
+position. greedy: dense generates after prompts cut from the text; each mode follows the same
+tokens and scores the fraction of steps whose argmax equals dense's token (next-token agreement
+of greedy generation). transfer: attention bytes relative to dense, predicted (sparq.md §2.3)
+and measured.`;
 
 /** The `compare` subcommand. */
 export const command: Command = {
   name: "compare",
-  summary: "accuracy of SparQ and baselines vs dense: ppl, agreement, repetition, needle",
+  summary: "accuracy of SparQ and baselines vs dense: ppl, agreement, greedy, repetition, needle",
   help: HELP,
   async run(args) {
     const { values } = parseFlags("compare", args, {
@@ -58,6 +63,8 @@ export const command: Command = {
       prefix: { type: "string" },
       threads: { type: "string", short: "t" },
       backend: { type: "string" },
+      "greedy-probes": { type: "string" },
+      "greedy-tokens": { type: "string" },
       "rep-probes": { type: "string" },
       "rep-cue": { type: "string" },
       "rep-tokens": { type: "string" },
@@ -110,6 +117,8 @@ export const command: Command = {
       prefix: values.prefix === undefined ? undefined : intFlag("--prefix", values.prefix, 0, 1),
       threads: values.threads === undefined ? undefined : intFlag("--threads", values.threads, 1, 1, 256),
       backend: parseBackend(values.backend),
+      greedyProbes: intFlag("--greedy-probes", values["greedy-probes"], 4, 1),
+      greedyTokens: intFlag("--greedy-tokens", values["greedy-tokens"], 64, 1),
       repetitionProbes: intFlag("--rep-probes", values["rep-probes"], 4, 1),
       repetitionCue: intFlag("--rep-cue", values["rep-cue"], 16, 1),
       repetitionTokens: intFlag("--rep-tokens", values["rep-tokens"], 32, 1),
@@ -131,6 +140,8 @@ export const command: Command = {
 
 function metricValue(m: CompareReport["results"][number], metric: Metric): number | undefined {
   switch (metric) {
+    case "greedy":
+      return m.greedy?.agreement;
     case "repetition":
       return m.repetition?.meanMatch;
     case "needle":
@@ -166,6 +177,6 @@ export function compareSvg(r: CompareReport, metric: Metric): string {
     yLabel: metric,
     series,
     logX: true,
-    yFromZero: metric === "top1" || metric === "needle",
+    yFromZero: metric === "top1" || metric === "greedy" || metric === "needle",
   });
 }

@@ -46,8 +46,11 @@ export const GGUF_SCALAR_BYTES: Record<number, number> = {
  * One metadata value. Scalars: `number` (64-bit integers become `bigint` only when they are not
  * safe integers), `boolean`, `string`. Arrays (`type === ARRAY`): numeric items as a typed array,
  * strings as a {@link GgufStringArray} (the reader builds no JS string per item; values built in
- * memory for the writer may also be `string[]`), booleans as `boolean[]`, nested arrays as
- * `GgufMetaValue[]`.
+ * memory for the writer may also be `string[]`), booleans as a `Uint8Array` of 0 and 1 (one byte an
+ * item, as stored; the writer also takes `boolean[]`), nested arrays as `GgufMetaValue[]`.
+ *
+ * Every array costs about what it takes in the file (strings: their bytes plus 4 bytes an item),
+ * so parsing any file grows the heap by less than twice its size plus a fixed allowance.
  */
 export interface GgufMetaValue {
   type: GgufValueType;
@@ -315,6 +318,8 @@ const MAX_KEY = 65535;
  */
 const MAX_STRING = 16 << 20;
 const MAX_ARRAY_ITEMS = 1 << 22;
+/** Bound on the nested arrays (array items that are arrays) of one file. */
+const MAX_NESTED_ARRAYS = 256;
 /** Bound on the bytes of all items of one string array ({@link GgufStringArray} offsets are 32-bit). */
 const MAX_STRING_ARRAY_BYTES = 2 ** 32 - 1;
 
@@ -368,7 +373,14 @@ const TYPED: Record<number, { new (b: ArrayBuffer): ArrayLike<unknown> }> = {
   [GgufValueType.FLOAT64]: Float64Array,
 };
 
-function readValue(c: Cursor, type: number, key: string, depth: number, fail: (m: string) => never): GgufMetaValue {
+function readValue(
+  c: Cursor,
+  type: number,
+  key: string,
+  depth: number,
+  fail: (m: string) => never,
+  nested: { count: number },
+): GgufMetaValue {
   if (type === GgufValueType.STRING) return { type, value: c.string(`value of ${key}`) };
   if (type === GgufValueType.ARRAY) {
     if (depth > 8) fail(`metadata ${key}: arrays nested deeper than 8 levels`);
@@ -384,13 +396,24 @@ function readValue(c: Cursor, type: number, key: string, depth: number, fail: (m
     if (n > MAX_ARRAY_ITEMS) fail(`metadata ${key}: array of ${n} items is implausible (at most ${MAX_ARRAY_ITEMS})`);
     if (itemType === GgufValueType.STRING) return { type, itemType, value: readStringArray(c, n, key, fail) };
     if (itemType === GgufValueType.ARRAY) {
+      // A nested array costs a few hundred bytes of objects for its 12 bytes in the file, so their
+      // number is bounded (llama.cpp reads no nested arrays at all).
+      nested.count += n;
+      if (nested.count > MAX_NESTED_ARRAYS) {
+        fail(`metadata ${key}: more than ${MAX_NESTED_ARRAYS} nested arrays in the file is implausible`);
+      }
       const out: GgufMetaValue[] = [];
-      for (let i = 0; i < n; i++) out.push(readValue(c, GgufValueType.ARRAY, `${key}[${i}]`, depth + 1, fail));
+      for (let i = 0; i < n; i++) {
+        out.push(readValue(c, GgufValueType.ARRAY, `${key}[${i}]`, depth + 1, fail, nested));
+      }
       return { type, itemType, value: out };
     }
     if (itemType === GgufValueType.BOOL) {
+      // One byte an item, as stored (a boolean[] would take 8 or more).
       const b = c.bytes(n, `${key} items`);
-      return { type, itemType, value: Array.from(b, (x) => x !== 0) };
+      const out = new Uint8Array(n);
+      for (let i = 0; i < n; i++) out[i] = b[i] !== 0 ? 1 : 0;
+      return { type, itemType, value: out };
     }
     const raw = c.bytes(n * minItem, `${key} items`);
     const copy = new Uint8Array(raw.length);
@@ -473,12 +496,13 @@ function parse(readAt: ReadAt, fileSize: number, path: string): GgufFile {
   const nKv = c.u64("metadata count", Math.floor(c.left / 13), true);
 
   const metadata = new Map<string, GgufMetaValue>();
+  const nested = { count: 0 };
   for (let i = 0; i < nKv; i++) {
     const key = c.string(`metadata key #${i}`, MAX_KEY);
     const k = shown(key);
     const type = c.u32(`type of ${k}`);
     if (metadata.has(key)) fail(`duplicate metadata key ${k}`);
-    metadata.set(key, readValue(c, type, k, 0, fail));
+    metadata.set(key, readValue(c, type, k, 0, fail, nested));
   }
 
   let alignment = 32;

@@ -1,5 +1,17 @@
 import { deepStrictEqual as assertEquals, ok, throws } from "node:assert/strict";
-import { GgufValueType, metaArray, metaNumber, metaString, openGguf, parseGgufBytes, readTensorInto } from "./gguf.ts";
+import {
+  GgufStringArray,
+  GgufValueType,
+  isUtf8,
+  metaArray,
+  metaNumber,
+  metaString,
+  openGguf,
+  parseGgufBytes,
+  readTensorInto,
+  stringItems,
+} from "./gguf.ts";
+import { ggufBytes, meta } from "./gguf_writer.ts";
 import { GgmlType, ggmlTypeName } from "./ggml_types.ts";
 import { SparqError } from "./errors.ts";
 import { readJson, sharedPath } from "./testing.ts";
@@ -131,6 +143,110 @@ Deno.test("vocab-only fixtures: Llama-2 SPM (32000) and GPT-2 BPE (50257 tokens,
   assertEquals(metaString(bpe, "tokenizer.ggml.pre"), "gpt-2");
   assertEquals(metaArray<string[]>(bpe, "tokenizer.ggml.tokens")!.length, 50257);
   assertEquals(metaArray<string[]>(bpe, "tokenizer.ggml.merges")!.length, 50000);
+  // Kept as bytes, decoded on demand.
+  const st = metaArray<GgufStringArray>(spm, "tokenizer.ggml.tokens")!;
+  ok(st instanceof GgufStringArray);
+  assertEquals([0, 1, 13, 29871, 31999].map((i) => st.get(i)), ["<unk>", "<s>", "<0x0A>", "▁", "给"]);
+  const bt = metaArray<GgufStringArray>(bpe, "tokenizer.ggml.tokens")!;
+  const bm = metaArray<GgufStringArray>(bpe, "tokenizer.ggml.merges")!;
+  assertEquals([bt.get(0), bt.get(220), bt.get(50256)], ["!", "Ġ", "<|endoftext|>"]);
+  assertEquals([bm.get(0), bm.get(49999)], ["Ġ t", "Ġg azed"]);
+  assertEquals(bt.toArray(), [...bt]);
+});
+
+Deno.test("vocab-only fixtures parse within 2 × the file size (no JS string per vocabulary item)", () => {
+  const dir = sharedPath("fixtures/tokenizer");
+  if (!dir) return;
+  for (const name of ["ggml-vocab-gpt-2.gguf", "ggml-vocab-llama-spm.gguf"]) {
+    const bytes = Deno.readFileSync(`${dir}/${name}`);
+    const m0 = Deno.memoryUsage();
+    const f = parseGgufBytes(bytes, name);
+    const m1 = Deno.memoryUsage();
+    const grew = m1.heapUsed + m1.external - m0.heapUsed - m0.external;
+    ok(grew < 2 * bytes.length, `${name}: ${grew} bytes for a ${bytes.length}-byte file`);
+    ok(f.metadata.size > 0);
+  }
+});
+
+Deno.test("GgufStringArray: get, iteration, toArray, itemBytes, stringItems; writer round trip keeps the bytes", () => {
+  const a = GgufStringArray.from(["a", "", "héllo", "▁給"]);
+  assertEquals(a.length, 4);
+  assertEquals([a.get(0), a.get(1), a.get(2), a.get(3)], ["a", "", "héllo", "▁給"]);
+  assertEquals([...a], a.toArray());
+  assertEquals(a.itemBytes(2), new TextEncoder().encode("héllo"));
+  throws(() => a.get(4), RangeError);
+  throws(() => a.get(-1), RangeError);
+  throws(() => new GgufStringArray(new Uint8Array(2), new Uint32Array([0, 3])), RangeError);
+  assertEquals(stringItems(a), ["a", "", "héllo", "▁給"]);
+  assertEquals(stringItems(["x"]), ["x"]);
+  assertEquals(stringItems(new Int32Array(2)), undefined);
+  assertEquals(stringItems([1]), undefined);
+  assertEquals(GgufStringArray.from([]).toArray(), []);
+  // An item that is not UTF-8 (short: decoded with U+FFFD, as before) survives a rewrite byte for byte.
+  const raw = new GgufStringArray(new Uint8Array([0x61, 0xff, 0x62]), new Uint32Array([0, 1, 3]));
+  const f = parseGgufBytes(ggufBytes([["s", meta.arr(GgufValueType.STRING, raw)]], []), "s.gguf");
+  const back = metaArray<GgufStringArray>(f, "s")!;
+  assertEquals(back.toArray(), ["a", "\uFFFDb"]);
+  assertEquals(back.itemBytes(1), new Uint8Array([0xff, 0x62]));
+  const again = parseGgufBytes(ggufBytes([...f.metadata], []), "s2.gguf");
+  assertEquals(metaArray(again, "s"), back);
+});
+
+Deno.test("isUtf8 agrees with a fatal TextDecoder (overlongs, surrogates, > U+10FFFF, cut sequences)", () => {
+  const strict = new TextDecoder("utf-8", { fatal: true });
+  const valid = (b: Uint8Array) => {
+    try {
+      strict.decode(b);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const pool = [
+    0x41,
+    0x80,
+    0x8f,
+    0x90,
+    0x9f,
+    0xa0,
+    0xbf,
+    0xc0,
+    0xc1,
+    0xc2,
+    0xdf,
+    0xe0,
+    0xe1,
+    0xed,
+    0xef,
+    0xf0,
+    0xf4,
+    0xf5,
+  ];
+  let s = 12345;
+  const rand = () => (s = (Math.imul(s, 1103515245) + 12345) >>> 0) >>> 8;
+  for (let t = 0; t < 20000; t++) {
+    const b = Uint8Array.from({ length: rand() % 6 }, () => pool[rand() % pool.length]);
+    assertEquals(isUtf8(b), valid(b), String(b));
+  }
+});
+
+Deno.test("a long string array item that is not UTF-8 is refused; bool arrays are 0/1 bytes; nested arrays bounded", () => {
+  const long = new Uint8Array((1 << 16) + 10).fill(0x61);
+  long[60000] = 0xff;
+  const bad = new GgufStringArray(long, new Uint32Array([0, long.length]));
+  throws(
+    () => parseGgufBytes(ggufBytes([["k", meta.arr(GgufValueType.STRING, bad)]], []), "u.gguf"),
+    (e) => e instanceof SparqError && e.message === "u.gguf: k[0] (65546 bytes) is not valid UTF-8",
+  );
+  const f = parseGgufBytes(ggufBytes([["b", meta.arr(GgufValueType.BOOL, [true, false, true])]], []), "b.gguf");
+  assertEquals(metaArray(f, "b"), new Uint8Array([1, 0, 1]));
+  const nested = (n: number) =>
+    new Map([["n", meta.arr(GgufValueType.ARRAY, Array.from({ length: n }, () => meta.arr(GgufValueType.INT8, [1])))]]);
+  assertEquals(metaArray<unknown[]>(parseGgufBytes(ggufBytes(nested(256), [])), "n")!.length, 256);
+  throws(
+    () => parseGgufBytes(ggufBytes(nested(257), []), "n.gguf"),
+    /^SparqError: n\.gguf: metadata n: more than 256 nested arrays in the file is implausible$/,
+  );
 });
 
 Deno.test("readTensorInto copies exactly the tensor's bytes, into plain and shared memory", async () => {

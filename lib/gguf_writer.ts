@@ -50,8 +50,11 @@ export const meta = {
   f64: (v: number): GgufMetaValue => ({ type: GgufValueType.FLOAT64, value: v }),
   bool: (v: boolean): GgufMetaValue => ({ type: GgufValueType.BOOL, value: v }),
   str: (v: string): GgufMetaValue => ({ type: GgufValueType.STRING, value: v }),
-  /** Array of `itemType`: numbers/bigints (or a typed array), booleans, strings, or nested values. */
-  arr: (itemType: GgufValueType, values: ArrayLike<unknown>): GgufMetaValue => ({
+  /**
+   * Array of `itemType`: numbers/bigints (or a typed array), booleans (or 0/1 numbers), strings (or a
+   * GgufStringArray), or nested values.
+   */
+  arr: (itemType: GgufValueType, values: ArrayLike<unknown> | GgufStringArray): GgufMetaValue => ({
     type: GgufValueType.ARRAY,
     itemType,
     value: values,
@@ -122,7 +125,8 @@ class ByteSink {
       case GgufValueType.FLOAT64:
         return d.setFloat64(at, num(v, what), true);
       case GgufValueType.BOOL:
-        if (typeof v !== "boolean") throw new Error(`gguf writer: ${what}: expected a boolean`);
+        // 0 and 1 too: the reader gives bool arrays as a Uint8Array of 0/1.
+        if (typeof v !== "boolean" && v !== 0 && v !== 1) throw new Error(`gguf writer: ${what}: expected a boolean`);
         return d.setUint8(at, v ? 1 : 0);
       case GgufValueType.UINT64:
         return d.setBigUint64(at, big(v, what), true);

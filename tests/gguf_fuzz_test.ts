@@ -1,5 +1,6 @@
 /**
- * GGUF fuzz test (CI size): 10,000 mutated variants of the fixture models through
+ * GGUF fuzz test (CI size): 10,000 mutated variants of the fixture models and vocabulary-only
+ * GGUFs (GPT-2 and Llama-2 vocabularies: 100,000 metadata strings, the worst case for memory) through
  * parseGgufBytes, 1 in 100 also written to disk and read with openGguf. Every case must end in a
  * SparqError or a valid parse, within 5 s, growing heapUsed + external by less than 2 × the
  * variant's size + 1 MiB. Longer campaigns: `deno run -A tools/fuzz_gguf.ts --seed N --count N`.
@@ -11,7 +12,8 @@ import { sharedPath } from "../lib/testing.ts";
 Deno.test("fuzz: 10,000 mutated fixture GGUFs end in a SparqError or a valid parse, fast and small", async () => {
   const models = sharedPath("fixtures/models");
   if (!models) return;
-  const files = [...ggufsIn(models), ...ggufsIn(`${models}/quant`)];
+  const vocabs = sharedPath("fixtures/tokenizer");
+  const files = [...ggufsIn(models), ...ggufsIn(`${models}/quant`), ...(vocabs ? ggufsIn(vocabs) : [])];
   const tmpDir = await Deno.makeTempDir();
   try {
     const s = await fuzz({ files, seed: 20261123, count: 10_000, diskEvery: 100, tmpDir });
@@ -24,6 +26,7 @@ Deno.test("fuzz: 10,000 mutated fixture GGUFs end in a SparqError or a valid par
     assertEquals(s.cases, 10_000);
     assertEquals(s.bugs, []);
     assertEquals(s.diskMismatches, []);
+    // Every variant grows the heap by at most 2 × its size + MEM_SLACK (held result included).
     assertEquals(s.overBudget, []);
     ok(s.maxMs < 5000, `slowest case ${s.maxMs} ms: ${s.maxMsCase}`);
     ok(s.diskCases === 100);

@@ -8,7 +8,8 @@
  * built by walking the valid file once, so most cases hit a field the parser must check.
  *
  * usage: deno run -A tools/fuzz_gguf.ts [--seed N] [--count N] [--disk-every N] FILE.gguf|DIR …
- *        (default inputs: ../shared/fixtures/models and models/quant)
+ *        (default inputs: ../shared/fixtures/models, models/quant and the vocabulary-only GGUFs of
+ *        fixtures/tokenizer)
  * @module
  */
 import { parseArgs } from "node:util";
@@ -243,6 +244,8 @@ export function errorKind(message: string): string {
     [/not valid UTF-8/, "long string not UTF-8"],
     [/bytes long \(at most/, "name, key or string too long"],
     [/items is implausible/, "array too long"],
+    [/nested arrays in the file is implausible/, "too many nested arrays"],
+    [/bytes in all are implausible/, "string array too large"],
   ];
   for (const [re, kind] of kinds) if (re.test(m)) return kind;
   return m.split(/\s+/).slice(0, 4).join(" ").replace(/\d+/g, "N");
@@ -366,7 +369,8 @@ if (import.meta.main) {
     allowPositionals: true,
   });
   const shared = new URL("../../shared/fixtures/models", import.meta.url).pathname;
-  const inputs = positionals.length ? positionals : [shared, `${shared}/quant`];
+  const vocabs = new URL("../../shared/fixtures/tokenizer", import.meta.url).pathname;
+  const inputs = positionals.length ? positionals : [shared, `${shared}/quant`, vocabs];
   const files = inputs.flatMap((p) => Deno.statSync(p).isDirectory ? ggufsIn(p) : [p]);
   const tmpDir = await Deno.makeTempDir();
   try {

@@ -1,6 +1,6 @@
 // deno-fmt-ignore-file -- AssemblyScript: deno fmt would drop the `@inline` decorators.
 /**
- * Dense causal attention over the f32 KV cache, for decode (one query token) and prefill (a batch).
+ * Dense causal attention over the KV cache (f32 or f16 elements), for decode (one query token) and prefill (a batch).
  *
  * Work unit = (query token t, KV head h): the G = nHead/nKv query heads that share KV head h are done
  * together, so each K row and each V row of that head is loaded ONCE per unit and used G times
@@ -13,9 +13,20 @@
  * by one thread in the same order whatever nth is, so results do not depend on the thread count, and
  * the causal rows of a prefill batch (short first, long last) are spread evenly.
  *
- * Layouts (byte pointers, f32): q/out `[nTok][nHead][d]`; K/V `[nKv][nCtx][d]` row-major;
- * scores: scratch of `nth·G·nCtx` floats (thread ith uses its own `G·nCtx` block).
+ * Layouts (byte pointers): q/out `[nTok][nHead][d]` f32; K/V `[nKv][nCtx][d]` row-major, f32 (`attn_dense_f32`) or
+ * f16 bits (`attn_dense_f16`: each group of four halves is widened to f32 on load, `f16x4ToF32`, exactly; the
+ * arithmetic is the f32 kernel's, operation for operation); scores: scratch of `nth·G·nCtx` floats (thread ith uses
+ * its own `G·nCtx` block). The element type is the generic `T` (f32, or u16 for f16 bits), fixed at compile time.
  */
+import { f16x4ToF32 } from "./common/simd";
+
+/** Four cache elements at byte pointer `p` as f32x4 (`T` = u16: f16 bits, zero-extended and converted). */
+// @ts-ignore: decorator
+@inline
+function ld4<T>(p: usize): v128 {
+  if (sizeof<T>() == 2) return f16x4ToF32(v128.load16x4_u(p));
+  return v128.load(p);
+}
 
 // exp(x) for x ≤ 0 (scores minus their max), 4 lanes: Cephes expf polynomial, ~1 ulp.
 const LOG2E: f32 = 1.44269504088896341;
@@ -59,18 +70,20 @@ function hsum(v: v128): f32 {
 
 // @ts-ignore: decorator
 @inline
-function dot(a: usize, b: usize, d: i32): f32 {
+function dot<T>(a: usize, b: usize, d: i32): f32 {
+  const E = <usize> sizeof<T>();
   let s0 = f32x4.splat(0);
   let s1 = f32x4.splat(0);
   let i = 0;
   for (; i + 8 <= d; i += 8) {
     const o = <usize> i << 2;
-    s0 = madd(v128.load(a + o), v128.load(b + o), s0);
-    s1 = madd(v128.load(a + o, 16), v128.load(b + o, 16), s1);
+    const ob = b + <usize> i * E;
+    s0 = madd(v128.load(a + o), ld4<T>(ob), s0);
+    s1 = madd(v128.load(a + o, 16), ld4<T>(ob + 4 * E), s1);
   }
   for (; i < d; i += 4) {
     const o = <usize> i << 2;
-    s0 = madd(v128.load(a + o), v128.load(b + o), s0);
+    s0 = madd(v128.load(a + o), ld4<T>(b + <usize> i * E), s0);
   }
   return hsum(f32x4.add(s0, s1));
 }
@@ -130,8 +143,10 @@ function hsum4(a: v128, b: v128, c: v128, d: v128): v128 {
 }
 
 /** scores[g][p] = scale · q_g · K[p] for p in [0, nPos): four K rows at a time, each loaded once for all G heads. */
-function scores(q: usize, kBase: usize, sc: usize, G: i32, d: i32, nCtx: i32, nPos: i32, scale: f32): void {
-  const rowBytes = <usize> d << 2;
+function scores<T>(q: usize, kBase: usize, sc: usize, G: i32, d: i32, nCtx: i32, nPos: i32, scale: f32): void {
+  const E = <usize> sizeof<T>();
+  const qBytes = <usize> d << 2;
+  const rowBytes = <usize> d * E;
   const vs = f32x4.splat(scale);
   let p = 0;
   // MHA (G = 1) streams best one row at a time; with G > 1 four rows are shared by the G heads.
@@ -139,30 +154,30 @@ function scores(q: usize, kBase: usize, sc: usize, G: i32, d: i32, nCtx: i32, nP
     const k0 = kBase + <usize> p * rowBytes;
     const k1 = k0 + rowBytes, k2 = k1 + rowBytes, k3 = k2 + rowBytes;
     for (let g = 0; g < G; g++) {
-      const qg = q + <usize> g * rowBytes;
+      const qg = q + <usize> g * qBytes;
       // Eight independent accumulator chains (two per row) keep the multiply-add pipeline full.
       let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
       let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
       let i = 0;
       for (; i + 8 <= d; i += 8) {
-        const o = <usize> i << 2;
+        const o = <usize> i << 2, ok = <usize> i * E, ok4 = ok + 4 * E;
         const qv = v128.load(qg + o), qw = v128.load(qg + o, 16);
-        a0 = madd(qv, v128.load(k0 + o), a0);
-        a1 = madd(qv, v128.load(k1 + o), a1);
-        a2 = madd(qv, v128.load(k2 + o), a2);
-        a3 = madd(qv, v128.load(k3 + o), a3);
-        b0 = madd(qw, v128.load(k0 + o, 16), b0);
-        b1 = madd(qw, v128.load(k1 + o, 16), b1);
-        b2 = madd(qw, v128.load(k2 + o, 16), b2);
-        b3 = madd(qw, v128.load(k3 + o, 16), b3);
+        a0 = madd(qv, ld4<T>(k0 + ok), a0);
+        a1 = madd(qv, ld4<T>(k1 + ok), a1);
+        a2 = madd(qv, ld4<T>(k2 + ok), a2);
+        a3 = madd(qv, ld4<T>(k3 + ok), a3);
+        b0 = madd(qw, ld4<T>(k0 + ok4), b0);
+        b1 = madd(qw, ld4<T>(k1 + ok4), b1);
+        b2 = madd(qw, ld4<T>(k2 + ok4), b2);
+        b3 = madd(qw, ld4<T>(k3 + ok4), b3);
       }
       for (; i < d; i += 4) {
-        const o = <usize> i << 2;
+        const o = <usize> i << 2, ok = <usize> i * E;
         const qv = v128.load(qg + o);
-        a0 = madd(qv, v128.load(k0 + o), a0);
-        a1 = madd(qv, v128.load(k1 + o), a1);
-        a2 = madd(qv, v128.load(k2 + o), a2);
-        a3 = madd(qv, v128.load(k3 + o), a3);
+        a0 = madd(qv, ld4<T>(k0 + ok), a0);
+        a1 = madd(qv, ld4<T>(k1 + ok), a1);
+        a2 = madd(qv, ld4<T>(k2 + ok), a2);
+        a3 = madd(qv, ld4<T>(k3 + ok), a3);
       }
       a0 = f32x4.add(a0, b0);
       a1 = f32x4.add(a1, b1);
@@ -174,15 +189,17 @@ function scores(q: usize, kBase: usize, sc: usize, G: i32, d: i32, nCtx: i32, nP
   for (; p < nPos; p++) {
     const kr = kBase + <usize> p * rowBytes;
     for (let g = 0; g < G; g++) {
-      store<f32>(sc + ((<usize> g * <usize> nCtx + <usize> p) << 2), dot(q + <usize> g * rowBytes, kr, d) * scale);
+      store<f32>(sc + ((<usize> g * <usize> nCtx + <usize> p) << 2), dot<T>(q + <usize> g * qBytes, kr, d) * scale);
     }
   }
 }
 
 /** out_g = Σ_p w[g][p] · V[p] (out zeroed first): V in blocks of VBLOCK rows, each block read from memory once. */
-function weightedSum(out: usize, vBase: usize, sc: usize, G: i32, d: i32, nCtx: i32, nPos: i32): void {
-  const rowBytes = <usize> d << 2;
-  memory.fill(out, 0, <usize> G * rowBytes);
+function weightedSum<T>(out: usize, vBase: usize, sc: usize, G: i32, d: i32, nCtx: i32, nPos: i32): void {
+  const E = <usize> sizeof<T>();
+  const outBytes = <usize> d << 2;
+  const rowBytes = <usize> d * E;
+  memory.fill(out, 0, <usize> G * outBytes);
   if (G == 1) {
     // MHA: nothing to share, so stream V row by row into the (L1-resident) output row.
     for (let p = 0; p < nPos; p++) {
@@ -190,7 +207,7 @@ function weightedSum(out: usize, vBase: usize, sc: usize, G: i32, d: i32, nCtx: 
       const vr = vBase + <usize> p * rowBytes;
       for (let c = 0; c < d; c += 4) {
         const off = <usize> c << 2;
-        v128.store(out + off, madd(wv, v128.load(vr + off), v128.load(out + off)));
+        v128.store(out + off, madd(wv, ld4<T>(vr + <usize> c * E), v128.load(out + off)));
       }
     }
     return;
@@ -198,7 +215,7 @@ function weightedSum(out: usize, vBase: usize, sc: usize, G: i32, d: i32, nCtx: 
   for (let p0 = 0; p0 < nPos; p0 += VBLOCK) {
     const p1 = min(p0 + VBLOCK, nPos);
     for (let g = 0; g < G; g++) {
-      const o = out + <usize> g * rowBytes;
+      const o = out + <usize> g * outBytes;
       const w = sc + ((<usize> g * <usize> nCtx) << 2);
       let c = 0;
       // 32 columns at a time in eight registers (eight independent chains), then 16, then 4.
@@ -208,15 +225,15 @@ function weightedSum(out: usize, vBase: usize, sc: usize, G: i32, d: i32, nCtx: 
         let a4 = v128.load(oc, 64), a5 = v128.load(oc, 80), a6 = v128.load(oc, 96), a7 = v128.load(oc, 112);
         for (let p = p0; p < p1; p++) {
           const wv = f32x4.splat(load<f32>(w + (<usize> p << 2)));
-          const vr = vBase + <usize> p * rowBytes + (<usize> c << 2);
-          a0 = madd(wv, v128.load(vr), a0);
-          a1 = madd(wv, v128.load(vr, 16), a1);
-          a2 = madd(wv, v128.load(vr, 32), a2);
-          a3 = madd(wv, v128.load(vr, 48), a3);
-          a4 = madd(wv, v128.load(vr, 64), a4);
-          a5 = madd(wv, v128.load(vr, 80), a5);
-          a6 = madd(wv, v128.load(vr, 96), a6);
-          a7 = madd(wv, v128.load(vr, 112), a7);
+          const vr = vBase + <usize> p * rowBytes + <usize> c * E;
+          a0 = madd(wv, ld4<T>(vr), a0);
+          a1 = madd(wv, ld4<T>(vr + 4 * E), a1);
+          a2 = madd(wv, ld4<T>(vr + 8 * E), a2);
+          a3 = madd(wv, ld4<T>(vr + 12 * E), a3);
+          a4 = madd(wv, ld4<T>(vr + 16 * E), a4);
+          a5 = madd(wv, ld4<T>(vr + 20 * E), a5);
+          a6 = madd(wv, ld4<T>(vr + 24 * E), a6);
+          a7 = madd(wv, ld4<T>(vr + 28 * E), a7);
         }
         v128.store(oc, a0);
         v128.store(oc, a1, 16);
@@ -232,11 +249,11 @@ function weightedSum(out: usize, vBase: usize, sc: usize, G: i32, d: i32, nCtx: 
         let a0 = v128.load(oc), a1 = v128.load(oc, 16), a2 = v128.load(oc, 32), a3 = v128.load(oc, 48);
         for (let p = p0; p < p1; p++) {
           const wv = f32x4.splat(load<f32>(w + (<usize> p << 2)));
-          const vr = vBase + <usize> p * rowBytes + (<usize> c << 2);
-          a0 = madd(wv, v128.load(vr), a0);
-          a1 = madd(wv, v128.load(vr, 16), a1);
-          a2 = madd(wv, v128.load(vr, 32), a2);
-          a3 = madd(wv, v128.load(vr, 48), a3);
+          const vr = vBase + <usize> p * rowBytes + <usize> c * E;
+          a0 = madd(wv, ld4<T>(vr), a0);
+          a1 = madd(wv, ld4<T>(vr + 4 * E), a1);
+          a2 = madd(wv, ld4<T>(vr + 8 * E), a2);
+          a3 = madd(wv, ld4<T>(vr + 12 * E), a3);
         }
         v128.store(oc, a0);
         v128.store(oc, a1, 16);
@@ -248,7 +265,7 @@ function weightedSum(out: usize, vBase: usize, sc: usize, G: i32, d: i32, nCtx: 
         let a0 = v128.load(oc);
         for (let p = p0; p < p1; p++) {
           const wv = f32x4.splat(load<f32>(w + (<usize> p << 2)));
-          a0 = madd(wv, v128.load(vBase + <usize> p * rowBytes + (<usize> c << 2)), a0);
+          a0 = madd(wv, ld4<T>(vBase + <usize> p * rowBytes + <usize> c * E), a0);
         }
         v128.store(oc, a0);
       }
@@ -259,9 +276,11 @@ function weightedSum(out: usize, vBase: usize, sc: usize, G: i32, d: i32, nCtx: 
 /**
  * Causal attention for `nTok` query tokens at positions `pos0 ..` (decode: nTok = 1). Token t sees
  * positions `0 .. pos0 + t`. Query head j uses KV head `j / (nHead / nKv)` (ggml's GQA broadcast).
- * `d` must be a multiple of 4; `scale` multiplies q·k before the softmax.
+ * `d` must be a multiple of 4; `scale` multiplies q·k before the softmax. K and V elements are `T`.
  */
-export function attn_dense_f32(
+// @ts-ignore: decorator
+@inline
+function attnDense<T>(
   q: usize,
   k: usize,
   v: usize,
@@ -286,9 +305,25 @@ export function attn_dense_f32(
     const h = u % nKv;
     const nPos = pos0 + t + 1;
     const first = <usize> (t * nHead + h * G) * rowBytes;
-    const kvOff = <usize> h * <usize> nCtx * rowBytes;
-    scores(q + first, k + kvOff, sc, G, d, nCtx, nPos, scale);
+    const kvOff = <usize> h * <usize> nCtx * <usize> d * <usize> sizeof<T>();
+    scores<T>(q + first, k + kvOff, sc, G, d, nCtx, nPos, scale);
     for (let g = 0; g < G; g++) softmaxInPlace(sc + ((<usize> g * <usize> nCtx) << 2), nPos);
-    weightedSum(out + first, v + kvOff, sc, G, d, nCtx, nPos);
+    weightedSum<T>(out + first, v + kvOff, sc, G, d, nCtx, nPos);
   }
+}
+
+/** {@link attnDense} over an f32 cache. */
+export function attn_dense_f32(
+  q: usize, k: usize, v: usize, out: usize, scoresBuf: usize, nTok: i32, pos0: i32, nHead: i32, nKv: i32, d: i32,
+  nCtx: i32, scale: f32, ith: i32, nth: i32,
+): void {
+  attnDense<f32>(q, k, v, out, scoresBuf, nTok, pos0, nHead, nKv, d, nCtx, scale, ith, nth);
+}
+
+/** {@link attnDense} over an f16 cache (K and V hold f16 bits). */
+export function attn_dense_f16(
+  q: usize, k: usize, v: usize, out: usize, scoresBuf: usize, nTok: i32, pos0: i32, nHead: i32, nKv: i32, d: i32,
+  nCtx: i32, scale: f32, ith: i32, nth: i32,
+): void {
+  attnDense<u16>(q, k, v, out, scoresBuf, nTok, pos0, nHead, nKv, d, nCtx, scale, ith, nth);
 }

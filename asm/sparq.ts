@@ -20,9 +20,14 @@
  *
  * Float reproducibility: steps 1–5 use only IEEE f32 add/mul/div/sqrt/floor in a fixed order, and the SIMD
  * lanes are combined in a fixed order, so the scalar reference reproduces the selected set bit for bit.
+ *
+ * Cache element type: the kernels are generic over `T` — f32, or u16 for an f16 cache (`sparq_decode_f16`,
+ * `attn_rows_decode_f16`): K, V and Kt hold f16 bits, widened to f32 exactly on load (four at a time with
+ * `f16x4ToF32`, scalar tails with `f16ToF32`), so an f16 cache gives the f32 kernel's result on the f16-rounded
+ * values. vsum, q, out and the scratch stay f32.
  */
 import { splitStart } from "./common/split";
-import { hsumF32 } from "./common/simd";
+import { f16ToF32, f16x4ToF32, hsumF32 } from "./common/simd";
 import { attn_f32_keys, attn_select_top } from "./attention_select";
 
 /**
@@ -31,6 +36,20 @@ import { attn_f32_keys, attn_select_top } from "./attention_select";
  * S = 8192, 32 heads) — the Kt rows stream better in long runs than the accumulators gain from L1.
  */
 const TILE: i32 = 32768;
+
+/** Four cache elements at byte pointer `p` as f32x4 (`T` = u16: f16 bits, zero-extended and converted). */
+// @ts-ignore: decorator
+@inline function ld4<T>(p: usize): v128 {
+  if (sizeof<T>() == 2) return f16x4ToF32(v128.load16x4_u(p));
+  return v128.load(p);
+}
+
+/** One cache element at byte pointer `p` as f32. */
+// @ts-ignore: decorator
+@inline function ld1<T>(p: usize): f32 {
+  if (sizeof<T>() == 2) return f16ToF32(<u32> load<u16>(p));
+  return load<f32>(p);
+}
 
 const LOG2E: f32 = 1.44269504088896341;
 const LN2_HI: f32 = 0.693359375;
@@ -120,19 +139,20 @@ function expSubSum(a: usize, n: i32, m: f32): f32 {
  * scalar tail.
  */
 // @ts-ignore: decorator
-@inline function dot4(a: usize, b0: usize, b1: usize, b2: usize, b3: usize, n: i32): v128 {
+@inline function dot4<T>(a: usize, b0: usize, b1: usize, b2: usize, b3: usize, n: i32): v128 {
+  const E = <usize> sizeof<T>();
   let s0 = f32x4.splat(0);
   let s1 = f32x4.splat(0);
   let s2 = f32x4.splat(0);
   let s3 = f32x4.splat(0);
   let i = 0;
   for (; i + 4 <= n; i += 4) {
-    const o = <usize> i << 2;
+    const o = <usize> i << 2, ob = <usize> i * E;
     const x = v128.load(a + o);
-    s0 = f32x4.add(s0, f32x4.mul(x, v128.load(b0 + o)));
-    s1 = f32x4.add(s1, f32x4.mul(x, v128.load(b1 + o)));
-    s2 = f32x4.add(s2, f32x4.mul(x, v128.load(b2 + o)));
-    s3 = f32x4.add(s3, f32x4.mul(x, v128.load(b3 + o)));
+    s0 = f32x4.add(s0, f32x4.mul(x, ld4<T>(b0 + ob)));
+    s1 = f32x4.add(s1, f32x4.mul(x, ld4<T>(b1 + ob)));
+    s2 = f32x4.add(s2, f32x4.mul(x, ld4<T>(b2 + ob)));
+    s3 = f32x4.add(s3, f32x4.mul(x, ld4<T>(b3 + ob)));
   }
   // Transpose-and-add: lane k of the result is hsum(s_k) in the (0+2)+(1+3) order.
   const t0 = f32x4.add(s0, i32x4.shuffle(s0, s0, 2, 3, 0, 1));
@@ -148,12 +168,12 @@ function expSubSum(a: usize, n: i32, m: f32): f32 {
   let c2 = f32x4.extract_lane(r, 2);
   let c3 = f32x4.extract_lane(r, 3);
   for (; i < n; i++) {
-    const o = <usize> i << 2;
+    const o = <usize> i << 2, ob = <usize> i * E;
     const x = load<f32>(a + o);
-    c0 += x * load<f32>(b0 + o);
-    c1 += x * load<f32>(b1 + o);
-    c2 += x * load<f32>(b2 + o);
-    c3 += x * load<f32>(b3 + o);
+    c0 += x * ld1<T>(b0 + ob);
+    c1 += x * ld1<T>(b1 + ob);
+    c2 += x * ld1<T>(b2 + ob);
+    c3 += x * ld1<T>(b3 + ob);
   }
   return f32x4.replace_lane(f32x4.replace_lane(f32x4.replace_lane(f32x4.splat(c0), 1, c1), 2, c2), 3, c3);
 }
@@ -172,40 +192,42 @@ function touchRows(sel: usize, n: i32, base: usize, rowBytes: usize, sink: usize
   v128.store(sink, acc);
 }
 
-/** y[i] += w0·x0[i] + w1·x1[i] + w2·x2[i] + w3·x3[i] for `n` f32 (w = the four lanes of `w`). */
+/** y[i] += w0·x0[i] + w1·x1[i] + w2·x2[i] + w3·x3[i] for `n` values (w = the four lanes of `w`; x of type T). */
 // @ts-ignore: decorator
-@inline function axpy4(y: usize, x0: usize, x1: usize, x2: usize, x3: usize, w: v128, n: i32): void {
+@inline function axpy4<T>(y: usize, x0: usize, x1: usize, x2: usize, x3: usize, w: v128, n: i32): void {
+  const E = <usize> sizeof<T>();
   const w0 = f32x4.splat(f32x4.extract_lane(w, 0));
   const w1 = f32x4.splat(f32x4.extract_lane(w, 1));
   const w2 = f32x4.splat(f32x4.extract_lane(w, 2));
   const w3 = f32x4.splat(f32x4.extract_lane(w, 3));
   let i = 0;
   for (; i + 4 <= n; i += 4) {
-    const o = <usize> i << 2;
-    const a = f32x4.add(f32x4.mul(w0, v128.load(x0 + o)), f32x4.mul(w1, v128.load(x1 + o)));
-    const b = f32x4.add(f32x4.mul(w2, v128.load(x2 + o)), f32x4.mul(w3, v128.load(x3 + o)));
+    const o = <usize> i << 2, ox = <usize> i * E;
+    const a = f32x4.add(f32x4.mul(w0, ld4<T>(x0 + ox)), f32x4.mul(w1, ld4<T>(x1 + ox)));
+    const b = f32x4.add(f32x4.mul(w2, ld4<T>(x2 + ox)), f32x4.mul(w3, ld4<T>(x3 + ox)));
     v128.store(y + o, f32x4.add(v128.load(y + o), f32x4.add(a, b)));
   }
   for (; i < n; i++) {
-    const o = <usize> i << 2;
-    const a = f32x4.extract_lane(w, 0) * load<f32>(x0 + o) + f32x4.extract_lane(w, 1) * load<f32>(x1 + o);
-    const b = f32x4.extract_lane(w, 2) * load<f32>(x2 + o) + f32x4.extract_lane(w, 3) * load<f32>(x3 + o);
+    const o = <usize> i << 2, ox = <usize> i * E;
+    const a = f32x4.extract_lane(w, 0) * ld1<T>(x0 + ox) + f32x4.extract_lane(w, 1) * ld1<T>(x1 + ox);
+    const b = f32x4.extract_lane(w, 2) * ld1<T>(x2 + ox) + f32x4.extract_lane(w, 3) * ld1<T>(x3 + ox);
     store<f32>(y + o, load<f32>(y + o) + (a + b));
   }
 }
 
-/** y[i] += a·x[i] for `n` f32. */
+/** y[i] += a·x[i] for `n` values (y f32, x of type T). */
 // @ts-ignore: decorator
 @inline 
-function axpy(y: usize, x: usize, a: f32, n: i32): void {
+function axpy<T>(y: usize, x: usize, a: f32, n: i32): void {
+  const E = <usize> sizeof<T>();
   const av = f32x4.splat(a);
   let i = 0;
   for (; i + 4 <= n; i += 4) {
     const o = <usize> i << 2;
-    v128.store(y + o, f32x4.add(v128.load(y + o), f32x4.mul(av, v128.load(x + o))));
+    v128.store(y + o, f32x4.add(v128.load(y + o), f32x4.mul(av, ld4<T>(x + <usize> i * E))));
   }
   for (; i < n; i++) {
-    store<f32>(y + (<usize> i << 2), load<f32>(y + (<usize> i << 2)) + a * load<f32>(x + (<usize> i << 2)));
+    store<f32>(y + (<usize> i << 2), load<f32>(y + (<usize> i << 2)) + a * ld1<T>(x + <usize> i * E));
   }
 }
 
@@ -221,30 +243,32 @@ function pad4(n: i32): i32 {
  * multiple of 4, ≥ nSel). Each K and V row is read once for the whole group; `touch` first loads the rows in a
  * loop of independent loads (worth it when they are scattered). `sink`: 16 bytes of scratch.
  */
-function gatherAttention(
+function gatherAttention<T>(
   q: usize, out: usize, kc: usize, vc: usize, sel: usize, nSel: i32, G: i32, d: i32, dv: i32,
   wts: usize, ws: i32, alpha: usize, touch: bool, sink: usize,
 ): void {
+  const E = <usize> sizeof<T>();
+  const kRow = <usize> d * E, vRow = <usize> dv * E;
   const scale: f32 = <f32> 1.0 / Mathf.sqrt(<f32> d);
   // Rows are taken four at a time: their cache misses overlap (one row at a time is latency-bound on a CPU,
   // the selected rows being scattered), and in the V pass each output is loaded and stored once per four rows.
-  if (touch) touchRows(sel, nSel, kc, <usize> d << 2, sink);
+  if (touch) touchRows(sel, nSel, kc, kRow, sink);
   let j = 0;
   for (; j + 4 <= nSel; j += 4) {
     const p = sel + (<usize> j << 2);
-    const r0 = kc + ((<usize> load<i32>(p) * <usize> d) << 2);
-    const r1 = kc + ((<usize> load<i32>(p, 4) * <usize> d) << 2);
-    const r2 = kc + ((<usize> load<i32>(p, 8) * <usize> d) << 2);
-    const r3 = kc + ((<usize> load<i32>(p, 12) * <usize> d) << 2);
+    const r0 = kc + <usize> load<i32>(p) * kRow;
+    const r1 = kc + <usize> load<i32>(p, 4) * kRow;
+    const r2 = kc + <usize> load<i32>(p, 8) * kRow;
+    const r3 = kc + <usize> load<i32>(p, 12) * kRow;
     for (let h = 0; h < G; h++) {
       const w = wts + ((<usize> h * ws + <usize> j) << 2);
-      v128.store(w, f32x4.mul(dot4(q + ((<usize> (h * d)) << 2), r0, r1, r2, r3, d), f32x4.splat(scale)));
+      v128.store(w, f32x4.mul(dot4<T>(q + ((<usize> (h * d)) << 2), r0, r1, r2, r3, d), f32x4.splat(scale)));
     }
   }
   for (; j < nSel; j++) {
-    const row = kc + ((<usize> load<i32>(sel + (<usize> j << 2)) * <usize> d) << 2);
+    const row = kc + <usize> load<i32>(sel + (<usize> j << 2)) * kRow;
     for (let h = 0; h < G; h++) {
-      store<f32>(wts + ((<usize> h * ws + <usize> j) << 2), f32x4.extract_lane(dot4(q + ((<usize> (h * d)) << 2), row, row, row, row, d), 0) * scale);
+      store<f32>(wts + ((<usize> h * ws + <usize> j) << 2), f32x4.extract_lane(dot4<T>(q + ((<usize> (h * d)) << 2), row, row, row, row, d), 0) * scale);
     }
   }
   // Per head: softmax weights scaled by α.
@@ -258,22 +282,22 @@ function gatherAttention(
     for (; j < nSel; j++) store<f32>(w + (<usize> j << 2), load<f32>(w + (<usize> j << 2)) * ya);
     memory.fill(out + ((<usize> (h * dv)) << 2), 0, <usize> dv << 2);
   }
-  if (touch) touchRows(sel, nSel, vc, <usize> dv << 2, sink);
+  if (touch) touchRows(sel, nSel, vc, vRow, sink);
   j = 0;
   for (; j + 4 <= nSel; j += 4) {
     const p = sel + (<usize> j << 2);
-    const r0 = vc + ((<usize> load<i32>(p) * <usize> dv) << 2);
-    const r1 = vc + ((<usize> load<i32>(p, 4) * <usize> dv) << 2);
-    const r2 = vc + ((<usize> load<i32>(p, 8) * <usize> dv) << 2);
-    const r3 = vc + ((<usize> load<i32>(p, 12) * <usize> dv) << 2);
+    const r0 = vc + <usize> load<i32>(p) * vRow;
+    const r1 = vc + <usize> load<i32>(p, 4) * vRow;
+    const r2 = vc + <usize> load<i32>(p, 8) * vRow;
+    const r3 = vc + <usize> load<i32>(p, 12) * vRow;
     for (let h = 0; h < G; h++) {
-      axpy4(out + ((<usize> (h * dv)) << 2), r0, r1, r2, r3, v128.load(wts + ((<usize> h * ws + <usize> j) << 2)), dv);
+      axpy4<T>(out + ((<usize> (h * dv)) << 2), r0, r1, r2, r3, v128.load(wts + ((<usize> h * ws + <usize> j) << 2)), dv);
     }
   }
   for (; j < nSel; j++) {
-    const row = vc + ((<usize> load<i32>(sel + (<usize> j << 2)) * <usize> dv) << 2);
+    const row = vc + <usize> load<i32>(sel + (<usize> j << 2)) * vRow;
     for (let h = 0; h < G; h++) {
-      axpy(out + ((<usize> (h * dv)) << 2), row, load<f32>(wts + ((<usize> h * ws + <usize> j) << 2)), dv);
+      axpy<T>(out + ((<usize> (h * dv)) << 2), row, load<f32>(wts + ((<usize> h * ws + <usize> j) << 2)), dv);
     }
   }
 }
@@ -295,7 +319,8 @@ export function sparq_scratch_bytes(nCtx: i32, G: i32, d: i32): i32 {
  * (window ≤ k). `keepCurrent` 1: the current token is always selected on top of k (research code); 0: it competes
  * like any other position and min(k, S) are kept (the simplified algorithm of the llama.cpp fork, window 0). `scratch` + g·`stride` is group g's scratch ({@link sparq_scratch_bytes}).
  */
-export function sparq_decode(
+// @ts-ignore: decorator
+@inline function sparqDecode<T>(
   q: usize,
   out: usize,
   kc: usize,
@@ -321,13 +346,14 @@ export function sparq_decode(
   const g0 = splitStart(nKv, ith, nth);
   const g1 = splitStart(nKv, ith + 1, nth);
   const G = nHead / nKv;
+  const E = <usize> sizeof<T>();
   for (let g = g0; g < g1; g++) {
-    sparqGroup(
+    sparqGroup<T>(
       q + ((<usize> (g * G * d)) << 2),
       out + ((<usize> (g * G * dv)) << 2),
-      kc + ((<usize> g * <usize> nCtx * <usize> d) << 2),
-      vc + ((<usize> g * <usize> nCtx * <usize> dv) << 2),
-      kt + ((<usize> g * <usize> d * <usize> nCtx) << 2),
+      kc + <usize> g * <usize> nCtx * <usize> d * E,
+      vc + <usize> g * <usize> nCtx * <usize> dv * E,
+      kt + <usize> g * <usize> d * <usize> nCtx * E,
       vsum + ((<usize> (g * dv)) << 2),
       nCtx,
       S,
@@ -344,7 +370,27 @@ export function sparq_decode(
   }
 }
 
-function sparqGroup(
+/** {@link sparqDecode} over an f32 cache. */
+export function sparq_decode(
+  q: usize, out: usize, kc: usize, vc: usize, kt: usize, vsum: usize, nCtx: i32, S: i32, nHead: i32, nKv: i32, d: i32,
+  dv: i32, r: i32, k: i32, window: i32, realloc: i32, keepCurrent: i32, scratch: usize, stride: i32, ith: i32,
+  nth: i32,
+): void {
+  sparqDecode<f32>(q, out, kc, vc, kt, vsum, nCtx, S, nHead, nKv, d, dv, r, k, window, realloc, keepCurrent, scratch,
+    stride, ith, nth);
+}
+
+/** {@link sparqDecode} over an f16 cache (K, V and Kt hold f16 bits; vsum is f32). */
+export function sparq_decode_f16(
+  q: usize, out: usize, kc: usize, vc: usize, kt: usize, vsum: usize, nCtx: i32, S: i32, nHead: i32, nKv: i32, d: i32,
+  dv: i32, r: i32, k: i32, window: i32, realloc: i32, keepCurrent: i32, scratch: usize, stride: i32, ith: i32,
+  nth: i32,
+): void {
+  sparqDecode<u16>(q, out, kc, vc, kt, vsum, nCtx, S, nHead, nKv, d, dv, r, k, window, realloc, keepCurrent, scratch,
+    stride, ith, nth);
+}
+
+function sparqGroup<T>(
   q: usize,
   out: usize,
   kc: usize,
@@ -363,6 +409,7 @@ function sparqGroup(
   keepCurrent: i32,
   base: usize,
 ): void {
+  const E = <usize> sizeof<T>();
   const nc4 = <usize> pad4(nCtx);
   const shat = base; // [G][nc4] f32: ŝ, then e = exp(ŝ − max)
   const wts = shat + ((<usize> G * nc4) << 2); // [G][nc4] f32: group score, then exact scores
@@ -402,10 +449,10 @@ function sparqGroup(
       for (let j = 0; j < nr4; j += 4) {
         const p = idx1 + (<usize> j << 2);
         const i0 = load<i32>(p), i1 = load<i32>(p, 4), i2 = load<i32>(p, 8), i3 = load<i32>(p, 12);
-        const k0 = kt + ((<usize> i0 * <usize> nCtx) << 2);
-        const k1 = kt + ((<usize> i1 * <usize> nCtx) << 2);
-        const k2 = kt + ((<usize> i2 * <usize> nCtx) << 2);
-        const k3 = kt + ((<usize> i3 * <usize> nCtx) << 2);
+        const k0 = kt + <usize> i0 * <usize> nCtx * E;
+        const k1 = kt + <usize> i1 * <usize> nCtx * E;
+        const k2 = kt + <usize> i2 * <usize> nCtx * E;
+        const k3 = kt + <usize> i3 * <usize> nCtx * E;
         for (let h = 0; h < G; h++) {
           const qh = q + ((<usize> (h * d)) << 2);
           const a0 = load<f32>(qh + (<usize> i0 << 2)), a1 = load<f32>(qh + (<usize> i1 << 2));
@@ -414,22 +461,22 @@ function sparqGroup(
           const acc = shat + ((<usize> h * nc4) << 2);
           let t = t0;
           for (; t + 4 <= t1; t += 4) {
-            const o = <usize> t << 2;
-            const x = f32x4.add(f32x4.mul(v0, v128.load(k0 + o)), f32x4.mul(v1, v128.load(k1 + o)));
-            const y = f32x4.add(f32x4.mul(v2, v128.load(k2 + o)), f32x4.mul(v3, v128.load(k3 + o)));
+            const o = <usize> t << 2, ok = <usize> t * E;
+            const x = f32x4.add(f32x4.mul(v0, ld4<T>(k0 + ok)), f32x4.mul(v1, ld4<T>(k1 + ok)));
+            const y = f32x4.add(f32x4.mul(v2, ld4<T>(k2 + ok)), f32x4.mul(v3, ld4<T>(k3 + ok)));
             v128.store(acc + o, f32x4.add(v128.load(acc + o), f32x4.add(x, y)));
           }
           for (; t < t1; t++) {
-            const o = <usize> t << 2;
-            const x = a0 * load<f32>(k0 + o) + a1 * load<f32>(k1 + o);
-            const y = a2 * load<f32>(k2 + o) + a3 * load<f32>(k3 + o);
+            const o = <usize> t << 2, ok = <usize> t * E;
+            const x = a0 * ld1<T>(k0 + ok) + a1 * ld1<T>(k1 + ok);
+            const y = a2 * ld1<T>(k2 + ok) + a3 * ld1<T>(k3 + ok);
             store<f32>(acc + o, load<f32>(acc + o) + (x + y));
           }
         }
       }
       for (let j = nr4; j < nr; j++) {
         const i = load<i32>(idx1 + (<usize> j << 2));
-        const row = kt + ((<usize> i * <usize> nCtx) << 2);
+        const row = kt + <usize> i * <usize> nCtx * E;
         for (let h = 0; h < G; h++) {
           const qi = load<f32>(q + ((<usize> (h * d + i)) << 2));
           const qv = f32x4.splat(qi);
@@ -437,11 +484,11 @@ function sparqGroup(
           let t = t0;
           for (; t + 4 <= t1; t += 4) {
             const o = <usize> t << 2;
-            v128.store(acc + o, f32x4.add(v128.load(acc + o), f32x4.mul(qv, v128.load(row + o))));
+            v128.store(acc + o, f32x4.add(v128.load(acc + o), f32x4.mul(qv, ld4<T>(row + <usize> t * E))));
           }
           for (; t < t1; t++) {
             const o = <usize> t << 2;
-            store<f32>(acc + o, load<f32>(acc + o) + qi * load<f32>(row + o));
+            store<f32>(acc + o, load<f32>(acc + o) + qi * ld1<T>(row + <usize> t * E));
           }
         }
       }
@@ -516,13 +563,13 @@ function sparqGroup(
   for (let h = 0; h < G; h++) {
     store<f32>(alpha + (<usize> h << 2), sparse && realloc ? load<f32>(alpha + (<usize> h << 2)) : <f32> 1);
   }
-  gatherAttention(q, out, kc, vc, sel, nSel, G, d, dv, wts, <i32> nc4, alpha, sparse, hist);
+  gatherAttention<T>(q, out, kc, vc, sel, nSel, G, d, dv, wts, <i32> nc4, alpha, sparse, hist);
   // Reallocation: out += (1 − α)·vsum/S.
   if (sparse && realloc) {
     const invS: f32 = <f32> 1.0 / <f32> S;
     for (let h = 0; h < G; h++) {
       const vb = (<f32> 1.0 - load<f32>(alpha + (<usize> h << 2))) * invS;
-      axpy(out + ((<usize> (h * dv)) << 2), vsum, vb, dv);
+      axpy<f32>(out + ((<usize> (h * dv)) << 2), vsum, vb, dv);
     }
   }
 }
@@ -533,7 +580,8 @@ function sparqGroup(
  * leaves its softmax weights in `wts` `[nKv][G][selStride]` (selStride a multiple of 4). `aux`: `nKv·(pad4(G)+4)`
  * f32 of scratch. Parallel over KV groups like `sparq_decode`.
  */
-export function attn_rows_decode(
+// @ts-ignore: decorator
+@inline function attnRowsDecode<T>(
   q: usize,
   out: usize,
   kc: usize,
@@ -552,16 +600,17 @@ export function attn_rows_decode(
   nth: i32,
 ): void {
   const G = nHead / nKv;
+  const E = <usize> sizeof<T>();
   const g0 = splitStart(nKv, ith, nth);
   const g1 = splitStart(nKv, ith + 1, nth);
   for (let g = g0; g < g1; g++) {
     const alpha = aux + ((<usize> (g * (pad4(G) + 4))) << 2);
     for (let h = 0; h < G; h++) store<f32>(alpha + (<usize> h << 2), 1);
-    gatherAttention(
+    gatherAttention<T>(
       q + ((<usize> (g * G * d)) << 2),
       out + ((<usize> (g * G * dv)) << 2),
-      kc + ((<usize> g * <usize> nCtx * <usize> d) << 2),
-      vc + ((<usize> g * <usize> nCtx * <usize> dv) << 2),
+      kc + <usize> g * <usize> nCtx * <usize> d * E,
+      vc + <usize> g * <usize> nCtx * <usize> dv * E,
       sel + ((<usize> g * <usize> selStride) << 2),
       load<i32>(cnt + (<usize> g << 2)),
       G,
@@ -574,4 +623,20 @@ export function attn_rows_decode(
       alpha + ((<usize> pad4(G)) << 2),
     );
   }
+}
+
+/** {@link attnRowsDecode} over an f32 cache. */
+export function attn_rows_decode(
+  q: usize, out: usize, kc: usize, vc: usize, sel: usize, cnt: usize, selStride: i32, nCtx: i32, nHead: i32, nKv: i32,
+  d: i32, dv: i32, wts: usize, aux: usize, ith: i32, nth: i32,
+): void {
+  attnRowsDecode<f32>(q, out, kc, vc, sel, cnt, selStride, nCtx, nHead, nKv, d, dv, wts, aux, ith, nth);
+}
+
+/** {@link attnRowsDecode} over an f16 cache (K and V hold f16 bits). */
+export function attn_rows_decode_f16(
+  q: usize, out: usize, kc: usize, vc: usize, sel: usize, cnt: usize, selStride: i32, nCtx: i32, nHead: i32, nKv: i32,
+  d: i32, dv: i32, wts: usize, aux: usize, ith: i32, nth: i32,
+): void {
+  attnRowsDecode<u16>(q, out, kc, vc, sel, cnt, selStride, nCtx, nHead, nKv, d, dv, wts, aux, ith, nth);
 }

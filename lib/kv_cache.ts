@@ -5,7 +5,12 @@
  *
  * Memory: dense needs K + V = `2·d` elements per position per KV head per layer; with the transposed
  * copy it is `3·d` (K twice + V), i.e. 1.5× dense. Transfers per decode step do not grow: each step
- * reads from one copy only (sparq.md §2.2). Elements are f32; f16 is not implemented yet.
+ * reads from one copy only (sparq.md §2.2).
+ *
+ * Elements of K, V and Kt are f32 or f16 (`--cache-type`; f16 halves the cache and the bytes each step reads).
+ * An f16 cache stores each value rounded to nearest even (as llama.cpp's F16 cache; `Float16Array` does the
+ * rounding), and the attention kernels widen the halves back to f32 as they load them (`*_f16` kernels). The running
+ * V sum stays f32 (with an f64 shadow) and sums the f16-rounded values, i.e. exactly what V holds.
  * @module
  */
 import { SparqError } from "./errors.ts";
@@ -23,8 +28,24 @@ export interface CacheShard {
   f32(ptr: number, n: number): Float32Array;
 }
 
+/** The element types of the cache (`--cache-type`). */
+export const CACHE_TYPES = ["f32", "f16"] as const;
 /** Element type of the cache. */
-export type CacheType = "f32" | "f16";
+export type CacheType = typeof CACHE_TYPES[number];
+
+/** Bytes per element of a cache of type `t`. */
+export function cacheTypeBytes(t: CacheType): number {
+  return t === "f16" ? 2 : 4;
+}
+
+/** Parses a `--cache-type` value (default f32). */
+export function parseCacheType(v: string | undefined, flag = "--cache-type"): CacheType {
+  const t = v ?? "f32";
+  if (!(CACHE_TYPES as readonly string[]).includes(t)) {
+    throw new SparqError(`${flag} ${t}: unknown KV cache type (types: ${CACHE_TYPES.join(", ")})`);
+  }
+  return t as CacheType;
+}
 
 /** Options of {@link KvCache}. */
 export interface KvCacheOptions {
@@ -38,7 +59,7 @@ export interface KvCacheOptions {
   transposedK: boolean;
   /** Keep the running sum of V per KV head (SparQ reallocation). */
   vSum: boolean;
-  /** Element type (`--cache-type`); only f32 is implemented. */
+  /** Element type of K, V and Kt (`--cache-type`, default f32). */
   cacheType?: CacheType;
 }
 
@@ -65,6 +86,10 @@ export class KvCache {
   readonly transposedK: boolean;
   /** Whether `vsum(layer)` is kept. */
   readonly vSum: boolean;
+  /** Element type of K, V and Kt. */
+  readonly cacheType: CacheType;
+  /** Bytes per element of K, V and Kt (4 for f32, 2 for f16). */
+  readonly elemBytes: number;
   /** Bytes of cache per position, all layers (K, V, and Kt when kept). */
   readonly bytesPerPosition: number;
   /** Bytes allocated for the whole cache, all layers. */
@@ -78,9 +103,8 @@ export class KvCache {
 
   constructor(opts: KvCacheOptions) {
     const { config, nCtx } = opts;
-    if ((opts.cacheType ?? "f32") !== "f32") {
-      throw new SparqError(`--cache-type ${opts.cacheType}: only f32 KV caches are implemented so far`);
-    }
+    this.cacheType = parseCacheType(opts.cacheType);
+    const eb = this.elemBytes = cacheTypeBytes(this.cacheType);
     if (!Number.isInteger(nCtx) || nCtx < 1) throw new SparqError(`--ctx ${nCtx}: must be a positive integer`);
     this.nCtx = nCtx;
     this.nKv = config.nHeadKv;
@@ -92,19 +116,19 @@ export class KvCache {
     this.#shardOf = opts.shardOf;
     const kElems = this.nKv * nCtx * this.headDim;
     const vElems = this.nKv * nCtx * this.headDimV;
-    const perLayerPos = this.nKv * (this.headDim * (this.transposedK ? 2 : 1) + this.headDimV) * 4;
+    const perLayerPos = this.nKv * (this.headDim * (this.transposedK ? 2 : 1) + this.headDimV) * eb;
     this.bytesPerPosition = perLayerPos * this.nLayer;
     let total = 0;
     for (let l = 0; l < this.nLayer; l++) {
       const shard = this.#shardOf(l);
-      const k = shard.alloc(kElems * 4);
-      const v = shard.alloc(vElems * 4);
-      const kt = this.transposedK ? shard.alloc(kElems * 4) : 0;
+      const k = shard.alloc(kElems * eb);
+      const v = shard.alloc(vElems * eb);
+      const kt = this.transposedK ? shard.alloc(kElems * eb) : 0;
       const vsum = this.vSum ? shard.alloc(this.nKv * this.headDimV * 4) : 0;
       if (vsum) shard.f32(vsum, this.nKv * this.headDimV).fill(0);
       this.#ptrs.push({ k, v, kt, vsum });
       this.#vsum64.push(new Float64Array(this.vSum ? this.nKv * this.headDimV : 0));
-      total += (kElems * (this.transposedK ? 2 : 1) + vElems + (this.vSum ? this.nKv * this.headDimV : 0)) * 4;
+      total += (kElems * (this.transposedK ? 2 : 1) + vElems) * eb + (this.vSum ? this.nKv * this.headDimV * 4 : 0);
     }
     this.totalBytes = total;
   }
@@ -121,28 +145,37 @@ export class KvCache {
     };
   }
 
-  /** Bytes one layer's cache takes for `nCtx` positions under `spec` (or all of several specs), for the loader's shard plan. */
+  /**
+   * Bytes one layer's cache takes for `nCtx` positions under `spec` (or all of several specs) with elements of
+   * `cacheType`, for the loader's shard plan.
+   */
   static bytesPerLayer(
     config: Pick<ModelConfig, "nHeadKv" | "headDim" | "headDimV">,
     nCtx: number,
     spec: AttentionSpec | AttentionSpec[],
+    cacheType: CacheType = "f32",
   ): number {
     const { transposedK, vSum } = KvCache.requirements(spec);
     const kv = config.nHeadKv;
-    // Each allocation may be padded by up to 64 bytes of alignment.
-    return nCtx * kv * (config.headDim * (transposedK ? 2 : 1) + config.headDimV) * 4 +
+    // Each allocation may be padded by up to 64 bytes of alignment; vsum is f32 whatever the cache type.
+    return nCtx * kv * (config.headDim * (transposedK ? 2 : 1) + config.headDimV) * cacheTypeBytes(cacheType) +
       (vSum ? kv * config.headDimV * 4 : 0) + 4 * 64;
   }
 
-  /** Byte pointer of layer `layer`'s row-major K `[nKv][nCtx][headDim]`. */
+  /** Suffix of the attention kernels for this cache's element type (`attn_dense_f32`, `sparq_decode_f16`, …). */
+  get kernelSuffix(): "" | "_f16" {
+    return this.cacheType === "f16" ? "_f16" : "";
+  }
+
+  /** Byte pointer of layer `layer`'s row-major K `[nKv][nCtx][headDim]` (elements of `cacheType`). */
   k(layer: number): number {
     return this.#ptrs[layer].k;
   }
-  /** Byte pointer of layer `layer`'s row-major V `[nKv][nCtx][headDimV]`. */
+  /** Byte pointer of layer `layer`'s row-major V `[nKv][nCtx][headDimV]` (elements of `cacheType`). */
   v(layer: number): number {
     return this.#ptrs[layer].v;
   }
-  /** Byte pointer of layer `layer`'s feature-major K `[nKv][headDim][nCtx]`, 0 when not kept. */
+  /** Byte pointer of layer `layer`'s feature-major K `[nKv][headDim][nCtx]` (elements of `cacheType`), 0 when not kept. */
   kt(layer: number): number {
     return this.#ptrs[layer].kt;
   }
@@ -184,8 +217,9 @@ export class KvCache {
     }
     const ks = shard.f32(kSrc, nTok * nKv * d);
     const vs = shard.f32(vSrc, nTok * nKv * dv);
-    const K = shard.f32(p.k, nKv * nCtx * d);
-    const V = shard.f32(p.v, nKv * nCtx * dv);
+    // An f16 view rounds each stored value to nearest even.
+    const K = this.#view(shard, p.k, nKv * nCtx * d);
+    const V = this.#view(shard, p.v, nKv * nCtx * dv);
     for (let t = 0; t < nTok; t++) {
       for (let h = 0; h < nKv; h++) {
         K.set(ks.subarray((t * nKv + h) * d, (t * nKv + h + 1) * d), (h * nCtx + pos0 + t) * d);
@@ -194,7 +228,7 @@ export class KvCache {
     }
     if (this.transposedK) {
       // Scatter into Kt one feature row at a time: the writes of a row are contiguous.
-      const Kt = shard.f32(p.kt, nKv * d * nCtx);
+      const Kt = this.#view(shard, p.kt, nKv * d * nCtx);
       const stride = nKv * d;
       for (let h = 0; h < nKv; h++) {
         for (let i = 0; i < d; i++) {
@@ -217,12 +251,18 @@ export class KvCache {
     }
   }
 
+  /** View of `n` cache elements at `ptr` (K, V or Kt): f32, or f16 read and written as numbers. */
+  #view(shard: CacheShard, ptr: number, n: number): Float32Array | Float16Array {
+    if (this.cacheType === "f32") return shard.f32(ptr, n);
+    return new Float16Array(shard.f32(ptr, 0).buffer, ptr, n);
+  }
+
   /** vsum[layer] += sign · Σ V rows `pos0 .. pos0+n-1` (f64 shadow), then refreshes the f32 copy. */
   #addV(layer: number, pos0: number, n: number, sign: number): void {
     const { nKv, headDimV: dv, nCtx } = this;
     const shard = this.#shardOf(layer);
     const p = this.#ptrs[layer];
-    const V = shard.f32(p.v, nKv * nCtx * dv);
+    const V = this.#view(shard, p.v, nKv * nCtx * dv);
     const acc = this.#vsum64[layer];
     for (let h = 0; h < nKv; h++) {
       for (let t = pos0; t < pos0 + n; t++) {

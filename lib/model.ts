@@ -583,6 +583,7 @@ export function planModel(
     threads: number;
     attention: AttentionSpec | AttentionSpec[];
     shardBudget?: number;
+    cacheType?: CacheType;
   },
 ): ModelPlan {
   const nCtx = opts.ctx ?? Math.min(c.ctxTrain, 4096);
@@ -596,7 +597,7 @@ export function planModel(
   const layerWeights = (l: number) =>
     file.tensors.filter((t) => t.name.startsWith(`blk.${l}.`)).reduce((a, t) => a + t.bytes + 64, 0);
   const specs = Array.isArray(opts.attention) ? opts.attention : [opts.attention];
-  const kvPerLayer = KvCache.bytesPerLayer(c, nCtx, specs);
+  const kvPerLayer = KvCache.bytesPerLayer(c, nCtx, specs, opts.cacheType);
   // The matmul kernels keep quantized activations in a per-shard scratch that grows geometrically
   // (each growth leaves the old block behind): 4× the largest need bounds the total.
   let act = 0;
@@ -676,6 +677,7 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<M
     threads,
     attention: specs,
     shardBudget: opts.shardBudget,
+    cacheType: opts.cacheType,
   });
   checkMemory(path, plan);
 

@@ -3,10 +3,12 @@
  * then one decode step per position), against the scalar references; 1 and 2 threads must agree bit for bit.
  */
 import { deepStrictEqual as assertEquals, ok } from "node:assert/strict";
-import { KvCache } from "../kv_cache.ts";
+import { type CacheType, KvCache } from "../kv_cache.ts";
 import type { ModelConfig } from "../model_config.ts";
 import { h2oRef, type SequenceRefInput, streamingRef, topkRef } from "../ref/attention_baselines_ref.ts";
-import { type AttentionRefInput, sparqRef } from "../ref/sparq_ref.ts";
+import { type AttentionRefInput, denseAttentionRef, sparqRef } from "../ref/sparq_ref.ts";
+import { roundF16 } from "../ref/f16.ts";
+import type { AttentionBytes } from "./mode.ts";
 import { createRuntime, type Runtime } from "../wasm_runtime.ts";
 import { createAttention } from "./create.ts";
 import { parseAttentionSpec } from "./spec.ts";
@@ -39,12 +41,22 @@ function stepInput(seq: SequenceRefInput, pos: number): AttentionRefInput {
 }
 
 /** Runs `spec` over the sequence on a fresh shard of `rt`; returns the outputs of positions P..T-1. */
-function runMode(rt: Runtime, spec: string, seq: SequenceRefInput): Float32Array[] {
+function runMode(rt: Runtime, spec: string, seq: SequenceRefInput, cacheType: CacheType = "f32"): Float32Array[] {
+  return runModeFull(rt, spec, seq, cacheType).decode;
+}
+
+/** {@link runMode}, also returning the prefill outputs (positions 0..P-1) and the bytes counted by the decode steps. */
+function runModeFull(
+  rt: Runtime,
+  spec: string,
+  seq: SequenceRefInput,
+  cacheType: CacheType,
+): { prefill: Float32Array; decode: Float32Array[]; bytes: AttentionBytes } {
   const threads = rt.threads;
   {
     const shard = rt.newShard(4 << 20);
     const s = parseAttentionSpec(spec);
-    const cache = new KvCache({ config, nCtx: T + 3, shardOf: () => shard, ...KvCache.requirements(s) });
+    const cache = new KvCache({ config, nCtx: T + 3, shardOf: () => shard, cacheType, ...KvCache.requirements(s) });
     const mode = createAttention(s, { config, cache, shardOf: () => shard, threads });
     const q = shard.alloc(T * nHead * d * 4), out = shard.alloc(T * nHead * d * 4);
     const k = shard.alloc(T * nKv * d * 4), v = shard.alloc(T * nKv * d * 4);
@@ -53,7 +65,9 @@ function runMode(rt: Runtime, spec: string, seq: SequenceRefInput): Float32Array
     shard.f32(v, T * nKv * d).set(seq.v.flat());
     cache.append(0, 0, P, k, v);
     mode.prefill(0, 0, P, q, out);
+    const prefill = shard.f32(out, P * nHead * d).slice();
     cache.length = P;
+    mode.resetCounters();
     const outs: Float32Array[] = [];
     for (let pos = P; pos < T; pos++) {
       cache.append(0, pos, 1, k + pos * nKv * d * 4, v + pos * nKv * d * 4);
@@ -63,7 +77,7 @@ function runMode(rt: Runtime, spec: string, seq: SequenceRefInput): Float32Array
     }
     const b = mode.bytes;
     ok(b.k > 0 && b.v > 0, `${spec} counts bytes`);
-    return outs;
+    return { prefill, decode: outs, bytes: b };
   }
 }
 
@@ -118,6 +132,51 @@ Deno.test("every mode through the runtime equals its scalar reference; 1 and 2 t
         }
       });
     }
+  } finally {
+    rt1.close();
+    rt2.close();
+  }
+});
+
+Deno.test("f16 cache: every mode equals its reference on f16-rounded K/V, prefill too; 1 and 2 threads identical", async (t) => {
+  const rt1 = await createRuntime({ threads: 1 }), rt2 = await createRuntime({ threads: 2 });
+  try {
+    const seq = sequence(21);
+    // What an f16 cache holds: K and V rounded to nearest even.
+    const rounded = { ...seq, k: seq.k.map((r) => r.map(roundF16)), v: seq.v.map((r) => r.map(roundF16)) };
+    const all: typeof cases = [["dense", (s, pos) => denseAttentionRef(stepInput(s, pos)), 1e-5], ...cases];
+    for (const [spec, ref] of all) {
+      await t.step(spec, () => {
+        const one = runModeFull(rt1, spec, seq, "f16"), two = runModeFull(rt2, spec, seq, "f16");
+        const f32 = runModeFull(rt1, spec, seq, "f32");
+        for (let pos = P; pos < T; pos++) {
+          assertClose(one.decode[pos - P], ref(rounded, pos), 1e-5, `${spec} f16 pos ${pos}`);
+          assertEquals(two.decode[pos - P], one.decode[pos - P]);
+        }
+        ok(
+          one.decode.some((o, i) => o.some((x, j) => x !== f32.decode[i][j])),
+          `${spec}: the f16 path differs from f32`,
+        );
+        // Prefill (dense, causal, a batch of P tokens) on the rounded values.
+        for (let pos = 0; pos < P; pos++) {
+          const row = one.prefill.subarray(pos * nHead * d, (pos + 1) * nHead * d);
+          assertClose(row, denseAttentionRef(stepInput(rounded, pos)), 1e-5, `${spec} f16 prefill pos ${pos}`);
+        }
+        assertEquals(two.prefill, one.prefill);
+        // K and V elements are 2 bytes instead of 4 (SparQ's v̄ stays f32: 4·d per KV head and step).
+        const vsum = spec.startsWith("sparq") && !spec.includes("reallocate=off") ? (T - P) * nKv * d * 4 : 0;
+        assertEquals(one.bytes.k * 2, f32.bytes.k, `${spec} K bytes`);
+        assertEquals((one.bytes.v - vsum) * 2, f32.bytes.v - vsum, `${spec} V bytes`);
+      });
+    }
+    await t.step("h2o:k=12,window=3", () => {
+      const ref = h2oRef(rounded, P, () => 12, () => 3);
+      const one = runMode(rt1, "h2o:k=12,window=3", seq, "f16"), two = runMode(rt2, "h2o:k=12,window=3", seq, "f16");
+      for (let pos = P; pos < T; pos++) {
+        assertClose(one[pos - P], ref[pos], 1e-5, `h2o f16 pos ${pos}`);
+        assertEquals(two[pos - P], one[pos - P]);
+      }
+    });
   } finally {
     rt1.close();
     rt2.close();

@@ -1,6 +1,7 @@
 /**
  * Dense (exact) attention over the KV cache: the reference every approximation is compared with,
- * and the prefill path of every mode. The work is one kernel, `attn_dense_f32` (asm/attention_dense.ts):
+ * and the prefill path of every mode. The work is one kernel, `attn_dense_f32` (`attn_dense_f16` over an f16
+ * cache; asm/attention_dense.ts):
  * per (query token, KV head) it reads each K and V row of the head once for all query heads of its
  * GQA group, walking positions in order so the cache streams at memory bandwidth.
  * @module
@@ -86,7 +87,7 @@ export class DenseAttention implements AttentionMode {
     const c = this.#cfg;
     const cache = this.#cache;
     const shard = this.#shardOf(layer);
-    shard.run("attn_dense_f32", [
+    shard.run(cache.cacheType === "f16" ? "attn_dense_f16" : "attn_dense_f32", [
       q,
       cache.k(layer),
       cache.v(layer),
@@ -102,7 +103,7 @@ export class DenseAttention implements AttentionMode {
     ]);
     // Token t reads positions 0..pos0+t of every KV head, K and V once each.
     const rows = nTok * (pos0 + 1) + (nTok * (nTok - 1)) / 2;
-    const bytes = rows * c.nHeadKv * c.headDim * 4;
+    const bytes = rows * c.nHeadKv * c.headDim * cache.elemBytes;
     this.#bytes.k += bytes;
     this.#bytes.v += bytes;
   }

@@ -86,8 +86,9 @@ export class H2oAttention implements AttentionMode {
       }
       rows += s.n;
     }
-    this.#bytes.k += rows * c.headDim * 4;
-    this.#bytes.v += rows * c.headDimV * 4;
+    const eb = this.#o.cache.elemBytes;
+    this.#bytes.k += rows * c.headDim * eb;
+    this.#bytes.v += rows * c.headDimV * eb;
     if (budget !== Infinity) this.#bytes.index += rows * 2 * 4;
   }
 

@@ -72,7 +72,7 @@ export class RowsKernel {
     const s = this.#shardOf(layer);
     const b = this.#buf.get(s)!;
     s.i32(b.cnt, c.nHeadKv).set(counts);
-    s.run("attn_rows_decode", [
+    s.run("attn_rows_decode" + cache.kernelSuffix, [
       q,
       out,
       cache.k(layer),

@@ -111,7 +111,7 @@ export class SparqAttention implements AttentionMode {
     const cache = this.#cache;
     const shard = this.#shardOf(layer);
     const realloc = this.#spec.reallocate;
-    shard.run("sparq_decode", [
+    shard.run("sparq_decode" + cache.kernelSuffix, [
       q,
       out,
       cache.k(layer),
@@ -132,10 +132,12 @@ export class SparqAttention implements AttentionMode {
       this.#scratch.get(shard)!,
       this.#stride,
     ]);
-    // Per KV head: r rows of Kt over S positions, the selected rows of K and V, and v̄ when reallocating.
+    // Per KV head: r rows of Kt over S positions, the selected rows of K and V (cache elements), and v̄ (f32)
+    // when reallocating.
     const rows = Math.min(k + keep, S);
-    this.#bytes.k += c.nHeadKv * (r * S + (this.#exactScores ? 0 : rows * d)) * 4;
-    this.#bytes.v += c.nHeadKv * (rows + (realloc ? 1 : 0)) * dv * 4;
+    const eb = cache.elemBytes;
+    this.#bytes.k += c.nHeadKv * (r * S + (this.#exactScores ? 0 : rows * d)) * eb;
+    this.#bytes.v += c.nHeadKv * (rows * dv * eb + (realloc ? dv * 4 : 0));
   }
 
   get bytes(): AttentionBytes {

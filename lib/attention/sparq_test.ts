@@ -1,5 +1,6 @@
 import { deepStrictEqual as assertEquals, ok } from "node:assert/strict";
 import { denseAttentionRef, selectTopRef, sparqRef, type SparqRefParams } from "../ref/sparq_ref.ts";
+import { roundF16 } from "../ref/f16.ts";
 import { sparqGroupScratchBytes } from "./sparq.ts";
 import { type KernelModule, loadKernelModule, randn, rng } from "./test_kernels.ts";
 
@@ -24,18 +25,28 @@ function makeInputs(c: Case, seed: number) {
   return { q, K, V, nHead: c.nHead, nKv: c.nKv, d: c.d, dv: c.dv, S: c.S };
 }
 
-/** Runs the kernel on `nth` simulated threads (ith = 0..nth-1 in turn); returns out and the selected sets. */
-function runKernel(m: KernelModule, c: Case, x: ReturnType<typeof makeInputs>, nth: number) {
+/** The inputs with K and V rounded to f16 (what an f16 cache holds): the reference fed these must match the f16 kernel. */
+function roundKv<X extends { K: ArrayLike<number>; V: ArrayLike<number> }>(x: X): X {
+  return { ...x, K: Float32Array.from(x.K, roundF16), V: Float32Array.from(x.V, roundF16) };
+}
+
+/**
+ * Runs the kernel on `nth` simulated threads (ith = 0..nth-1 in turn); returns out and the selected sets. `f16`:
+ * K, V and Kt are stored as f16 (rounded to nearest even) and `sparq_decode_f16` runs; vsum sums the rounded V.
+ */
+function runKernel(m: KernelModule, c: Case, x: ReturnType<typeof makeInputs>, nth: number, f16 = false) {
   const { nHead, nKv, d, dv, S, nCtx } = c;
   m.reset();
   const f32 = (n: number) => m.alloc(n * 4);
+  const el = (n: number) => m.alloc(n * (f16 ? 2 : 4));
+  const view = (p: number, n: number) => f16 ? new Float16Array(m.f32(0, 0).buffer, p, n) : m.f32(p, n);
   const q = f32(nHead * d), out = f32(nHead * dv);
-  const kc = f32(nKv * nCtx * d), vc = f32(nKv * nCtx * dv), kt = f32(nKv * d * nCtx), vsum = f32(nKv * dv);
+  const kc = el(nKv * nCtx * d), vc = el(nKv * nCtx * dv), kt = el(nKv * d * nCtx), vsum = f32(nKv * dv);
   const G = nHead / nKv;
   const stride = sparqGroupScratchBytes(nCtx, G, d);
   const scratch = m.alloc(nKv * stride);
   m.f32(q, nHead * d).set(x.q);
-  const K = m.f32(kc, nKv * nCtx * d), Kt = m.f32(kt, nKv * d * nCtx), V = m.f32(vc, nKv * nCtx * dv);
+  const K = view(kc, nKv * nCtx * d), Kt = view(kt, nKv * d * nCtx), V = view(vc, nKv * nCtx * dv);
   const vs = m.f32(vsum, nKv * dv);
   for (let g = 0; g < nKv; g++) {
     for (let t = 0; t < S; t++) {
@@ -45,13 +56,13 @@ function runKernel(m: KernelModule, c: Case, x: ReturnType<typeof makeInputs>, n
       }
       for (let i = 0; i < dv; i++) {
         V[(g * nCtx + t) * dv + i] = x.V[(g * S + t) * dv + i];
-        vs[g * dv + i] += x.V[(g * S + t) * dv + i];
+        vs[g * dv + i] += V[(g * nCtx + t) * dv + i];
       }
     }
   }
   const { r, k, window, reallocate, keepCurrent } = c.p;
   for (let ith = 0; ith < nth; ith++) {
-    m.exports.sparq_decode(
+    m.exports[f16 ? "sparq_decode_f16" : "sparq_decode"](
       q,
       out,
       kc,
@@ -187,6 +198,43 @@ Deno.test("sparq kernel equals the scalar reference (MHA, GQA, window, reallocat
         }
       }
     }
+  }
+});
+
+Deno.test("sparq kernel, f16 cache: equals the reference fed the f16-rounded K/V, any thread count; r = d, k ≥ S is dense", () => {
+  if (!mod) return;
+  const shapes = [
+    { nHead: 4, nKv: 4, d: 32, dv: 32 },
+    { nHead: 8, nKv: 2, d: 16, dv: 16 },
+    { nHead: 3, nKv: 1, d: 7, dv: 5 },
+    { nHead: 6, nKv: 3, d: 13, dv: 13 },
+  ];
+  let seed = 500;
+  for (const sh of shapes) {
+    for (const S of [9, 203, 1031]) {
+      for (const [reallocate, keepCurrent] of [[true, true], [false, false]] as const) {
+        const k = Math.max(1, Math.floor(S / 5));
+        const r = Math.max(1, Math.floor(sh.d / 4));
+        const p = { r, k, window: reallocate ? Math.floor(k / 4) : 0, reallocate, keepCurrent };
+        const c = { ...sh, S, nCtx: S + (seed % 3), p };
+        const x = makeInputs(c, seed++);
+        const xr = roundKv(x);
+        const ref = sparqRef(xr, p);
+        const one = runKernel(mod, c, x, 1, true);
+        const two = runKernel(mod, c, x, 2, true);
+        const what = `f16 ${JSON.stringify(c)}`;
+        assertEquals(one.selected, ref.selected, `selection ${what}`);
+        assertClose(one.out, ref.out, 1e-5, what);
+        assertEquals(two.out, one.out, `threads ${what}`);
+        // Fed the unrounded values the f32 kernel gives a different (if close) answer: the f16 path is really taken.
+        const full = runKernel(mod, c, x, 1);
+        ok(full.out.some((v, i) => v !== one.out[i]), `f16 differs from f32 ${what}`);
+      }
+    }
+    // r = d, k ≥ S: dense attention on the rounded values.
+    const c = { ...sh, S: 37, nCtx: 40, p: { ...base, r: sh.d, k: 40, window: 10 } };
+    const x = makeInputs(c, seed++);
+    assertClose(runKernel(mod, c, x, 2, true).out, denseAttentionRef(roundKv(x)), 1e-5, `f16 dense ${sh.d}`);
   }
 });
 

@@ -53,8 +53,9 @@ export class StreamingAttention implements AttentionMode {
     }
     this.#rows.run(layer, q, out, counts);
     const n = counts[0];
-    this.#bytes.k += c.nHeadKv * n * c.headDim * 4;
-    this.#bytes.v += c.nHeadKv * n * c.headDimV * 4;
+    const eb = this.#o.cache.elemBytes;
+    this.#bytes.k += c.nHeadKv * n * c.headDim * eb;
+    this.#bytes.v += c.nHeadKv * n * c.headDimV * eb;
   }
 
   get bytes(): AttentionBytes {

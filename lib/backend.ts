@@ -12,6 +12,7 @@ import type { ModelConfig } from "./model_config.ts";
 import type { AttentionBytes } from "./attention/mode.ts";
 import type { AttentionSpec } from "./attention/spec.ts";
 import { SparqError } from "./errors.ts";
+import type { CacheType } from "./kv_cache.ts";
 
 /** The backends `--backend` accepts. */
 export const BACKENDS = ["wasm", "webgpu"] as const;
@@ -49,6 +50,8 @@ export interface OpenModelOptions {
   ctx?: number;
   batch?: number;
   attention?: string | AttentionSpec;
+  /** KV cache element type (default f32); the webgpu backend has only an f32 cache. */
+  cacheType?: CacheType;
 }
 
 /** Parses a `--backend` value. */
@@ -60,8 +63,16 @@ export function parseBackend(v: string | undefined): BackendName {
   return b as BackendName;
 }
 
+/** Refuses a KV cache type the backend does not implement (the webgpu backend's cache is f32 only). */
+export function checkCacheType(backend: BackendName, cacheType: CacheType | undefined): void {
+  if (backend === "webgpu" && (cacheType ?? "f32") !== "f32") {
+    throw new SparqError(`--cache-type ${cacheType}: the webgpu backend has only an f32 KV cache (use --backend wasm)`);
+  }
+}
+
 /** Loads `path` on the chosen backend (default wasm). */
 export async function openModel(path: string, opts: OpenModelOptions = {}): Promise<LanguageModel> {
+  checkCacheType(opts.backend ?? "wasm", opts.cacheType);
   if ((opts.backend ?? "wasm") === "wasm") {
     return wasmModel(await loadModel(path, opts));
   }
@@ -102,7 +113,9 @@ export function wasmModel(model: Model): LanguageModel {
     },
     loadSeconds: model.loadSeconds,
     attentionName: model.attention.name,
-    description: `wasm${model.runtime.relaxed ? " relaxed-simd" : " simd"}, ${model.runtime.threads} threads`,
+    description: `wasm${model.runtime.relaxed ? " relaxed-simd" : " simd"}, ${model.runtime.threads} threads${
+      model.cache.cacheType === "f16" ? ", f16 KV cache" : ""
+    }`,
     evaluate: (tokens, o) => Promise.resolve(model.evaluate(tokens, o)),
     attentionBytes: () => ({ ...model.attention.bytes }),
     resetCounters: () => model.resetCounters(),

@@ -21,6 +21,7 @@
  * @module
  */
 import { type BackendName, type LanguageModel, openModel } from "./backend.ts";
+import type { CacheType } from "./kv_cache.ts";
 import { type AttentionSpec, formatAttentionSpec, parseAttentionSpec, predictedTransfer } from "./attention/spec.ts";
 import { argmax } from "./sampler.ts";
 import { SparqError } from "./errors.ts";
@@ -46,6 +47,8 @@ export interface CompareOptions {
   threads?: number;
   /** wasm (default) or webgpu. */
   backend?: BackendName;
+  /** KV cache element type (default f32; wasm only). */
+  cacheType?: CacheType;
   /** Repetition: number of probes, cue length and tokens generated per probe. */
   repetitionProbes?: number;
   repetitionCue?: number;
@@ -129,7 +132,13 @@ export async function compareModes(opts: CompareOptions): Promise<CompareReport>
   const specs: AttentionSpec[] = [{ kind: "dense" }, ...rest];
   const progress = opts.onProgress ?? (() => {});
   const load = (spec: AttentionSpec, ctx?: number) =>
-    openModel(opts.model, { backend: opts.backend, attention: spec, threads: opts.threads, ctx });
+    openModel(opts.model, {
+      backend: opts.backend,
+      attention: spec,
+      threads: opts.threads,
+      ctx,
+      cacheType: opts.cacheType,
+    });
 
   // The dense reference model also tokenizes the text (one tokenizer for every mode).
   const dense = await load(specs[0], opts.ctx);

@@ -24,6 +24,7 @@ import { measureBandwidth } from "./bandwidth.ts";
 import { type GgufFile, openGguf } from "./gguf.ts";
 import { configFromGguf } from "./model_config.ts";
 import { loadModel, type Model } from "./model.ts";
+import type { CacheType } from "./kv_cache.ts";
 import { createRuntime, type Shard } from "./wasm_runtime.ts";
 import { parseAttentionSpec, predictedTransfer } from "./attention/spec.ts";
 import { type PlotSeries, svgLinePlot } from "./svg_plot.ts";
@@ -45,6 +46,8 @@ export interface ProfileOptions {
   threads: number[];
   /** Default wasm. The webgpu backend always fills the cache with random values (`GpuModel.benchDecode`). */
   backend?: Backend;
+  /** KV cache element type (wasm; default f32). */
+  cacheType?: CacheType;
   /** Decode steps timed per combination. */
   nTokens: number;
   fill: FillMode;
@@ -254,6 +257,7 @@ export async function runProfile(opts: ProfileOptions): Promise<ProfileReport> {
         attention: specs[0],
         alsoAttention: specs.slice(1),
         batch: opts.fill === "prompt" ? undefined : 1,
+        cacheType: opts.cacheType,
       });
       description ||= describeFile(model.file);
       const probe = measureBandwidth(runtime, opts.probeBytes);

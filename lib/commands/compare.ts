@@ -8,7 +8,8 @@ import { COMPARE_TASKS, compareModes, type CompareReport, type CompareTask, form
 import { SparqError } from "../errors.ts";
 import { type PlotSeries, svgLinePlot } from "../svg_plot.ts";
 import { writeFileAtomic } from "../atomic_write.ts";
-import { parseBackend } from "../backend.ts";
+import { checkCacheType, parseBackend } from "../backend.ts";
+import { parseCacheType } from "../kv_cache.ts";
 
 const METRICS = ["ppl", "bpc", "top1", "kl", "greedy", "repetition", "needle"] as const;
 type Metric = typeof METRICS[number];
@@ -28,6 +29,8 @@ usage: sparq compare -m MODEL -f TEXT [flags]
   -c, --ctx N             context length: tokens of the text used (default: the model's training context)
       --prefix N          tokens evaluated densely as one batch before the decode steps (default: min(128, n/4))
   -t, --threads N         kernel threads (default: all cores)
+      --cache-type T      KV cache element type: f32 (default) or f16 (K, V and SparQ's K copy stored
+                          as f16: half the cache memory and attention reads; wasm backend only)
       --backend B         wasm (default) or webgpu (dense and sparq modes; needs --unstable-webgpu)
       --greedy-probes N   greedy: prompts of evenly spaced lengths (default 4)
       --greedy-tokens N   greedy: tokens dense generates after each prompt (default 64)
@@ -62,6 +65,7 @@ export const command: Command = {
       ctx: { type: "string", short: "c" },
       prefix: { type: "string" },
       threads: { type: "string", short: "t" },
+      "cache-type": { type: "string" },
       backend: { type: "string" },
       "greedy-probes": { type: "string" },
       "greedy-tokens": { type: "string" },
@@ -106,6 +110,10 @@ export const command: Command = {
       })
       : undefined;
 
+    const backend = parseBackend(values.backend);
+    const cacheType = parseCacheType(values["cache-type"]);
+    checkCacheType(backend, cacheType);
+
     const tty = Deno.stderr.isTerminal();
     const enc = new TextEncoder();
     const report = await compareModes({
@@ -116,7 +124,8 @@ export const command: Command = {
       ctx: values.ctx === undefined ? undefined : intFlag("--ctx", values.ctx, 0, 8),
       prefix: values.prefix === undefined ? undefined : intFlag("--prefix", values.prefix, 0, 1),
       threads: values.threads === undefined ? undefined : intFlag("--threads", values.threads, 1, 1, 256),
-      backend: parseBackend(values.backend),
+      backend,
+      cacheType,
       greedyProbes: intFlag("--greedy-probes", values["greedy-probes"], 4, 1),
       greedyTokens: intFlag("--greedy-tokens", values["greedy-tokens"], 64, 1),
       repetitionProbes: intFlag("--rep-probes", values["rep-probes"], 4, 1),

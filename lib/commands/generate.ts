@@ -5,7 +5,8 @@
  */
 import { type Command, floatFlag, intFlag, parseFlags } from "./args.ts";
 import { SparqError } from "../errors.ts";
-import { type LanguageModel, openModel, parseBackend } from "../backend.ts";
+import { checkCacheType, type LanguageModel, openModel, parseBackend } from "../backend.ts";
+import { parseCacheType } from "../kv_cache.ts";
 import { generate, type GenerateResult } from "../generate.ts";
 import { DEFAULT_SAMPLER, type SamplerOptions, validateSamplerOptions } from "../sampler.ts";
 import { type AttentionSpec, attentionSpecFromFlags } from "../attention/spec.ts";
@@ -22,6 +23,8 @@ usage: sparq generate -m MODEL [-p TEXT | -f FILE | (prompt on stdin)] [flags]
   -c, --ctx N             context length (default: the model's, at most 4096)
   -t, --threads N         kernel threads (default: all cores)
   -b, --batch N           prompt-processing batch (default 512)
+      --cache-type T      KV cache element type: f32 (default) or f16 (K, V and SparQ's K copy stored
+                          as f16: half the cache memory and attention reads; wasm backend only)
       --backend B         wasm (default: WebAssembly SIMD on the CPU) or webgpu (needs deno run
                           --unstable-webgpu; dense and sparq attention)
       --temp X            temperature (default 0.8; 0 = greedy)
@@ -63,6 +66,7 @@ const FLAGS = {
   ctx: { type: "string", short: "c" },
   threads: { type: "string", short: "t" },
   batch: { type: "string", short: "b" },
+  "cache-type": { type: "string" },
   backend: { type: "string" },
   temp: { type: "string" },
   "top-k": { type: "string" },
@@ -160,11 +164,13 @@ export const command: Command = {
     const batch = v.batch === undefined ? undefined : intFlag("-b", v.batch, 512, 1);
     const sampler = samplerFromFlags(v);
     const attention = attentionFromFlags(v);
+    const cacheType = parseCacheType(v["cache-type"]);
+    const backend = parseBackend(v.backend);
+    checkCacheType(backend, cacheType);
     const stop = v.stop ?? [];
     const text = await readPrompt(v);
 
-    const backend = parseBackend(v.backend);
-    const model = await openModel(resolveModelPath(v.model), { backend, threads, ctx, batch, attention });
+    const model = await openModel(resolveModelPath(v.model), { backend, threads, ctx, batch, attention, cacheType });
     const enc = new TextEncoder();
     const write = (s: string) => Deno.stdout.writeSync(enc.encode(s));
     const abort = new AbortController();

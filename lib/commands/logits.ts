@@ -12,6 +12,7 @@ import { ATTENTION_FLAGS, attentionFromFlags } from "./generate.ts";
 import { resolveModelPath } from "../model_cache.ts";
 import { openGguf } from "../gguf.ts";
 import { tokenizerFromGguf } from "../tokenizer.ts";
+import { parseCacheType } from "../kv_cache.ts";
 
 const HELP = `sparq logits — next-token logits at every position of an input
 
@@ -22,6 +23,7 @@ usage: sparq logits -m MODEL (-p TEXT | --ids 1,2,3) [flags]
       --ids LIST        input token ids, comma-separated (used as given)
   -c, --ctx N           context length (default: the input length)
   -t, --threads N       kernel threads (default: all cores)
+      --cache-type T    KV cache element type: f32 (default) or f16 (K, V and SparQ's K copy as f16)
       --attention SPEC  attention mode (see sparq generate --help); --sparq-* flags as there
       --prefix N        evaluate the first N positions as one batch and the rest one token at a
                         time (default: all positions in one batch for dense, N = 1 otherwise)
@@ -37,6 +39,7 @@ const FLAGS = {
   ids: { type: "string" },
   ctx: { type: "string", short: "c" },
   threads: { type: "string", short: "t" },
+  "cache-type": { type: "string" },
   ...ATTENTION_FLAGS,
   prefix: { type: "string" },
   top: { type: "string" },
@@ -69,6 +72,7 @@ export const command: Command = {
     const threads = v.threads === undefined ? undefined : intFlag("-t", v.threads, 1, 1, 256);
     const top = v.top === undefined ? undefined : intFlag("--top", v.top, 5, 1);
     const attention = attentionFromFlags(v);
+    const cacheType = parseCacheType(v["cache-type"]);
     let ids: number[] | undefined;
     if (v.ids !== undefined) {
       ids = listFlag(v.ids, []).map((s) => intFlag("--ids", s, 0, 0));
@@ -83,7 +87,7 @@ export const command: Command = {
     if (ctxFlag !== undefined && input.length > ctxFlag) {
       throw new SparqError(`logits: the input has ${input.length} tokens, more than the context of ${ctxFlag} (-c)`);
     }
-    const model = await loadModel(path, { threads, ctx: ctxFlag ?? input.length, attention });
+    const model = await loadModel(path, { threads, ctx: ctxFlag ?? input.length, attention, cacheType });
     try {
       const dense = attention.kind === "dense";
       const prefix = intFlag("--prefix", v.prefix, dense ? input.length : 1, 1, input.length);

@@ -5,7 +5,9 @@
  */
 import { type Command, intFlag, listFlag, parseFlags } from "./args.ts";
 import { SparqError } from "../errors.ts";
+import { checkCacheType } from "../backend.ts";
 import { resolveModelPath } from "../model_cache.ts";
+import { parseCacheType } from "../kv_cache.ts";
 import { type Backend, type FillMode, formatProfileTable, profileSvg, runProfile } from "../profile.ts";
 
 const HELP = `sparq profile -m MODEL [flags]
@@ -22,6 +24,8 @@ attention speedup. List dense first in --attention to get the measured ratio and
       --attention LIST    attention specs (default dense,sparq:ratio=1/8); options of a spec may
                           follow it after commas: dense,sparq:r=16,k=256
   -t, --threads LIST      thread counts (default: all cores)
+      --cache-type T      KV cache element type: f32 (default) or f16 (K, V and SparQ's K copy stored
+                          as f16: half the cache memory and attention reads; wasm backend only)
       --backend B         wasm (default) or webgpu (needs --unstable-webgpu; random fill only; op
                           times are each op kind replayed alone on the GPU, probe is the GPU's)
   -n, --tokens N          decode steps timed per combination (default 16)
@@ -66,6 +70,7 @@ export const command: Command = {
       ctx: { type: "string", short: "c" },
       attention: { type: "string", multiple: true },
       threads: { type: "string", short: "t" },
+      "cache-type": { type: "string" },
       backend: { type: "string" },
       tokens: { type: "string", short: "n" },
       fill: { type: "string" },
@@ -79,6 +84,8 @@ export const command: Command = {
     if (backend !== "wasm" && backend !== "webgpu") {
       throw new SparqError(`--backend ${backend}: expected wasm or webgpu`);
     }
+    const cacheType = parseCacheType(v["cache-type"]);
+    checkCacheType(backend, cacheType);
     const fill = (v.fill ?? (backend === "webgpu" ? "random" : "prompt")) as FillMode;
     if (fill !== "prompt" && fill !== "random") throw new SparqError(`--fill ${v.fill}: expected prompt or random`);
     const attention = splitAttentionList(v.attention ?? ["dense,sparq:ratio=1/8"]);
@@ -95,6 +102,7 @@ export const command: Command = {
       attention,
       threads,
       backend,
+      cacheType,
       nTokens,
       fill,
       seed,

@@ -14,19 +14,15 @@
  * the causal rows of a prefill batch (short first, long last) are spread evenly.
  *
  * Layouts (byte pointers): q/out `[nTok][nHead][d]` f32; K/V `[nKv][nCtx][d]` row-major, f32 (`attn_dense_f32`) or
- * f16 bits (`attn_dense_f16`: each group of four halves is widened to f32 on load, `f16x4ToF32`, exactly; the
- * arithmetic is the f32 kernel's, operation for operation); scores: scratch of `nth·G·nCtx` floats (thread ith uses
- * its own `G·nCtx` block). The element type is the generic `T` (f32, or u16 for f16 bits), fixed at compile time.
+ * f16 bits (`attn_dense_f16`: halves are widened to f32 exactly on load, and the arithmetic is the f32 kernel's,
+ * operation for operation). With GQA (G > 1) each K row and V row is used G times, so the f16 kernel converts the
+ * four K rows of a step, and each V block, once into an f32 buffer and runs the f32 loops on it; MHA converts as it
+ * streams. Scratch: `nth·G·nCtx` floats of scores (thread ith uses its own `G·nCtx` block), then `nth·VBLOCK·d`
+ * floats of conversion buffers. The element type is the generic `T` (f32, or u16 for f16 bits), fixed at compile
+ * time.
  */
-import { f16x4ToF32 } from "./common/simd";
 
-/** Four cache elements at byte pointer `p` as f32x4 (`T` = u16: f16 bits, zero-extended and converted). */
-// @ts-ignore: decorator
-@inline
-function ld4<T>(p: usize): v128 {
-  if (sizeof<T>() == 2) return f16x4ToF32(v128.load16x4_u(p));
-  return v128.load(p);
-}
+import { cvtF16, ld4 } from "./common/kv_elem";
 
 // exp(x) for x ≤ 0 (scores minus their max), 4 lanes: Cephes expf polynomial, ~1 ulp.
 const LOG2E: f32 = 1.44269504088896341;
@@ -143,7 +139,9 @@ function hsum4(a: v128, b: v128, c: v128, d: v128): v128 {
 }
 
 /** scores[g][p] = scale · q_g · K[p] for p in [0, nPos): four K rows at a time, each loaded once for all G heads. */
-function scores<T>(q: usize, kBase: usize, sc: usize, G: i32, d: i32, nCtx: i32, nPos: i32, scale: f32): void {
+function scores<T>(
+  q: usize, kBase: usize, sc: usize, G: i32, d: i32, nCtx: i32, nPos: i32, scale: f32, conv: usize,
+): void {
   const E = <usize> sizeof<T>();
   const qBytes = <usize> d << 2;
   const rowBytes = <usize> d * E;
@@ -151,8 +149,13 @@ function scores<T>(q: usize, kBase: usize, sc: usize, G: i32, d: i32, nCtx: i32,
   let p = 0;
   // MHA (G = 1) streams best one row at a time; with G > 1 four rows are shared by the G heads.
   for (; G > 1 && p + 4 <= nPos; p += 4) {
-    const k0 = kBase + <usize> p * rowBytes;
-    const k1 = k0 + rowBytes, k2 = k1 + rowBytes, k3 = k2 + rowBytes;
+    // The four rows as f32: in place (f32 cache), or converted once into `conv` for the G heads (f16).
+    let k0 = kBase + <usize> p * rowBytes;
+    if (sizeof<T>() == 2) {
+      cvtF16(conv, k0, 4 * d);
+      k0 = conv;
+    }
+    const k1 = k0 + qBytes, k2 = k1 + qBytes, k3 = k2 + qBytes;
     for (let g = 0; g < G; g++) {
       const qg = q + <usize> g * qBytes;
       // Eight independent accumulator chains (two per row) keep the multiply-add pipeline full.
@@ -160,24 +163,24 @@ function scores<T>(q: usize, kBase: usize, sc: usize, G: i32, d: i32, nCtx: i32,
       let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
       let i = 0;
       for (; i + 8 <= d; i += 8) {
-        const o = <usize> i << 2, ok = <usize> i * E, ok4 = ok + 4 * E;
+        const o = <usize> i << 2;
         const qv = v128.load(qg + o), qw = v128.load(qg + o, 16);
-        a0 = madd(qv, ld4<T>(k0 + ok), a0);
-        a1 = madd(qv, ld4<T>(k1 + ok), a1);
-        a2 = madd(qv, ld4<T>(k2 + ok), a2);
-        a3 = madd(qv, ld4<T>(k3 + ok), a3);
-        b0 = madd(qw, ld4<T>(k0 + ok4), b0);
-        b1 = madd(qw, ld4<T>(k1 + ok4), b1);
-        b2 = madd(qw, ld4<T>(k2 + ok4), b2);
-        b3 = madd(qw, ld4<T>(k3 + ok4), b3);
+        a0 = madd(qv, v128.load(k0 + o), a0);
+        a1 = madd(qv, v128.load(k1 + o), a1);
+        a2 = madd(qv, v128.load(k2 + o), a2);
+        a3 = madd(qv, v128.load(k3 + o), a3);
+        b0 = madd(qw, v128.load(k0 + o, 16), b0);
+        b1 = madd(qw, v128.load(k1 + o, 16), b1);
+        b2 = madd(qw, v128.load(k2 + o, 16), b2);
+        b3 = madd(qw, v128.load(k3 + o, 16), b3);
       }
       for (; i < d; i += 4) {
-        const o = <usize> i << 2, ok = <usize> i * E;
+        const o = <usize> i << 2;
         const qv = v128.load(qg + o);
-        a0 = madd(qv, ld4<T>(k0 + ok), a0);
-        a1 = madd(qv, ld4<T>(k1 + ok), a1);
-        a2 = madd(qv, ld4<T>(k2 + ok), a2);
-        a3 = madd(qv, ld4<T>(k3 + ok), a3);
+        a0 = madd(qv, v128.load(k0 + o), a0);
+        a1 = madd(qv, v128.load(k1 + o), a1);
+        a2 = madd(qv, v128.load(k2 + o), a2);
+        a3 = madd(qv, v128.load(k3 + o), a3);
       }
       a0 = f32x4.add(a0, b0);
       a1 = f32x4.add(a1, b1);
@@ -195,7 +198,9 @@ function scores<T>(q: usize, kBase: usize, sc: usize, G: i32, d: i32, nCtx: i32,
 }
 
 /** out_g = Σ_p w[g][p] · V[p] (out zeroed first): V in blocks of VBLOCK rows, each block read from memory once. */
-function weightedSum<T>(out: usize, vBase: usize, sc: usize, G: i32, d: i32, nCtx: i32, nPos: i32): void {
+function weightedSum<T>(
+  out: usize, vBase: usize, sc: usize, G: i32, d: i32, nCtx: i32, nPos: i32, conv: usize,
+): void {
   const E = <usize> sizeof<T>();
   const outBytes = <usize> d << 2;
   const rowBytes = <usize> d * E;
@@ -214,6 +219,12 @@ function weightedSum<T>(out: usize, vBase: usize, sc: usize, G: i32, d: i32, nCt
   }
   for (let p0 = 0; p0 < nPos; p0 += VBLOCK) {
     const p1 = min(p0 + VBLOCK, nPos);
+    // The block's rows as f32 (`vb` + p·outBytes is row p): in place, or converted once for the G heads (f16).
+    let vb = vBase;
+    if (sizeof<T>() == 2) {
+      cvtF16(conv, vBase + <usize> p0 * rowBytes, (p1 - p0) * d);
+      vb = conv - <usize> p0 * outBytes;
+    }
     for (let g = 0; g < G; g++) {
       const o = out + <usize> g * outBytes;
       const w = sc + ((<usize> g * <usize> nCtx) << 2);
@@ -225,15 +236,15 @@ function weightedSum<T>(out: usize, vBase: usize, sc: usize, G: i32, d: i32, nCt
         let a4 = v128.load(oc, 64), a5 = v128.load(oc, 80), a6 = v128.load(oc, 96), a7 = v128.load(oc, 112);
         for (let p = p0; p < p1; p++) {
           const wv = f32x4.splat(load<f32>(w + (<usize> p << 2)));
-          const vr = vBase + <usize> p * rowBytes + <usize> c * E;
-          a0 = madd(wv, ld4<T>(vr), a0);
-          a1 = madd(wv, ld4<T>(vr + 4 * E), a1);
-          a2 = madd(wv, ld4<T>(vr + 8 * E), a2);
-          a3 = madd(wv, ld4<T>(vr + 12 * E), a3);
-          a4 = madd(wv, ld4<T>(vr + 16 * E), a4);
-          a5 = madd(wv, ld4<T>(vr + 20 * E), a5);
-          a6 = madd(wv, ld4<T>(vr + 24 * E), a6);
-          a7 = madd(wv, ld4<T>(vr + 28 * E), a7);
+          const vr = vb + <usize> p * outBytes + (<usize> c << 2);
+          a0 = madd(wv, v128.load(vr), a0);
+          a1 = madd(wv, v128.load(vr, 16), a1);
+          a2 = madd(wv, v128.load(vr, 32), a2);
+          a3 = madd(wv, v128.load(vr, 48), a3);
+          a4 = madd(wv, v128.load(vr, 64), a4);
+          a5 = madd(wv, v128.load(vr, 80), a5);
+          a6 = madd(wv, v128.load(vr, 96), a6);
+          a7 = madd(wv, v128.load(vr, 112), a7);
         }
         v128.store(oc, a0);
         v128.store(oc, a1, 16);
@@ -249,11 +260,11 @@ function weightedSum<T>(out: usize, vBase: usize, sc: usize, G: i32, d: i32, nCt
         let a0 = v128.load(oc), a1 = v128.load(oc, 16), a2 = v128.load(oc, 32), a3 = v128.load(oc, 48);
         for (let p = p0; p < p1; p++) {
           const wv = f32x4.splat(load<f32>(w + (<usize> p << 2)));
-          const vr = vBase + <usize> p * rowBytes + <usize> c * E;
-          a0 = madd(wv, ld4<T>(vr), a0);
-          a1 = madd(wv, ld4<T>(vr + 4 * E), a1);
-          a2 = madd(wv, ld4<T>(vr + 8 * E), a2);
-          a3 = madd(wv, ld4<T>(vr + 12 * E), a3);
+          const vr = vb + <usize> p * outBytes + (<usize> c << 2);
+          a0 = madd(wv, v128.load(vr), a0);
+          a1 = madd(wv, v128.load(vr, 16), a1);
+          a2 = madd(wv, v128.load(vr, 32), a2);
+          a3 = madd(wv, v128.load(vr, 48), a3);
         }
         v128.store(oc, a0);
         v128.store(oc, a1, 16);
@@ -265,7 +276,7 @@ function weightedSum<T>(out: usize, vBase: usize, sc: usize, G: i32, d: i32, nCt
         let a0 = v128.load(oc);
         for (let p = p0; p < p1; p++) {
           const wv = f32x4.splat(load<f32>(w + (<usize> p << 2)));
-          a0 = madd(wv, ld4<T>(vBase + <usize> p * rowBytes + <usize> c * E), a0);
+          a0 = madd(wv, v128.load(vb + <usize> p * outBytes + (<usize> c << 2)), a0);
         }
         v128.store(oc, a0);
       }
@@ -299,6 +310,8 @@ function attnDense<T>(
   const G = nHead / nKv;
   const rowBytes = <usize> d << 2;
   const sc = scoresBuf + ((<usize> ith * <usize> G * <usize> nCtx) << 2);
+  // This thread's f16 → f32 conversion buffer (VBLOCK rows of d), after every thread's scores.
+  const conv = scoresBuf + ((<usize> nth * <usize> G * <usize> nCtx + <usize> ith * <usize> VBLOCK * <usize> d) << 2);
   const nUnits = nTok * nKv;
   for (let u = ith; u < nUnits; u += nth) {
     const t = u / nKv;
@@ -306,9 +319,9 @@ function attnDense<T>(
     const nPos = pos0 + t + 1;
     const first = <usize> (t * nHead + h * G) * rowBytes;
     const kvOff = <usize> h * <usize> nCtx * <usize> d * <usize> sizeof<T>();
-    scores<T>(q + first, k + kvOff, sc, G, d, nCtx, nPos, scale);
+    scores<T>(q + first, k + kvOff, sc, G, d, nCtx, nPos, scale, conv);
     for (let g = 0; g < G; g++) softmaxInPlace(sc + ((<usize> g * <usize> nCtx) << 2), nPos);
-    weightedSum<T>(out + first, v + kvOff, sc, G, d, nCtx, nPos);
+    weightedSum<T>(out + first, v + kvOff, sc, G, d, nCtx, nPos, conv);
   }
 }
 

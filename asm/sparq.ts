@@ -22,12 +22,13 @@
  * lanes are combined in a fixed order, so the scalar reference reproduces the selected set bit for bit.
  *
  * Cache element type: the kernels are generic over `T` — f32, or u16 for an f16 cache (`sparq_decode_f16`,
- * `attn_rows_decode_f16`): K, V and Kt hold f16 bits, widened to f32 exactly on load (four at a time with
- * `f16x4ToF32`, scalar tails with `f16ToF32`), so an f16 cache gives the f32 kernel's result on the f16-rounded
+ * `attn_rows_decode_f16`): K, V and Kt hold f16 bits, widened to f32 exactly on load (`common/kv_elem.ts`: four at
+ * a time, scalar tails one by one), so an f16 cache gives the f32 kernel's result on the f16-rounded
  * values. vsum, q, out and the scratch stay f32.
  */
 import { splitStart } from "./common/split";
-import { f16ToF32, f16x4ToF32, hsumF32 } from "./common/simd";
+import { hsumF32 } from "./common/simd";
+import { ld1, ld4 } from "./common/kv_elem";
 import { attn_f32_keys, attn_select_top } from "./attention_select";
 
 /**
@@ -36,20 +37,6 @@ import { attn_f32_keys, attn_select_top } from "./attention_select";
  * S = 8192, 32 heads) — the Kt rows stream better in long runs than the accumulators gain from L1.
  */
 const TILE: i32 = 32768;
-
-/** Four cache elements at byte pointer `p` as f32x4 (`T` = u16: f16 bits, zero-extended and converted). */
-// @ts-ignore: decorator
-@inline function ld4<T>(p: usize): v128 {
-  if (sizeof<T>() == 2) return f16x4ToF32(v128.load16x4_u(p));
-  return v128.load(p);
-}
-
-/** One cache element at byte pointer `p` as f32. */
-// @ts-ignore: decorator
-@inline function ld1<T>(p: usize): f32 {
-  if (sizeof<T>() == 2) return f16ToF32(<u32> load<u16>(p));
-  return load<f32>(p);
-}
 
 const LOG2E: f32 = 1.44269504088896341;
 const LN2_HI: f32 = 0.693359375;

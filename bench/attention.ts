@@ -1,6 +1,6 @@
 /**
- * Attention-only benchmark: one decode step of one layer's heads over a filled f32 KV cache, dense
- * (`DenseAttention`, kernel `attn_dense_f32`) vs SparQ at compression 1/2, 1/4, 1/8, 1/16
+ * Attention-only benchmark: one decode step of one layer's heads over a filled f32 or f16 KV cache, dense
+ * (`DenseAttention`, kernel `attn_dense_f32`/`_f16`) vs SparQ at compression 1/2, 1/4, 1/8, 1/16
  * (r = d/R, k = S/(2R), window k/4, reallocation on). Prints time per step, the measured speedup next to the
  * predicted transfer ratio (sparq.md §2.3), the bytes each mode reports and the achieved bandwidth, with
  * `/proc/loadavg` on every line (the machine is shared: figures are only as good as the load allows).
@@ -14,12 +14,13 @@
  * many). So at 1/8 the measured speedup is about a third of the transfer ratio for MHA (d 128); GQA gains more
  * because dense attention there is compute-bound (G dot products per row).
  *
- *   deno run -A bench/attention.ts [--threads 2] [--shape mha,gqa] [--ctx 1024,4096,8192,16384,32768]
+ *   deno run -A bench/attention.ts [--threads 2] [--shape mha,gqa] [--ctx 1024,4096,8192,16384,32768] [--layers N]
+ *     [--cache-type f32|f16|f32,f16]   (a list runs each type in turn, same shapes and contexts)
  * @module
  */
 import { parseArgs } from "node:util";
 import { createRuntime, type Shard } from "../lib/wasm_runtime.ts";
-import { KvCache } from "../lib/kv_cache.ts";
+import { type CacheType, KvCache, parseCacheType } from "../lib/kv_cache.ts";
 import type { ModelConfig } from "../lib/model_config.ts";
 import { DenseAttention } from "../lib/attention/dense.ts";
 import { SparqAttention, sparqScratchBytes } from "../lib/attention/sparq.ts";
@@ -39,6 +40,7 @@ const { values } = parseArgs({
     shape: { type: "string", default: "mha,gqa" },
     ctx: { type: "string", default: "1024,4096,8192,16384,32768" },
     layers: { type: "string", default: "1" },
+    "cache-type": { type: "string", default: "f32" },
   },
 });
 const threads = Number(values.threads);
@@ -46,11 +48,12 @@ const ctxs = values.ctx!.split(",").map(Number);
 const nCtx = Math.max(...ctxs);
 /** Layers cycled through, one per step: more than one makes the working set exceed the L3 cache, as in a model. */
 const nLayers = Number(values.layers);
+const cacheTypes: CacheType[] = values["cache-type"]!.split(",").map((t) => parseCacheType(t));
 
 const loadavg = () => Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
 
 /** Fills `a` with a repeated block of normal-ish random values (a prime-length block, so rows differ). */
-function fillRandom(a: Float32Array, seed: number) {
+function fillRandom(a: Float32Array | Float16Array, seed: number) {
   const blk = new Float32Array(1048573);
   let s = seed;
   for (let i = 0; i < blk.length; i++) {
@@ -79,60 +82,67 @@ function time(f: () => void): number {
 }
 
 const rt = await createRuntime({ threads });
-console.log(`attention benchmark: ${threads} threads, ${rt.relaxed ? "relaxed-SIMD" : "SIMD"} build, f32 cache`);
-for (const shapeName of values.shape!.split(",")) {
-  const sh = SHAPES[shapeName];
-  const config = {
-    name: shapeName,
-    nLayer: nLayers,
-    nHead: sh.nHead,
-    nHeadKv: sh.nHeadKv,
-    headDim: sh.headDim,
-    headDimV: sh.headDim,
-  } as ModelConfig;
-  const sparqSpec = parseAttentionSpec("sparq");
-  const bytes = nLayers * KvCache.bytesPerLayer(config, nCtx, sparqSpec) +
-    DenseAttention.scratchBytes(config, nCtx, threads) + RATIOS.length * sparqScratchBytes(config, nCtx) + (4 << 20);
-  const shard: Shard = rt.newShard(bytes);
-  const cache = new KvCache({ config, nCtx, shardOf: () => shard, ...KvCache.requirements(sparqSpec) });
-  const d = sh.headDim, kvElems = sh.nHeadKv * nCtx * d;
-  for (let l = 0; l < nLayers; l++) {
-    fillRandom(shard.f32(cache.k(l), kvElems), 1 + 3 * l);
-    fillRandom(shard.f32(cache.v(l), kvElems), 2 + 3 * l);
-    fillRandom(shard.f32(cache.kt(l), kvElems), 3 + 3 * l);
-  }
-  const q = shard.alloc(sh.nHead * d * 4), out = shard.alloc(sh.nHead * d * 4);
-  fillRandom(shard.f32(q, sh.nHead * d), 4);
-  const ctx = { config, cache, shardOf: () => shard, threads };
-  const dense = new DenseAttention(ctx);
-  const modes: [AttentionSpec, AttentionMode][] = [[{ kind: "dense" }, dense]];
-  for (const R of RATIOS) {
-    const spec = parseAttentionSpec(`sparq:ratio=1/${R}`) as Extract<AttentionSpec, { kind: "sparq" }>;
-    modes.push([spec, new SparqAttention({ spec, config, cache, shardOf: () => shard, dense })]);
-  }
-  console.log(`\n${sh.what}; cache ${(cache.totalBytes / 2 ** 20).toFixed(0)} MiB (K, Kt, V)`);
-  console.log("     S  mode              ms/step  speedup  transfer 1/x  MB read   GB/s   loadavg");
-  for (const S of ctxs) {
-    cache.length = S;
-    let denseMs = 0;
-    for (const [spec, mode] of modes) {
-      mode.resetCounters();
-      let layer = 0;
-      const ms = time(() => mode.decode(layer = (layer + 1) % nLayers, S - 1, q, out));
-      mode.resetCounters();
-      mode.decode(0, S - 1, q, out);
-      const calls = 1;
-      const b = mode.bytes;
-      const mb = (b.k + b.v + b.index) / calls / 1e6;
-      if (spec.kind === "dense") denseMs = ms;
-      const pred = predictedTransfer({ kind: "dense" }, d, S) / predictedTransfer(spec, d, S);
-      console.log(
-        `${String(S).padStart(6)}  ${mode.name.padEnd(16)} ${ms.toFixed(3).padStart(8)}  ${
-          (denseMs / ms).toFixed(2).padStart(6)
-        }×  ${pred.toFixed(2).padStart(11)}  ${mb.toFixed(1).padStart(7)}  ${
-          (mb / ms).toFixed(1).padStart(5)
-        }   ${loadavg()}`,
-      );
+for (const cacheType of cacheTypes) {
+  console.log(
+    `attention benchmark: ${threads} threads, ${rt.relaxed ? "relaxed-SIMD" : "SIMD"} build, ${cacheType} cache`,
+  );
+  for (const shapeName of values.shape!.split(",")) {
+    const sh = SHAPES[shapeName];
+    const config = {
+      name: shapeName,
+      nLayer: nLayers,
+      nHead: sh.nHead,
+      nHeadKv: sh.nHeadKv,
+      headDim: sh.headDim,
+      headDimV: sh.headDim,
+    } as ModelConfig;
+    const sparqSpec = parseAttentionSpec("sparq");
+    const bytes = nLayers * KvCache.bytesPerLayer(config, nCtx, sparqSpec, cacheType) +
+      DenseAttention.scratchBytes(config, nCtx, threads) + RATIOS.length * sparqScratchBytes(config, nCtx) + (4 << 20);
+    const shard: Shard = rt.newShard(bytes);
+    const cache = new KvCache({ config, nCtx, shardOf: () => shard, cacheType, ...KvCache.requirements(sparqSpec) });
+    const d = sh.headDim, kvElems = sh.nHeadKv * nCtx * d;
+    // Cache elements as numbers (an f16 view rounds what is written to it).
+    const view = (p: number) =>
+      cacheType === "f16" ? new Float16Array(shard.f32(0, 0).buffer, p, kvElems) : shard.f32(p, kvElems);
+    for (let l = 0; l < nLayers; l++) {
+      fillRandom(view(cache.k(l)), 1 + 3 * l);
+      fillRandom(view(cache.v(l)), 2 + 3 * l);
+      fillRandom(view(cache.kt(l)), 3 + 3 * l);
+    }
+    const q = shard.alloc(sh.nHead * d * 4), out = shard.alloc(sh.nHead * d * 4);
+    fillRandom(shard.f32(q, sh.nHead * d), 4);
+    const ctx = { config, cache, shardOf: () => shard, threads };
+    const dense = new DenseAttention(ctx);
+    const modes: [AttentionSpec, AttentionMode][] = [[{ kind: "dense" }, dense]];
+    for (const R of RATIOS) {
+      const spec = parseAttentionSpec(`sparq:ratio=1/${R}`) as Extract<AttentionSpec, { kind: "sparq" }>;
+      modes.push([spec, new SparqAttention({ spec, config, cache, shardOf: () => shard, dense })]);
+    }
+    console.log(`\n${sh.what}; ${cacheType} cache ${(cache.totalBytes / 2 ** 20).toFixed(0)} MiB (K, Kt, V)`);
+    console.log("     S  mode              ms/step  speedup  transfer 1/x  MB read   GB/s   loadavg");
+    for (const S of ctxs) {
+      cache.length = S;
+      let denseMs = 0;
+      for (const [spec, mode] of modes) {
+        mode.resetCounters();
+        let layer = 0;
+        const ms = time(() => mode.decode(layer = (layer + 1) % nLayers, S - 1, q, out));
+        mode.resetCounters();
+        mode.decode(0, S - 1, q, out);
+        const calls = 1;
+        const b = mode.bytes;
+        const mb = (b.k + b.v + b.index) / calls / 1e6;
+        if (spec.kind === "dense") denseMs = ms;
+        const pred = predictedTransfer({ kind: "dense" }, d, S) / predictedTransfer(spec, d, S);
+        console.log(
+          `${String(S).padStart(6)}  ${mode.name.padEnd(16)} ${ms.toFixed(3).padStart(8)}  ${
+            (denseMs / ms).toFixed(2).padStart(6)
+          }×  ${pred.toFixed(2).padStart(11)}  ${mb.toFixed(1).padStart(7)}  ${
+            (mb / ms).toFixed(1).padStart(5)
+          }   ${loadavg()}`,
+        );
+      }
     }
   }
 }

@@ -56,13 +56,16 @@ export class DenseAttention implements AttentionMode {
     const G = c.nHead / c.nHeadKv;
     for (let l = 0; l < c.nLayer; l++) {
       const s = opts.shardOf(l);
-      if (!this.#scores.has(s)) this.#scores.set(s, s.alloc(opts.threads * G * cache.nCtx * 4));
+      if (!this.#scores.has(s)) this.#scores.set(s, s.alloc(DenseAttention.scratchBytes(c, cache.nCtx, opts.threads)));
     }
   }
 
-  /** Bytes of scratch each shard needs for `threads` threads (for the loader's memory estimate). */
+  /**
+   * Bytes of scratch each shard needs for `threads` threads (for the loader's memory estimate): per thread, the
+   * scores of G heads over nCtx positions and a conversion buffer of VBLOCK = 32 rows of d (the f16 kernel's).
+   */
   static scratchBytes(config: ModelConfig, nCtx: number, threads: number): number {
-    return threads * (config.nHead / config.nHeadKv) * nCtx * 4 + 64;
+    return threads * ((config.nHead / config.nHeadKv) * nCtx + 32 * config.headDim) * 4 + 64;
   }
 
   prefill(layer: number, pos0: number, nTok: number, q: number, out: number): void {

@@ -1,0 +1,46 @@
+// deno-fmt-ignore-file -- AssemblyScript (decorators, `<T>x` casts): deno fmt would drop `@inline`.
+/**
+ * Loads of KV-cache elements for the attention kernels, generic over the element type `T`: f32, or u16 for an f16
+ * cache (f16 bits, widened to f32 exactly on load). `sizeof<T>()` is a compile-time constant, so each instance
+ * compiles to plain f32 loads or to the conversion, with no branch.
+ */
+import { f16ToF32 } from "./simd";
+
+/** 2^112: moves an f16 exponent placed in f32 position to the f32 bias (exact for normal and subnormal halves). */
+const F16_REBIAS: f32 = 5.192296858534828e33;
+
+/**
+ * Four f16 values, sign-extended into the i32 lanes, → f32x4 (exact for finite halves; an f16 cache holds no NaN,
+ * and ±inf only where the f32 value was beyond the f16 range). Shifting the sign-extended lane left by 13 puts the
+ * magnitude in f32 position with the sign still in bit 31; the mask clears bits 28–30. One op fewer than
+ * `f16x4ToF32` of simd.ts (which takes zero-extended lanes), with the same result.
+ */
+// @ts-ignore: decorator
+@inline export function f16sx4ToF32(h: v128): v128 {
+  return f32x4.mul(v128.and(i32x4.shl(h, 13), i32x4.splat(0x8fffe000)), f32x4.splat(F16_REBIAS));
+}
+
+/** Four cache elements at byte pointer `p` as f32x4. */
+// @ts-ignore: decorator
+@inline export function ld4<T>(p: usize): v128 {
+  if (sizeof<T>() == 2) return f16sx4ToF32(v128.load16x4_s(p));
+  return v128.load(p);
+}
+
+/** One cache element at byte pointer `p` as f32. */
+// @ts-ignore: decorator
+@inline export function ld1<T>(p: usize): f32 {
+  if (sizeof<T>() == 2) return f16ToF32(<u32> load<u16>(p));
+  return load<f32>(p);
+}
+
+/** dst[i] = f32 of the f16 src[i] for `n` values (n a multiple of 4), eight per step from one i16x8 load. */
+export function cvtF16(dst: usize, src: usize, n: i32): void {
+  let i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const h = v128.load(src + (<usize> i << 1));
+    v128.store(dst + (<usize> i << 2), f16sx4ToF32(i32x4.extend_low_i16x8_s(h)));
+    v128.store(dst + (<usize> i << 2), f16sx4ToF32(i32x4.extend_high_i16x8_s(h)), 16);
+  }
+  for (; i < n; i += 4) v128.store(dst + (<usize> i << 2), ld4<u16>(src + (<usize> i << 1)));
+}

@@ -440,13 +440,38 @@ function sparqGroup<T>(
         const k1 = kt + <usize> i1 * <usize> nCtx * E;
         const k2 = kt + <usize> i2 * <usize> nCtx * E;
         const k3 = kt + <usize> i3 * <usize> nCtx * E;
+        // f16 with G > 1: convert each four positions of the four rows once and apply them to every head (heads
+        // inner; their coefficients splatted into `hist`, free during this step). Same operations per
+        // accumulator as below, so the same results; the tail positions are left to the loop below.
+        let tv = t0;
+        if (sizeof<T>() == 2 && G > 1) {
+          for (let h = 0; h < G; h++) {
+            const qh = q + ((<usize> (h * d)) << 2);
+            const cf = hist + (<usize> h << 6);
+            v128.store(cf, f32x4.splat(load<f32>(qh + (<usize> i0 << 2))));
+            v128.store(cf, f32x4.splat(load<f32>(qh + (<usize> i1 << 2))), 16);
+            v128.store(cf, f32x4.splat(load<f32>(qh + (<usize> i2 << 2))), 32);
+            v128.store(cf, f32x4.splat(load<f32>(qh + (<usize> i3 << 2))), 48);
+          }
+          for (; tv + 4 <= t1; tv += 4) {
+            const o = <usize> tv << 2, ok = <usize> tv * E;
+            const x0 = ld4<T>(k0 + ok), x1 = ld4<T>(k1 + ok), x2 = ld4<T>(k2 + ok), x3 = ld4<T>(k3 + ok);
+            for (let h = 0; h < G; h++) {
+              const cf = hist + (<usize> h << 6);
+              const x = f32x4.add(f32x4.mul(v128.load(cf), x0), f32x4.mul(v128.load(cf, 16), x1));
+              const y = f32x4.add(f32x4.mul(v128.load(cf, 32), x2), f32x4.mul(v128.load(cf, 48), x3));
+              const acc = shat + ((<usize> h * nc4) << 2) + o;
+              v128.store(acc, f32x4.add(v128.load(acc), f32x4.add(x, y)));
+            }
+          }
+        }
         for (let h = 0; h < G; h++) {
           const qh = q + ((<usize> (h * d)) << 2);
           const a0 = load<f32>(qh + (<usize> i0 << 2)), a1 = load<f32>(qh + (<usize> i1 << 2));
           const a2 = load<f32>(qh + (<usize> i2 << 2)), a3 = load<f32>(qh + (<usize> i3 << 2));
           const v0 = f32x4.splat(a0), v1 = f32x4.splat(a1), v2 = f32x4.splat(a2), v3 = f32x4.splat(a3);
           const acc = shat + ((<usize> h * nc4) << 2);
-          let t = t0;
+          let t = tv;
           for (; t + 4 <= t1; t += 4) {
             const o = <usize> t << 2, ok = <usize> t * E;
             const x = f32x4.add(f32x4.mul(v0, ld4<T>(k0 + ok)), f32x4.mul(v1, ld4<T>(k1 + ok)));

@@ -266,6 +266,11 @@ Deno.test("sparq kernel: several accumulation tiles (S beyond one tile for a gro
     const one = runKernel(mod, c, x, 1);
     assertEquals(one.selected, ref.selected);
     assertClose(one.out, ref.out, 1e-5, `r=${r}`);
+    // f16 cache: heads-inner conversion of the Kt rows across tiles.
+    const refH = sparqRef(roundKv(x), c.p);
+    const half = runKernel(mod, c, x, 2, true);
+    assertEquals(half.selected, refH.selected);
+    assertClose(half.out, refH.out, 1e-5, `f16 r=${r}`);
   }
 });
 

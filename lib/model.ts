@@ -45,6 +45,8 @@ const GELU_F16_TABLE = true;
 export interface LoadOptions {
   /** Kernel threads (default: all cores); ignored when `runtime` is given. */
   threads?: number;
+  /** Back the model's memories with transparent huge pages (see lib/huge_pages.ts); ignored when `runtime` is given. */
+  hugePages?: boolean;
   /** Context length (KV cache positions); default min(training context, 4096). */
   ctx?: number;
   /** Attention mode: a spec string (`dense`, `sparq:ratio=1/8`, …) or a parsed spec; default dense. */
@@ -681,7 +683,7 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<M
   });
   checkMemory(path, plan);
 
-  const runtime = opts.runtime ?? await createRuntime({ threads });
+  const runtime = opts.runtime ?? await createRuntime({ threads, hugePages: opts.hugePages });
   try {
     const shards = plan.shardBytes.map((bytes) => runtime.newShard(bytes));
     const load = async (name: string, shard: Shard): Promise<Weight> => {

@@ -55,6 +55,8 @@ export interface ProfileOptions {
   seed?: number;
   /** Size of the bandwidth probe's buffer (default lib/bandwidth.ts's 1 GiB; tests use less). */
   probeBytes?: number;
+  /** Transparent huge pages for every wasm memory (model, cache, probe); see lib/huge_pages.ts. */
+  hugePages?: boolean;
   /** Progress lines (stderr in the CLI). */
   log?: (line: string) => void;
 }
@@ -249,7 +251,7 @@ export async function runProfile(opts: ProfileOptions): Promise<ProfileReport> {
   for (const threads of opts.threads) {
     // One model per thread count with every mode planned at load (cache layout and scratch for all),
     // so each context is filled once and every mode decodes from the same cache contents.
-    const runtime = await createRuntime({ threads });
+    const runtime = await createRuntime({ threads, hugePages: opts.hugePages });
     try {
       const model = await loadModel(opts.model, {
         runtime,
@@ -262,6 +264,9 @@ export async function runProfile(opts: ProfileOptions): Promise<ProfileReport> {
       description ||= describeFile(model.file);
       const probe = measureBandwidth(runtime, opts.probeBytes);
       log(`threads ${threads}: bandwidth probe ${probe.toFixed(2)} GB/s`);
+      if (opts.hugePages) {
+        log(`huge pages advised for ${(runtime.hugePageBytes / 2 ** 30).toFixed(2)} GiB of wasm memory`);
+      }
       const other = vectorBytes(model);
       if (specs[0].kind !== "dense") log("note: list dense first to get measured ratios and speedups");
       for (const ctx of [...opts.contexts].sort((a, b) => a - b)) {

@@ -14,6 +14,7 @@
  */
 import { SparqError } from "./errors.ts";
 import { ThreadPool } from "./thread_pool.ts";
+import { adviseHugePages, hugePagesUnavailable } from "./huge_pages.ts";
 
 const PAGE = 65536;
 /** A wasm32 memory holds at most 65536 pages = 4 GiB. */
@@ -29,6 +30,11 @@ export interface RuntimeOptions {
   maxShardBytes?: number;
   /** Use the plain SIMD build even when relaxed SIMD validates (tests, benchmarks). */
   noRelaxed?: boolean;
+  /**
+   * Back every shard with transparent huge pages (`--huge-pages`; Linux, needs `--allow-ffi`). Throws
+   * SparqError when it cannot be done, naming the reason.
+   */
+  hugePages?: boolean;
 }
 
 /** Time spent in one kernel (for `sparq profile`). */
@@ -188,6 +194,10 @@ export class Runtime {
   readonly relaxed: boolean;
   /** Largest shard in bytes. */
   readonly maxShardBytes: number;
+  /** Whether shards are advised to use transparent huge pages. */
+  readonly hugePages: boolean;
+  /** Bytes of shard memory advised to use huge pages so far. */
+  hugePageBytes = 0;
   /** Shards created so far, by id. */
   readonly shards: Shard[] = [];
   /** Time per kernel name since the last `resetTimers()`. */
@@ -198,8 +208,15 @@ export class Runtime {
   readonly #kernelIndex: Map<string, number>;
 
   /** @internal Use `createRuntime`. */
-  constructor(module: WebAssembly.Module, relaxed: boolean, pool: ThreadPool, maxShardBytes: number) {
+  constructor(
+    module: WebAssembly.Module,
+    relaxed: boolean,
+    pool: ThreadPool,
+    maxShardBytes: number,
+    hugePages = false,
+  ) {
     this.#module = module;
+    this.hugePages = hugePages;
     this.relaxed = relaxed;
     this.pool = pool;
     this.threads = pool.threads;
@@ -220,6 +237,8 @@ export class Runtime {
     // Static data of the module lives below heap_base (1 KiB); one extra page covers it.
     const pages = Math.min(MAX_PAGES, Math.ceil(bytes / PAGE) + 1);
     const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+    // Before the instance writes its static data: untouched pages can be faulted in as huge pages.
+    if (this.hugePages) this.hugePageBytes += adviseHugePages(memory.buffer);
     const instance = new WebAssembly.Instance(this.#module, { env: { memory } });
     const id = this.shards.length;
     this.pool.attach(id, memory);
@@ -271,6 +290,10 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
     throw new SparqError(`--threads: expected an integer from 1 to 256, got ${threads}`);
   }
   const maxShardBytes = Math.min(opts.maxShardBytes ?? DEFAULT_MAX_SHARD_BYTES, (MAX_PAGES - 1) * PAGE);
+  if (opts.hugePages) {
+    const why = hugePagesUnavailable();
+    if (why) throw new SparqError(why);
+  }
   let relaxed = false;
   let bytes: Uint8Array<ArrayBuffer> | undefined;
   if (!opts.noRelaxed) {
@@ -283,7 +306,7 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
   bytes ??= await loadWasm("sparq_simd");
   const module = await WebAssembly.compile(bytes);
   const pool = await ThreadPool.create(threads, module);
-  return new Runtime(module, relaxed, pool, maxShardBytes);
+  return new Runtime(module, relaxed, pool, maxShardBytes, opts.hugePages ?? false);
 }
 
 function alignUp(p: number, align: number): number {

@@ -33,10 +33,13 @@ attention speedup. List dense first in --attention to get the measured ratio and
                           random: write random K/V straight into the cache (fast; labelled as such)
       --seed N            seed of the random tokens / cache contents (default 1)
       --probe-mb N        buffer of the bandwidth probe in MiB (default 1024; keep it far above the L3)
+      --huge-pages        back the wasm memories (model, KV cache, probe) with transparent huge pages
+                          (Linux; needs --allow-ffi): fewer TLB misses on scattered KV rows
       --json              print the report as JSON instead of the table
       --svg FILE          write tokens/s vs context (log x) with each mode's bandwidth limit
 
-Permissions: --allow-read (model), --allow-write=FILE for --svg, --unstable-webgpu for --backend webgpu.`;
+Permissions: --allow-read (model), --allow-write=FILE for --svg, --unstable-webgpu for --backend webgpu,
+--allow-ffi for --huge-pages.`;
 
 /**
  * Splits an --attention list on commas, keeping `key=value` options with the spec before them:
@@ -76,6 +79,7 @@ export const command: Command = {
       fill: { type: "string" },
       seed: { type: "string" },
       "probe-mb": { type: "string" },
+      "huge-pages": { type: "boolean" },
       json: { type: "boolean" },
       svg: { type: "string" },
     });
@@ -107,6 +111,7 @@ export const command: Command = {
       fill,
       seed,
       probeBytes: probeMb << 20,
+      hugePages: v["huge-pages"] ?? false,
       log: (line) => console.error(line),
     });
     console.log(v.json ? JSON.stringify(report, null, 2) : formatProfileTable(report));

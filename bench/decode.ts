@@ -7,10 +7,12 @@
  *   deno run -A bench/decode.ts [--shapes tinyllama-1.1b,llama2-7b] [--types q4_0,q8_0] [--ctx 512,4096]
  *                               [--threads 2] [--decode 8] [--prefill 64] [--native on|off] [--native-max-depth 512]
  *                               [--attention "dense;sparq:ratio=1/8"]   (our modes; llama.cpp is dense)
+ *                               [--cache-type f16|f32]   (ours; default f16 like llama.cpp's default)
  *
  * Models are written to bench/models/ on first use (git-ignored). Native llama.cpp is node-llama-cpp
  * 3.22.1 (prebuilt CPU binary) installed in bench/native/ (`cd bench/native && npm install`), run by
- * `node bench/native/llama_bench.mjs`; it uses llama.cpp's default F16 KV cache (sparq's is F32).
+ * `node bench/native/llama_bench.mjs`; it uses llama.cpp's default F16 KV cache, and so does sparq here unless
+ * `--cache-type f32` (sparq's own default is f32).
  *
  * How a depth is reached: sparq jumps to position S without prefilling it (`seekForBenchmark`:
  * decode time depends on S, not on the cached values); llama.cpp cannot, so it really evaluates S
@@ -36,6 +38,7 @@ const { values } = parseArgs({
     native: { type: "string", default: "on" },
     "native-max-depth": { type: "string", default: "512" },
     attention: { type: "string", default: "dense" },
+    "cache-type": { type: "string", default: "f16" },
   },
 });
 const threads = Number(values.threads);
@@ -112,7 +115,10 @@ const fmt = (x: number | undefined, d = 2) => (x === undefined || !Number.isFini
 const probeRt = await createRuntime({ threads });
 const bandwidth = measureBandwidth(probeRt, 512 << 20, 3);
 probeRt.close();
-console.log(`read-bandwidth probe: ${bandwidth.toFixed(1)} GB/s with ${threads} threads (load ${loadavg()})`);
+console.log(
+  `read-bandwidth probe: ${bandwidth.toFixed(1)} GB/s with ${threads} threads (load ${loadavg()}); ` +
+    `KV cache: sparq ${values["cache-type"]}, llama.cpp f16`,
+);
 console.log(
   "| model | type | what | sparq tok/s | llama.cpp tok/s | ratio | sparq MB/token | % of probe bandwidth | load (sparq / native) |",
 );
@@ -129,6 +135,7 @@ for (const shape of values.shapes!.split(",")) {
         ctx: Math.max(...depths) + nDecode + 1,
         attention: modes[0],
         alsoAttention: modes.slice(1),
+        cacheType: values["cache-type"] as "f32" | "f16",
       });
     } catch (e) {
       // E.g. the memory check refusing while other processes hold memory: report and go on.

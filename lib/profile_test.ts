@@ -1,6 +1,6 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { fillRandom, formatProfileTable, opGroup, profileSvg, runProfile } from "./profile.ts";
-import { splitAttentionList } from "./commands/profile.ts";
+import { splitAttentionList } from "./commands/args.ts";
 import { openGguf } from "./gguf.ts";
 import { configFromGguf } from "./model_config.ts";
 import { loadModel } from "./model.ts";

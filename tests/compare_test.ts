@@ -87,7 +87,7 @@ function compareCli(args: string[]): Promise<Deno.CommandOutput> {
 Deno.test("compare --json: one object with the documented fields", async () => {
   const out = await compareCli([
     "--attention",
-    "dense,sparq:ratio=1/2",
+    "dense,sparq:ratio=1/2,reallocate=off",
     "--task",
     "ppl,repetition",
     "--rep-probes",
@@ -104,6 +104,8 @@ Deno.test("compare --json: one object with the documented fields", async () => {
   const report = JSON.parse(new TextDecoder().decode(out.stdout));
   for (const k of ["model", "tokens", "prefix", "scored", "tasks", "results"]) assert.ok(k in report, k);
   const sparq = report.results[1];
+  // Options after commas stay with their mode.
+  assert.deepEqual(report.results.map((r: { mode: string }) => r.mode), ["dense", "sparq:ratio=1/2,reallocate=off"]);
   for (const k of ["mode", "ratio", "transfer", "nll", "ppl", "bpc", "top1", "kl", "repetition"]) {
     assert.ok(k in sparq, k);
   }

@@ -71,3 +71,17 @@ function rangeText(min: number, max: number): string {
   if (min === -Infinity) return ` <= ${max}`;
   return ` in ${min}..${max}`;
 }
+
+/**
+ * Splits an --attention list on commas, keeping `key=value` options with the spec before them:
+ * `dense,sparq:r=16,k=256` → [`dense`, `sparq:r=16,k=256`].
+ */
+export function splitAttentionList(values: string[]): string[] {
+  const out: string[] = [];
+  for (const part of values.flatMap((v) => v.split(",")).map((s) => s.trim()).filter((s) => s !== "")) {
+    const continuation = part.includes("=") && !part.includes(":");
+    if (continuation && out.length > 0) out[out.length - 1] += `,${part}`;
+    else out.push(part);
+  }
+  return out;
+}

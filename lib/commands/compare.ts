@@ -3,7 +3,7 @@
  * dense on a model and a text, at equal transfer; table, JSON or a paper-style SVG plot.
  * @module
  */
-import { type Command, intFlag, listFlag, parseFlags } from "./args.ts";
+import { type Command, intFlag, listFlag, parseFlags, splitAttentionList } from "./args.ts";
 import { COMPARE_TASKS, compareModes, type CompareReport, type CompareTask, formatCompareTable } from "../compare.ts";
 import { SparqError } from "../errors.ts";
 import { type PlotSeries, svgLinePlot } from "../svg_plot.ts";
@@ -96,7 +96,10 @@ export const command: Command = {
     for (const r of ratios) {
       if (!/^1\/\d+(\.\d+)?$|^0?\.\d+$/.test(r)) throw new SparqError(`--ratios ${r}: expected a compression like 1/8`);
     }
-    const modes = listFlag(values.attention, ["dense", "sparq", "h2o", "streaming", "topk"])
+    // `sparq:r=16,k=256,window=64`: options after commas stay with their mode.
+    const modes = splitAttentionList(
+      values.attention === undefined ? ["dense,sparq,h2o,streaming,topk"] : [values.attention],
+    )
       .flatMap((m) => (m === "dense" || m.includes(":") ? [m] : ratios.map((r) => `${m}:ratio=${r}`)));
     const metric = (values["svg-metric"] ?? (tasks[0] === "ppl" ? "ppl" : tasks[0])) as Metric;
     if (!METRICS.includes(metric)) {

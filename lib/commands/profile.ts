@@ -3,7 +3,7 @@
  * each context length × attention mode × thread count (see lib/profile.ts).
  * @module
  */
-import { type Command, intFlag, listFlag, parseFlags } from "./args.ts";
+import { type Command, intFlag, listFlag, parseFlags, splitAttentionList } from "./args.ts";
 import { SparqError } from "../errors.ts";
 import { checkCacheType } from "../backend.ts";
 import { resolveModelPath } from "../model_cache.ts";
@@ -40,20 +40,6 @@ attention speedup. List dense first in --attention to get the measured ratio and
 
 Permissions: --allow-read (model), --allow-write=FILE for --svg, --unstable-webgpu for --backend webgpu,
 --allow-ffi for --huge-pages.`;
-
-/**
- * Splits an --attention list on commas, keeping `key=value` options with the spec before them:
- * `dense,sparq:r=16,k=256` → [`dense`, `sparq:r=16,k=256`].
- */
-export function splitAttentionList(values: string[]): string[] {
-  const out: string[] = [];
-  for (const part of values.flatMap((v) => v.split(",")).map((s) => s.trim()).filter((s) => s !== "")) {
-    const continuation = part.includes("=") && !part.includes(":");
-    if (continuation && out.length > 0) out[out.length - 1] += `,${part}`;
-    else out.push(part);
-  }
-  return out;
-}
 
 function intList(flag: string, value: string | undefined, def: number[], min: number): number[] {
   if (value === undefined) return def;

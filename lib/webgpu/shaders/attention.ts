@@ -81,7 +81,17 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       let dim = lid + ${W}u * u;
       if (dim < ${D}u) {
         var a = acc[u] * corr;
-        for (var jj = 0u; jj < cnt; jj++) { a += ps[jj] * vc[(kv * ${s.ctx}u + pp[jj]) * ${D}u + dim]; }
+        let vb = kv * ${s.ctx}u;
+        var jj = 0u;
+        // 8 independent loads per step (a plain loop waits on each V load in turn).
+        for (; jj + 8u <= cnt; jj += 8u) {
+          var vv: array<f32, 8>;
+          for (var e = 0u; e < 8u; e++) { vv[e] = vc[(vb + pp[jj + e]) * ${D}u + dim]; }
+          var b = 0.0;
+          for (var e = 0u; e < 8u; e++) { b += ps[jj + e] * vv[e]; }
+          a += b;
+        }
+        for (; jj < cnt; jj++) { a += ps[jj] * vc[(vb + pp[jj]) * ${D}u + dim]; }
         acc[u] = a;
       }
     }

@@ -84,6 +84,48 @@ async function createGpu(): Promise<Gpu> {
   return { adapter, device, features, limits: device.limits, info: adapter.info };
 }
 
+/**
+ * How kernels may use subgroup operations on `gpu`: the WGSL line to put first (`"enable subgroups;"`
+ * or `""`, depending on what this WGSL compiler accepts), or undefined when the device has no
+ * subgroups (the kernels then reduce through workgroup memory). Probed once per device by compiling
+ * a small shader. `SPARQ_GPU_SUBGROUPS=0` disables them.
+ */
+export async function subgroupMode(gpu: Gpu): Promise<string | undefined> {
+  let p = probed.get(gpu.device);
+  if (!p) {
+    p = probeSubgroups(gpu);
+    probed.set(gpu.device, p);
+  }
+  return await p;
+}
+
+const probed = new WeakMap<GPUDevice, Promise<string | undefined>>();
+
+async function probeSubgroups(gpu: Gpu): Promise<string | undefined> {
+  if (!gpu.features.has("subgroups")) return undefined;
+  try {
+    if (Deno.env.get("SPARQ_GPU_SUBGROUPS") === "0") return undefined;
+  } catch { /* no --allow-env: keep them */ }
+  for (const directive of ["enable subgroups;", ""]) {
+    const code = `${directive}
+@group(0) @binding(0) var<storage, read_write> o: array<f32>;
+@compute @workgroup_size(64)
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(subgroup_size) n: u32) {
+  o[lid] = subgroupAdd(o[lid]) + f32(n);
+}`;
+    gpu.device.pushErrorScope("validation");
+    try {
+      const module = gpu.device.createShaderModule({ code });
+      gpu.device.createComputePipeline({ layout: "auto", compute: { module, entryPoint: "main" } });
+    } catch {
+      await gpu.device.popErrorScope();
+      continue;
+    }
+    if (!await gpu.device.popErrorScope()) return directive;
+  }
+  return undefined;
+}
+
 /** Multi-line description of the adapter, its features and the limits that matter (`sparq info --gpu`). */
 export async function describeGpu(): Promise<string> {
   const g = await getGpu();
@@ -95,6 +137,7 @@ export async function describeGpu(): Promise<string> {
     (i.isFallbackAdapter ? "  (software fallback adapter)" : ""),
     `optional features: ${OPTIONAL_FEATURES.map((f) => `${f}=${g.features.has(f) ? "yes" : "no"}`).join(" ")}`,
   ];
+  lines.push(`subgroup kernels: ${(await subgroupMode(g)) === undefined ? "no" : "yes"}`);
   for (const k of LIMITS) lines.push(`${k}: ${lim[k]}`);
   return lines.join("\n");
 }

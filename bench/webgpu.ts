@@ -32,6 +32,7 @@ const peak = Number(v.peak);
 const load = () => Deno.readTextFileSync("/proc/loadavg").trim();
 
 const gpu = await getGpu();
+console.log(`date: ${new Date().toISOString()}  SPARQ_GPU_MATVEC=${Deno.env.get("SPARQ_GPU_MATVEC") ?? "(default)"}`);
 console.log(await describeGpu());
 const probe = await gpuBandwidthProbe(gpu, Number(v["probe-mib"]) * 2 ** 20, 20);
 console.log(

@@ -1,48 +1,48 @@
 /**
- * Diagnostic for the decode matvec (Q4_0, 11008 × 4096 like Llama-2-7B's ffn_up): GPU time of the
- * real kernel and of variants with parts removed, to see what bounds it.
+ * Diagnostic for the decode matvec (Q4_0, Llama-2-7B shapes): GPU time per dispatch and GB/s of
+ * weights for each kernel variant (b = a lane per Q4_0 block, w = a lane per u32 of a block,
+ * g = w with a second matrix: gate·up fused; T threads per row set, R rows per thread; subgroup
+ * reduction on/off), each checked against a CPU reference; plus the cost of one tiny dispatch
+ * (barrier included) in a long compute pass, the floor of every op of a decode step.
  *
- *   deno run -A --unstable-webgpu bench/webgpu_matvec.ts
+ *   deno run -A --unstable-webgpu bench/webgpu_matvec.ts [--shapes 11008x4096,4096x4096,4096x11008]
+ *     [--variants b128x8,w128x8,g128x4] [--reps 100]
  * @module
  */
-import { getGpu } from "../lib/webgpu/device.ts";
-import { Kernels } from "../lib/webgpu/kernels.ts";
-import { matmulWgsl } from "../lib/webgpu/shaders/matmul.ts";
+import { parseArgs } from "node:util";
+import { getGpu, subgroupMode } from "../lib/webgpu/device.ts";
+import { Kernels, type Op } from "../lib/webgpu/kernels.ts";
+import { groupRows, type MatmulShape, matmulWgsl } from "../lib/webgpu/shaders/matmul.ts";
+import { stepWgsl } from "../lib/webgpu/shaders/common.ts";
+import { repack } from "../lib/webgpu/shaders/quant.ts";
 import { submitFloor } from "../lib/webgpu/probe.ts";
 import { GgmlType } from "../lib/ggml_types.ts";
 
-const rows = 11008, cols = 4096, reps = 100;
-const k = new Kernels(await getGpu());
-const bytes = rows * cols / 32 * 18;
-const w = k.buffer(bytes + 4), x = k.buffer(cols * 4), y = k.buffer(rows * 4);
-const base = matmulWgsl({
-  type: GgmlType.Q4_0,
-  cols,
-  rows,
-  row0: 0,
-  biasRow0: 0,
-  xStride: cols,
-  yStride: rows,
-  tile: 1,
-  accumulate: false,
-  bias: false,
-  tokens: "nTok",
+const { values: v } = parseArgs({
+  args: Deno.args,
+  options: {
+    shapes: { type: "string", default: "11008x4096,4096x4096,4096x11008,32000x4096" },
+    variants: { type: "string", default: "" },
+    reps: { type: "string", default: "100" },
+  },
 });
-const variants: Record<string, string> = {
-  real: base,
-  "no x loads": base.replace(/xv\[i\] = x\[[^\]]*\];/, "xv[i] = vec4<f32>(f32(i)) + x[0];"),
-  "no dequant": base.replace(
-    /let q = qv\[i\];[\s\S]*?\n {2}}\n {2}return q4d\(blk\) \* s;/,
-    "s += f32(qv[i]) * (*xv)[i].x;\n  }\n  return q4d(blk) * s;",
-  ),
-};
-const s = k.setStep({ nTok: 1 });
-for (const [name, wgsl] of Object.entries(variants)) {
-  const op = k.op(name, wgsl, { 0: w, 1: x, 2: y, 5: w }, 3, () => [Math.ceil(rows / 16), 1, 1]);
-  const run = async (n: number) => {
+const reps = Number(v.reps);
+const gpu = await getGpu();
+const sg = await subgroupMode(gpu);
+const k = new Kernels(gpu);
+console.log(`subgroups: ${sg === undefined ? "no" : `yes (${JSON.stringify(sg)})`}`);
+
+function f16(h: number): number {
+  const e = (h >> 10) & 31, m = h & 1023, s = h & 0x8000 ? -1 : 1;
+  return e === 0 ? s * m * 2 ** -24 : s * (1 + m / 1024) * 2 ** (e - 15);
+}
+
+async function timeOps(ops: Op[], n: number): Promise<number> {
+  const s = k.setStep({ nTok: 1 });
+  const run = async (m: number) => {
     const enc = k.device.createCommandEncoder();
     const pass = enc.beginComputePass();
-    for (let i = 0; i < n; i++) k.encode(pass, [op], s);
+    for (let i = 0; i < m; i++) k.encode(pass, ops, s);
     pass.end();
     k.device.queue.submit([enc.finish()]);
     await k.device.queue.onSubmittedWorkDone();
@@ -50,11 +50,125 @@ for (const [name, wgsl] of Object.entries(variants)) {
   await run(2);
   const floor = await submitFloor(run);
   const t0 = performance.now();
-  await run(reps);
-  const sec = ((performance.now() - t0) / 1000 - floor) / reps;
-  k.throwIfFailed();
-  console.log(
-    `${name.padEnd(12)} ${(sec * 1e6).toFixed(1)} µs per dispatch, ${(bytes / sec / 1e9).toFixed(0)} GB/s of weights`,
+  await run(n);
+  return ((performance.now() - t0) / 1000 - floor) / n;
+}
+
+// One tiny dispatch (1 workgroup writing a buffer the next one writes too: a barrier each).
+{
+  const y = k.buffer(1024);
+  const op = k.op(
+    "tiny",
+    `${stepWgsl(1)}
+@group(0) @binding(0) var<storage, read_write> y: array<f32>;
+@compute @workgroup_size(64) fn main(@builtin(local_invocation_index) i: u32) { y[i] += f32(step.nTok); }`,
+    { 0: y },
+    1,
+    () => [1, 1, 1],
   );
+  const sec = await timeOps([op], 2000);
+  console.log(`tiny dispatch: ${(sec * 1e6).toFixed(2)} µs each (2000 in one pass)`);
+}
+
+const variants: [string, number, number, boolean][] = [];
+const sgs = sg === undefined ? [false] : [true, false];
+const list = v.variants ? v.variants.split(",") : [
+  "b128x8",
+  "b256x8",
+  "w64x8",
+  "w128x4",
+  "w128x8",
+  "w128x16",
+  "w256x4",
+  "w256x8",
+  "w256x16",
+  "g128x4",
+  "g256x4",
+];
+for (const s of sgs) {
+  for (const t of list) {
+    const [a, b] = t.slice(1).split("x").map(Number);
+    variants.push([t[0] === "w" ? "word" : t[0] === "g" ? "gated" : "block", a, b, s]);
+  }
+}
+
+for (const shape of v.shapes!.split(",")) {
+  const [rows, cols] = shape.split("x").map(Number);
+  const nb = rows * cols / 32;
+  const src = new Uint8Array(nb * 18);
+  let seed = 1;
+  const rnd = () => (seed = (seed * 1103515245 + 12345) >>> 0) >>> 8;
+  for (let b = 0; b < nb; b++) {
+    const h = 0x1c00 + (rnd() % 1024); // scales in [2^-8, 2^-7)
+    src[b * 18] = h & 255;
+    src[b * 18 + 1] = h >> 8;
+    for (let i = 2; i < 18; i++) src[b * 18 + i] = rnd() & 255;
+  }
+  const xs = new Float32Array(cols).map(() => (rnd() % 2001) / 1000 - 1);
+  const ref = new Float64Array(rows);
+  for (let r = 0; r < rows; r++) {
+    let acc = 0;
+    for (let c = 0; c < cols / 32; c++) {
+      const o = (r * cols / 32 + c) * 18;
+      const d = f16(src[o] | (src[o + 1] << 8));
+      let s = 0;
+      for (let j = 0; j < 16; j++) {
+        const q = src[o + 2 + j];
+        s += ((q & 15) - 8) * xs[c * 32 + j] + ((q >> 4) - 8) * xs[c * 32 + 16 + j];
+      }
+      acc += d * s;
+    }
+    ref[r] = acc;
+  }
+  const data = repack(GgmlType.Q4_0, src);
+  const w = k.buffer(data.length), x = k.buffer(cols * 4), y = k.buffer(rows * 4);
+  k.device.queue.writeBuffer(w, 0, data);
+  k.device.queue.writeBuffer(x, 0, xs);
+  const bytes = nb * 18;
+  for (const [mode, T, R, s] of variants) {
+    const ms: MatmulShape = {
+      type: GgmlType.Q4_0,
+      cols,
+      rows,
+      row0: 0,
+      biasRow0: 0,
+      xStride: cols,
+      yStride: rows,
+      tile: 1,
+      accumulate: false,
+      bias: false,
+      tokens: "nTok",
+      subgroups: s ? sg : undefined,
+      mvThreads: T,
+      mvRows: R,
+      mvMode: mode === "block" ? "block" : "word",
+      gated: mode === "gated" ? "swiglu" : undefined,
+    };
+    // gated: the same matrix as gate and up (y = silu(W·x)·(W·x)), twice the weight bytes.
+    const op = k.op("mv", matmulWgsl(ms), { 0: w, 1: x, 2: y, 5: w, ...(ms.gated ? { 6: w, 7: w } : {}) }, 3, () => [
+      Math.ceil(rows / groupRows(ms)),
+      1,
+      1,
+    ]);
+    k.device.queue.writeBuffer(y, 0, new Float32Array(rows).fill(NaN));
+    await timeOps([op], reps * 4); // clocks up after the CPU reference
+    const sec = await timeOps([op], reps);
+    const got = new Float32Array(await k.read(y, 0, rows * 4));
+    let err = 0, scale = 0;
+    for (let r = 0; r < rows; r++) {
+      const want = ms.gated ? ref[r] / (1 + Math.exp(-ref[r])) * ref[r] : ref[r];
+      err = Math.max(err, Math.abs(got[r] - want));
+      scale = Math.max(scale, Math.abs(want));
+    }
+    k.throwIfFailed();
+    const rel = err / scale;
+    console.log(
+      `${shape.padEnd(11)} ${mode.padEnd(5)} T=${String(T).padStart(3)} R=${R} ${s ? "subgroup" : "shared  "}: ${
+        (sec * 1e6).toFixed(1).padStart(6)
+      } µs, ${((ms.gated ? 2 : 1) * bytes / sec / 1e9).toFixed(0).padStart(5)} GB/s, max err ${rel.toExponential(1)}${
+        rel > 1e-4 ? "  WRONG" : ""
+      }`,
+    );
+  }
 }
 k.destroy();

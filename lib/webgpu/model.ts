@@ -8,15 +8,16 @@
  * @module
  */
 import { SparqError } from "../errors.ts";
+import { GgmlType } from "../ggml_types.ts";
 import { type GgufFile, type GgufTensorInfo, openGguf, readTensorInto } from "../gguf.ts";
 import { configFromGguf, type ModelConfig } from "../model_config.ts";
 import { type AttentionSpec, formatAttentionSpec, parseAttentionSpec } from "../attention/spec.ts";
 import type { AttentionBytes } from "../attention/mode.ts";
-import { getGpu, type Gpu } from "./device.ts";
+import { getGpu, type Gpu, subgroupMode } from "./device.ts";
 import { Kernels, type Op, type StepValues } from "./kernels.ts";
 import { GpuAttention } from "./attention.ts";
 import { checkGpuType, ggufRowBytes, gpuRowBytes, repack, usesVecView } from "./shaders/quant.ts";
-import { getRowsWgsl, matmulWgsl, MATVEC_ROWS, rowsPerGroup } from "./shaders/matmul.ts";
+import { getRowsWgsl, groupRows, type MatmulShape, matmulWgsl, MATVEC_ROWS } from "./shaders/matmul.ts";
 import { actWgsl, argmaxWgsl, normWgsl, ropeWgsl } from "./shaders/elementwise.ts";
 import { f32Lit } from "./shaders/common.ts";
 import { submitFloor } from "./probe.ts";
@@ -29,6 +30,18 @@ const TRACE = (() => {
     return false;
   }
 })();
+
+/** SPARQ_GPU_MATVEC=word:128x8 (mode:threads×rows) overrides the matvec shape (benchmarks). */
+function matvecOverride(): Partial<MatmulShape> {
+  let v: string | undefined;
+  try {
+    v = Deno.env.get("SPARQ_GPU_MATVEC");
+  } catch {
+    return {};
+  }
+  const m = v?.match(/^(word|block):(\d+)x(\d+)$/);
+  return m ? { mvMode: m[1] as "word" | "block", mvThreads: Number(m[2]), mvRows: Number(m[3]) } : {};
+}
 
 /** Options of {@link loadGpuModel}. */
 export interface GpuModelOptions {
@@ -309,6 +322,9 @@ class GpuModelImpl implements GpuModel {
     // Tokens per matmul workgroup for prompt batches: 8 reuses each dequantized chunk on a GPU;
     // software adapters (llvmpipe) run the tiled kernel far slower than one token per workgroup.
     const tiles = [1, this.k.gpu.info.isFallbackAdapter ? 1 : 8];
+    const subgroups = await subgroupMode(this.k.gpu);
+    // llvmpipe compiles the unrolled many-row matvec very slowly (minutes at 8 rows): 2 rows there.
+    const mv = { ...(this.k.gpu.info.isFallbackAdapter ? { mvRows: 2 } : {}), ...matvecOverride() };
     const matmul = (
       w: Weight,
       x: GPUBuffer,
@@ -318,7 +334,7 @@ class GpuModelImpl implements GpuModel {
     ): Op[] =>
       w.parts.map((p) => {
         const tokens = o.out ? "nOut" as const : "nTok" as const;
-        const wgsl = matmulWgsl({
+        const shape: MatmulShape = {
           type: w.type,
           cols: w.cols,
           rows: p.rows,
@@ -330,12 +346,15 @@ class GpuModelImpl implements GpuModel {
           accumulate: !!o.acc,
           bias: !!o.bias,
           tokens,
-        });
+          subgroups,
+          ...(tile === 1 ? mv : {}),
+        };
+        const wgsl = matmulWgsl(shape);
         const entries: Record<number, GPUBuffer> = { 0: p.buf, 1: x, 2: y };
         if (usesVecView(w.type)) entries[5] = p.buf;
         if (o.bias) entries[4] = o.bias;
         return k.op(`matmul ${w.name}`, wgsl, entries, 3, (s) => [
-          Math.ceil(p.rows / rowsPerGroup(tile)),
+          Math.ceil(p.rows / groupRows(shape)),
           Math.ceil(s[tokens] / tile),
           1,
         ]);
@@ -428,22 +447,54 @@ class GpuModelImpl implements GpuModel {
         a.push(...matmul(L.wo, bufs.att, bufs.x, { xStride: nHead * d, yStride: nEmbd, acc: true, bias: L.woB }, tile));
         const ffIn = cfg.parallelResidual ? bufs.h2 : bufs.h;
         if (!cfg.parallelResidual) a.push(norm(bufs.x, bufs.h, L.ffnNorm, L.ffnNormB));
-        if (L.gate) {
+        const fuse = tile === 1 && L.gate && !L.upB && cfg.ffn !== "gelu" && L.gate.parts.length === 1 &&
+          L.up.parts.length === 1 && L.gate.type === GgmlType.Q4_0 && L.up.type === GgmlType.Q4_0 &&
+          mv.mvMode !== "block";
+        if (fuse) {
+          // Decode: gate, up and the activation in one dispatch (ffA = act(gate·x)·(up·x)).
+          const shape: MatmulShape = {
+            type: GgmlType.Q4_0,
+            cols: nEmbd,
+            rows: nFf,
+            row0: 0,
+            biasRow0: 0,
+            xStride: nEmbd,
+            yStride: nFf,
+            tile: 1,
+            accumulate: false,
+            bias: false,
+            tokens: "nTok",
+            subgroups,
+            gated: cfg.ffn as "swiglu" | "geglu",
+            ...mv,
+            mvRows: Math.max(1, (mv.mvRows ?? 8) / 2),
+          };
+          const g = L.gate!.parts[0].buf, u = L.up.parts[0].buf;
+          a.push(k.op(
+            `matmul ${L.gate!.name}+up`,
+            matmulWgsl(shape),
+            { 0: g, 1: ffIn, 2: bufs.ffA, 5: g, 6: u, 7: u },
+            3,
+            (s) => [Math.ceil(nFf / groupRows(shape)), s.nTok, 1],
+          ));
+        } else if (L.gate) {
           a.push(...matmul(L.gate, ffIn, bufs.ffA, { xStride: nEmbd, yStride: nFf }, tile));
           a.push(...matmul(L.up, ffIn, bufs.ffB, { xStride: nEmbd, yStride: nFf, bias: L.upB }, tile));
         } else {
           a.push(...matmul(L.up, ffIn, bufs.ffA, { xStride: nEmbd, yStride: nFf, bias: L.upB }, tile));
         }
-        a.push(k.op(
-          "act",
-          actWgsl(cfg.ffn, nFf),
-          { 0: bufs.ffA, 1: L.gate ? bufs.ffB : undefined },
-          2,
-          (s) => {
-            const g = Math.ceil((s.nTok * nFf) / 256);
-            return [Math.min(g, 65535), Math.ceil(g / 65535), 1];
-          },
-        ));
+        if (!fuse) {
+          a.push(k.op(
+            "act",
+            actWgsl(cfg.ffn, nFf),
+            { 0: bufs.ffA, 1: L.gate ? bufs.ffB : undefined },
+            2,
+            (s) => {
+              const g = Math.ceil((s.nTok * nFf) / 256);
+              return [Math.min(g, 65535), Math.ceil(g / 65535), 1];
+            },
+          ));
+        }
         a.push(...matmul(L.down, bufs.ffA, bufs.x, { xStride: nFf, yStride: nEmbd, acc: true, bias: L.downB }, tile));
         after.push(a);
       }

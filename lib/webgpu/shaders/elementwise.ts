@@ -50,8 +50,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 }`;
 }
 
-/** ggml's GELU (tanh form) through its fp16 table: input and result rounded to f16. */
-const GELU = `fn toF16(x: f32) -> f32 {
+/** WGSL of `gelu(x)` (ggml's GELU, tanh form, through its fp16 table: input and result rounded to f16) and `silu(x)`. */
+export const ACT_WGSL = `fn toF16(x: f32) -> f32 {
   let a = abs(x);
   if (a == 0.0) { return x; }
   let e = max(i32((bitcast<u32>(a) >> 23u) & 255u) - 127, -14);
@@ -65,6 +65,7 @@ fn gelu(x: f32) -> f32 {
   return toF16(0.5 * h * (1.0 + tanh(0.7978845608028654 * h * (1.0 + 0.044715 * h * h))));
 }
 fn silu(x: f32) -> f32 { return x / (1.0 + exp(-x)); }`;
+const GELU = ACT_WGSL;
 
 /**
  * WGSL of the FFN activation over `[nTok][n]`: swiglu `a = silu(a)·b`, geglu `a = gelu(a)·b`,

@@ -5,9 +5,10 @@
  * (tile 1 = the decode matvec, tile 8 = prompt matmul). Also the embedding row lookup.
  * @module
  */
-import type { GgmlType } from "../../ggml_types.ts";
+import { GgmlType } from "../../ggml_types.ts";
 import { dot32Wgsl, load32Wgsl, quantBindingsWgsl } from "./quant.ts";
 import { stepWgsl } from "./common.ts";
+import { ACT_WGSL } from "./elementwise.ts";
 
 /** Options of one matmul pipeline (all baked into the WGSL). */
 export interface MatmulShape {
@@ -30,17 +31,24 @@ export interface MatmulShape {
   bias: boolean;
   /** Which step field holds the number of tokens. */
   tokens: "nTok" | "nOut";
+  /** Matvec: the subgroup directive from `subgroupMode` (undefined: no subgroup operations). */
+  subgroups?: string;
+  /** Matvec overrides (benchmarks): threads per row set, rows per thread. */
+  mvThreads?: number;
+  mvRows?: number;
+  /** Matvec lane mapping for Q4_0: one u32 of a block per lane ("word", default) or a whole block ("block"). */
+  mvMode?: "word" | "block";
+  /**
+   * Matvec with a second matrix of the same shape and type (bindings 6, 7: up): writes
+   * act(W·x)·(W₂·x) (the gated FFN in one dispatch). Q4_0 word mode only.
+   */
+  gated?: "swiglu" | "geglu";
 }
 
 /** Rows computed by one matmul workgroup (tiled prompt kernel). */
 export const MATMUL_ROWS = 8;
-/** Rows computed by one matvec workgroup: each 32-lane group does two rows with the same activations. */
+/** Weight buffers split by rows are split at multiples of this (any row count works). */
 export const MATVEC_ROWS = 16;
-
-/** Rows per workgroup of the kernel for `tile` tokens. */
-export function rowsPerGroup(tile: number): number {
-  return tile === 1 ? MATVEC_ROWS : MATMUL_ROWS;
-}
 
 /** A tile of tokens: each chunk is dequantized once and used for every token of the tile. */
 function tiledLoop(s: MatmulShape): string {
@@ -58,57 +66,149 @@ function tiledLoop(s: MatmulShape): string {
     }`;
 }
 
+/** Threads sharing one set of rows in the matvec: a power of two ≥ 64 (a subgroup never straddles two sets), ≤ 256. */
+export function matvecThreads(s: MatmulShape): number {
+  if (s.mvThreads) return s.mvThreads;
+  const n = s.cols / 32;
+  let t = 64;
+  while (t < 256 && t < n) t *= 2;
+  return t;
+}
+
+/** Rows per thread in the matvec (each lane's activations are used for that many rows). */
+export function matvecRowsPerThread(s: MatmulShape): number {
+  return s.mvRows ?? 8;
+}
+
+/** Whether the matvec of `s` maps one u32 of a Q4_0 block per lane (see {@link matvecWgsl}). */
+export function wordMode(s: MatmulShape): boolean {
+  return s.type === GgmlType.Q4_0 && s.mvMode !== "block";
+}
+
+/** Rows computed by one workgroup of the kernel of `s` (matvec when `tile` is 1). */
+export function groupRows(s: MatmulShape): number {
+  return s.tile === 1 ? (256 / matvecThreads(s)) * matvecRowsPerThread(s) : MATMUL_ROWS;
+}
+
+/** WGSL of `q4w(blk, j, xl, xh)`: word j of Q4_0 block blk dotted with its 8 activations (lo, hi nibbles). */
+function q4WordWgsl(cols: number, rows: number, n: "" | "2"): string {
+  return `fn q4w${n}(blk: u32, j: u32, xl: vec4<f32>, xh: vec4<f32>) -> f32 {
+  let q = wq${n}[blk][j];
+  let sc = unpack2x16float(w${n}[${rows * (cols / 32) * 4}u + blk / 2u]);
+  let lo = vec4<f32>(f32(q & 15u), f32((q >> 8u) & 15u), f32((q >> 16u) & 15u), f32((q >> 24u) & 15u));
+  let hi = vec4<f32>(f32((q >> 4u) & 15u), f32((q >> 12u) & 15u), f32((q >> 20u) & 15u), f32(q >> 28u));
+  return select(sc.x, sc.y, (blk & 1u) == 1u) * (dot(lo - 8.0, xl) + dot(hi - 8.0, xh));
+}`;
+}
+
 /**
- * WGSL of the matvec (token wg.y): 32 lanes per pair of rows, each lane loads a chunk's activations
- * once and dots them with both rows' quantized chunks. Bindings as {@link matmulWgsl}.
+ * WGSL of the decode matvec (token wg.y). A workgroup of 256 threads holds 256/T sets of T threads;
+ * each set computes R rows: thread i of a set walks chunks i, i+T, … and dots each chunk's
+ * activations (loaded once) with the R rows' quantized chunks, so for Q4_0 the set reads T·16
+ * contiguous bytes per row per step and every thread has R independent loads in flight. The R
+ * partial sums of the set are reduced with subgroupAdd and workgroup memory (or workgroup memory
+ * alone without subgroups). Bindings as {@link matmulWgsl}.
  */
 function matvecWgsl(s: MatmulShape): string {
-  return `${stepWgsl(3)}
+  const T = matvecThreads(s), R = matvecRowsPerThread(s), G = 256 / T;
+  const nChunk = s.cols / 32;
+  const sg = s.subgroups !== undefined;
+  const rs = [...Array(R).keys()];
+  // Accumulators: a0..a(R-1) for W, b0..b(R-1) for W₂ (gated); K sums reduced per thread.
+  const accs = [...rs.map((r) => `a${r}`), ...(s.gated ? rs.map((r) => `b${r}`) : [])];
+  const K = accs.length;
+  const reduce = sg
+    ? `let sgs = max(sgSize, 1u);
+  ${accs.map((a, i) => `let s${i} = subgroupAdd(${a});`).join("\n  ")}
+  if (sgLane == 0u) {
+    ${accs.map((_, i) => `part[(lid / sgs) * ${K}u + ${i}u] = s${i};`).join("\n    ")}
+  }
+  workgroupBarrier();
+  if (lid < ${G * R}u) {
+    let rset = lid / ${R}u;
+    let r = lid % ${R}u;
+    let nsg = ${T}u / sgs;
+    var v = 0.0;
+    var v2 = 0.0;
+    for (var j = 0u; j < nsg; j++) {
+      v += part[(rset * nsg + j) * ${K}u + r];
+      ${s.gated ? `v2 += part[(rset * nsg + j) * ${K}u + ${R}u + r];` : ""}
+    }`
+    : `${accs.map((a, i) => `part[${i * 256}u + lid] = ${a};`).join("\n  ")}
+  workgroupBarrier();
+  for (var h = ${T / 2}u; h > 0u; h >>= 1u) {
+    if (tid < h) {
+      ${accs.map((_, i) => `part[${i * 256}u + lid] += part[${i * 256}u + lid + h];`).join("\n      ")}
+    }
+    workgroupBarrier();
+  }
+  if (lid < ${G * R}u) {
+    let rset = lid / ${R}u;
+    let r = lid % ${R}u;
+    var v = part[r * 256u + rset * ${T}u];
+    ${s.gated ? `let v2 = part[(${R}u + r) * 256u + rset * ${T}u];` : ""}`;
+  return `${sg ? s.subgroups : ""}
+${stepWgsl(3)}
 @group(0) @binding(0) var<storage, read> w: array<u32>;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 ${s.bias ? "@group(0) @binding(4) var<storage, read> bias: array<f32>;" : ""}
 ${quantBindingsWgsl(s.type)}
-${dot32Wgsl(s.type, s.cols, s.rows)}
-var<workgroup> part: array<vec2<f32>, 256>;
+${wordMode(s) ? q4WordWgsl(s.cols, s.rows, "") : dot32Wgsl(s.type, s.cols, s.rows)}
+${
+    s.gated
+      ? `@group(0) @binding(6) var<storage, read> w2: array<u32>;
+@group(0) @binding(7) var<storage, read> wq2: array<vec4<u32>>;
+${q4WordWgsl(s.cols, s.rows, "2")}
+${ACT_WGSL}`
+      : ""
+  }
+var<workgroup> part: array<f32, ${256 * K}>;
 @compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32${
+    sg ? ", @builtin(subgroup_size) sgSize: u32, @builtin(subgroup_invocation_id) sgLane: u32" : ""
+  }) {
   let t = wg.y;
   if (t >= step.${s.tokens}) { return; }
-  let lane = lid % 32u;
-  let r0 = wg.x * ${MATVEC_ROWS}u + (lid / 32u) * 2u;
-  let r1 = min(r0 + 1u, ${s.rows - 1}u);
-  var acc = vec2<f32>(0.0);
-  if (r0 < ${s.rows}u) {
-    var xv: array<vec4<f32>, 8>;
-    for (var c = lane; c < ${s.cols / 32}u; c += 32u) {
-      for (var i = 0u; i < 8u; i++) { xv[i] = x[(t * ${s.xStride}u) / 4u + c * 8u + i]; }
-      acc += vec2<f32>(dot32(r0, c, &xv), dot32(r1, c, &xv));
-    }
+  let tid = lid % ${T}u;
+  let rb = wg.x * ${G * R}u + (lid / ${T}u) * ${R}u;
+  ${rs.map((r) => `let r${r} = min(rb + ${r}u, ${s.rows - 1}u);`).join("\n  ")}
+  ${accs.map((a) => `var ${a} = 0.0;`).join("\n  ")}
+  let xb = (t * ${s.xStride}u) / 4u;
+  ${
+    wordMode(s)
+      ? `let j = tid % 4u;
+  for (var c = tid / 4u; c < ${nChunk}u; c += ${T / 4}u) {
+    let xl = x[xb + c * 8u + j];
+    let xh = x[xb + c * 8u + 4u + j];
+    ${rs.map((r) => `a${r} += q4w(r${r} * ${nChunk}u + c, j, xl, xh);`).join("\n    ")}
+    ${s.gated ? rs.map((r) => `b${r} += q4w2(r${r} * ${nChunk}u + c, j, xl, xh);`).join("\n    ") : ""}
+  }`
+      : `var xv: array<vec4<f32>, 8>;
+  for (var c = tid; c < ${nChunk}u; c += ${T}u) {
+    for (var i = 0u; i < 8u; i++) { xv[i] = x[xb + c * 8u + i]; }
+    ${rs.map((r) => `a${r} += dot32(r${r}, c, &xv);`).join("\n    ")}
+  }`
   }
-  part[lid] = acc;
-  workgroupBarrier();
-  for (var s = 16u; s > 0u; s >>= 1u) {
-    if (lane < s) { part[lid] += part[lid + s]; }
-    workgroupBarrier();
-  }
-  if (lane == 0u) {
-    for (var r = 0u; r < 2u; r++) {
-      let row = r0 + r;
-      if (row < ${s.rows}u) {
-        var v = part[lid][r];
-        ${s.bias ? `v += bias[${s.biasRow0}u + row];` : ""}
-        let o = t * ${s.yStride}u + ${s.row0}u + row;
-        ${s.accumulate ? "y[o] += v;" : "y[o] = v;"}
-      }
+  ${reduce}
+    let row = wg.x * ${G * R}u + lid;
+    if (row < ${s.rows}u) {
+      ${s.bias ? `v += bias[${s.biasRow0}u + row];` : ""}
+      ${s.gated ? `v = ${s.gated === "swiglu" ? "silu" : "gelu"}(v) * v2;` : ""}
+      let o = t * ${s.yStride}u + ${s.row0}u + row;
+      ${s.accumulate ? "y[o] += v;" : "y[o] = v;"}
     }
   }
 }`;
 }
 
-/** WGSL of a matmul pipeline. Bindings: 0 w, 1 x, 2 y, 3 step, 4 bias (when `bias`), 5 w again (`usesVecView`). */
+/**
+ * WGSL of a matmul pipeline. Bindings: 0 w, 1 x, 2 y, 3 step, 4 bias (when `bias`), 5 w again (`usesVecView`),
+ * 6 and 7 the second matrix (`gated`).
+ */
 export function matmulWgsl(s: MatmulShape): string {
   if (s.tile === 1) return matvecWgsl(s);
+  if (s.gated) throw new Error("matmulWgsl: gated is a matvec (tile 1) option");
   const T = s.tile;
   return `${stepWgsl(3)}
 @group(0) @binding(0) var<storage, read> w: array<u32>;

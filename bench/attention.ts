@@ -14,6 +14,12 @@
  * many). So at 1/8 the measured speedup is about a third of the transfer ratio for MHA (d 128); GQA gains more
  * because dense attention there is compute-bound (G dot products per row).
  *
+ * f16 cache (`--cache-type f16`): half the bytes, but wasm SIMD has no f16 conversion instruction, so each four
+ * halves cost a widen + shift + mask + multiply; the kernels convert once per GQA group, yet at 2 threads attention
+ * is then compute-bound. Measured at S = 8192, 2 threads, loadavg ≈ 1.1 (2-core EPYC): MHA dense 14.2 ms (f16) vs
+ * 9.0 ms (f32), sparq 1/8 3.25 vs 3.67 ms; GQA dense 8.3 vs 6.7 ms, sparq 1/8 1.93 vs 1.45 ms. f16 is a memory
+ * saving (cache and context length ×2), not a speed-up, on this machine.
+ *
  *   deno run -A bench/attention.ts [--threads 2] [--shape mha,gqa] [--ctx 1024,4096,8192,16384,32768] [--layers N]
  *     [--cache-type f32|f16|f32,f16]   (a list runs each type in turn, same shapes and contexts)
  * @module

@@ -2,7 +2,8 @@
  * `sparq profile`: decode speed against the memory-bandwidth wall. For every (threads, attention,
  * context) combination the KV cache is filled to the context length — by prompt processing, or with
  * random K/V written straight into the cache (`fill: "random"`, much faster, labelled as such) — and
- * then `nTokens` decode steps are timed. Each row reports:
+ * then `nTokens` decode steps are timed per mode — the modes interleaved token by token, so that a shared
+ * machine's drifting speed affects them alike and their ratios hold. Each row reports:
  *
  * - tokens/s and ms per token (wall clock of `Model.evaluate` on one token);
  * - bytes read per token: weights (every matrix once plus one embedding row, `Model.weightBytesPerToken`),
@@ -26,7 +27,7 @@ import { configFromGguf } from "./model_config.ts";
 import { loadModel, type Model } from "./model.ts";
 import type { CacheType } from "./kv_cache.ts";
 import { createRuntime, type Shard } from "./wasm_runtime.ts";
-import { parseAttentionSpec, predictedTransfer } from "./attention/spec.ts";
+import { type AttentionSpec, parseAttentionSpec, predictedTransfer } from "./attention/spec.ts";
 import { type PlotSeries, svgLinePlot } from "./svg_plot.ts";
 
 /** How the KV cache is brought to the context length before timing. */
@@ -204,19 +205,35 @@ interface Measured {
   attnBytes: { k: number; v: number; index: number };
 }
 
-/** Times `n` decode steps (after one untimed warm-up step) from the current position. */
-function timeDecode(model: Model, n: number, seed: number): Measured {
+/**
+ * Times `n` decode steps of every mode from position `ctx` (after one untimed warm-up round), interleaved: round i
+ * decodes token i at position ctx + i with each mode in turn, the previous mode's step being dropped first. A drift
+ * in machine speed (other tenants, clocks) then affects every mode alike, so their ratios hold on a shared machine.
+ */
+function timeDecodeInterleaved(model: Model, specs: AttentionSpec[], ctx: number, n: number, seed: number): Measured[] {
   const r = rng(seed ^ 0x5bd1e995);
-  const tok = () => Math.floor(r() * model.config.nVocab);
-  model.evaluate([tok()]);
-  model.resetCounters();
-  model.runtime.resetTimers();
-  const t0 = performance.now();
-  for (let i = 0; i < n; i++) model.evaluate([tok()]);
-  const ms = performance.now() - t0;
-  const kernels = new Map<string, number>();
-  for (const [name, t] of model.runtime.timers) kernels.set(name, t.ms);
-  return { msPerToken: ms / n, kernels, attnBytes: model.attention.bytes };
+  const toks = Array.from({ length: n + 1 }, () => Math.floor(r() * model.config.nVocab));
+  const out = specs.map(() => ({ ms: 0, kernels: new Map<string, number>(), k: 0, v: 0, index: 0 }));
+  for (let i = 0; i <= n; i++) {
+    for (const [j, spec] of specs.entries()) {
+      model.truncate(ctx + i);
+      model.setAttention(spec);
+      model.resetCounters();
+      model.runtime.resetTimers();
+      const t0 = performance.now();
+      model.evaluate([toks[i]]);
+      const ms = performance.now() - t0;
+      if (i === 0) continue;
+      const o = out[j];
+      o.ms += ms;
+      for (const [name, t] of model.runtime.timers) o.kernels.set(name, (o.kernels.get(name) ?? 0) + t.ms);
+      const b = model.attention.bytes;
+      o.k += b.k;
+      o.v += b.v;
+      o.index += b.index;
+    }
+  }
+  return out.map((o) => ({ msPerToken: o.ms / n, kernels: o.kernels, attnBytes: { k: o.k, v: o.v, index: o.index } }));
 }
 
 /** Bytes of 1-D tensors (norm weights, biases): read once per token besides the matrices. */
@@ -275,11 +292,12 @@ export async function runProfile(opts: ProfileOptions): Promise<ProfileReport> {
         else fillPrompt(model, ctx, seed + ctx);
         log(`t=${threads} ctx ${ctx}: filled (${opts.fill}) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
         let dense: { ms: number; bytes: number } | undefined;
-        for (const spec of specs) {
-          model.truncate(ctx); // back to the filled cache (the previous mode's steps are dropped)
+        log(`t=${threads} ctx ${ctx}: timing ${opts.nTokens} tokens per mode, modes interleaved token by token`);
+        const measured = timeDecodeInterleaved(model, specs, ctx, opts.nTokens, seed + ctx);
+        model.truncate(ctx);
+        for (const [si, spec] of specs.entries()) {
           model.setAttention(spec);
-          log(`${model.attention.name} t=${threads} ctx ${ctx}: timing ${opts.nTokens} tokens`);
-          const m = timeDecode(model, opts.nTokens, seed + ctx);
+          const m = measured[si];
           const n = opts.nTokens;
           const ops: OpTimes = { matvec: 0, attention: 0, other: 0, untimed: 0 };
           for (const [k, ms] of m.kernels) ops[opGroup(k)] += ms / n;

@@ -53,7 +53,6 @@ export class DenseAttention implements AttentionMode {
     // llama.cpp scales q·k by 1/sqrt(head_dim) for every supported arch (gemma scales Q by the same
     // factor before the product, which is the same number).
     this.#scale = 1 / Math.sqrt(c.headDim);
-    const G = c.nHead / c.nHeadKv;
     for (let l = 0; l < c.nLayer; l++) {
       const s = opts.shardOf(l);
       if (!this.#scores.has(s)) this.#scores.set(s, s.alloc(DenseAttention.scratchBytes(c, cache.nCtx, opts.threads)));

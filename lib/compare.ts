@@ -192,9 +192,13 @@ export async function compareModes(opts: CompareOptions): Promise<CompareReport>
       }
       if (opts.tasks.includes("greedy")) {
         if (i === 0) {
+          // The reference follows its own greedy tokens by construction: every step agrees, no second pass.
           denseGreedy = await denseGreedyProbes(model, tokens, opts, (d, t) => progress(name, "greedy", d, t));
+          const full = denseGreedy.map((p) => p.generated.length);
+          res.greedy = greedyResult(denseGreedy, full, full);
+        } else {
+          res.greedy = await runGreedy(model, denseGreedy, (d, t) => progress(name, "greedy", d, t));
         }
-        res.greedy = await runGreedy(model, denseGreedy, (d, t) => progress(name, "greedy", d, t));
       }
       if (opts.tasks.includes("repetition")) {
         res.repetition = await runRepetition(model, tokens, opts, (d, t) => progress(name, "repetition", d, t));
@@ -307,7 +311,6 @@ async function runGreedy(
   progress: (done: number, total: number) => void,
 ): Promise<NonNullable<ModeResult["greedy"]>> {
   const agreed: number[] = [], firstDiff: number[] = [];
-  let steps = 0, total = 0;
   for (const [p, { prompt, generated }] of probes.entries()) {
     model.reset();
     let logits = await model.evaluate(prompt);
@@ -319,12 +322,22 @@ async function runGreedy(
     }
     agreed.push(agree);
     firstDiff.push(first);
-    steps = generated.length;
-    total += generated.length;
     progress(p + 1, probes.length);
   }
+  return greedyResult(probes, agreed, firstDiff);
+}
+
+/** The greedy result from per-probe agreement counts and first disagreements. */
+function greedyResult(probes: GreedyProbe[], agreed: number[], firstDiff: number[]): NonNullable<ModeResult["greedy"]> {
+  const total = probes.reduce((a, p) => a + p.generated.length, 0);
   const sum = agreed.reduce((a, b) => a + b, 0);
-  return { prompts: probes.map((p) => p.prompt.length), steps, agreed, firstDiff, agreement: sum / Math.max(1, total) };
+  return {
+    prompts: probes.map((p) => p.prompt.length),
+    steps: probes[0]?.generated.length ?? 0,
+    agreed,
+    firstDiff,
+    agreement: sum / Math.max(1, total),
+  };
 }
 
 /** Evaluates `ids` one decode step at a time (so sparse modes apply) and returns the last logits. */

@@ -104,6 +104,14 @@ function assertClose(a: ArrayLike<number>, b: ArrayLike<number>, tol: number, wh
 
 const base = { reallocate: true, keepCurrent: true };
 
+/** Head layouts the kernel tests sweep: MHA, GQA, one KV head, odd head sizes (tails), dv ≠ d. */
+const KERNEL_SHAPES = [
+  { nHead: 4, nKv: 4, d: 32, dv: 32 },
+  { nHead: 8, nKv: 2, d: 16, dv: 16 },
+  { nHead: 3, nKv: 1, d: 7, dv: 5 },
+  { nHead: 6, nKv: 3, d: 13, dv: 13 },
+];
+
 Deno.test("sparq ref: the llama.cpp fork's 4-position vector (sparq.md §2.4)", () => {
   const x = {
     q: [1.0, -0.5],
@@ -161,14 +169,8 @@ Deno.test("sparq: the torch dense vector, and r = d, k ≥ S equals dense", () =
 
 Deno.test("sparq kernel equals the scalar reference (MHA, GQA, window, reallocation, odd sizes), any thread count", () => {
   if (!mod) return;
-  const shapes = [
-    { nHead: 4, nKv: 4, d: 32, dv: 32 },
-    { nHead: 8, nKv: 2, d: 16, dv: 16 },
-    { nHead: 3, nKv: 1, d: 7, dv: 5 },
-    { nHead: 6, nKv: 3, d: 13, dv: 13 },
-  ];
   let seed = 1;
-  for (const sh of shapes) {
+  for (const sh of KERNEL_SHAPES) {
     for (const S of [9, 64, 203, 1031]) {
       for (
         const [reallocate, window, keepCurrent] of [[true, -1, true], [false, 0, true], [true, 0, false], [
@@ -203,14 +205,8 @@ Deno.test("sparq kernel equals the scalar reference (MHA, GQA, window, reallocat
 
 Deno.test("sparq kernel, f16 cache: equals the reference fed the f16-rounded K/V, any thread count; r = d, k ≥ S is dense", () => {
   if (!mod) return;
-  const shapes = [
-    { nHead: 4, nKv: 4, d: 32, dv: 32 },
-    { nHead: 8, nKv: 2, d: 16, dv: 16 },
-    { nHead: 3, nKv: 1, d: 7, dv: 5 },
-    { nHead: 6, nKv: 3, d: 13, dv: 13 },
-  ];
   let seed = 500;
-  for (const sh of shapes) {
+  for (const sh of KERNEL_SHAPES) {
     for (const S of [9, 203, 1031]) {
       for (const [reallocate, keepCurrent] of [[true, true], [false, false]] as const) {
         const k = Math.max(1, Math.floor(S / 5));

@@ -71,6 +71,9 @@ for (const ctx of contexts) {
       ofPeak: gbs / peak,
       ofProbe: gbs / probe.bytesPerSecond,
       encodeMsPerToken: (1000 * b.encodeSeconds) / steps,
+      submitMsPerToken: (1000 * b.submitSeconds) / steps,
+      cpuMsPerToken: (1000 * b.cpuSeconds) / steps,
+      gpuMsPerToken: (1000 * b.gpuSeconds) / steps,
       submits: model.counters.submits,
       dispatchesPerToken: model.counters.dispatches / steps,
       loadavg: load(),
@@ -83,7 +86,12 @@ for (const ctx of contexts) {
         `${row.achievedTBs.toFixed(3)} TB/s = ${(100 * row.ofPeak).toFixed(1)}% of peak, ` +
         `${
           (100 * row.ofProbe).toFixed(1)
-        }% of probe; ${row.dispatchesPerToken} dispatches/token  loadavg ${row.loadavg}`,
+        }% of probe; ${row.dispatchesPerToken} dispatches/token  loadavg ${row.loadavg}\n` +
+        `  per token: CPU encode ${row.encodeMsPerToken.toFixed(2)} ms + submit ${
+          row.submitMsPerToken.toFixed(2)
+        } ms (all CPU ${row.cpuMsPerToken.toFixed(2)} ms); GPU alone (steps in one submit) ${
+          row.gpuMsPerToken.toFixed(2)
+        } ms; empty-submit wait ${(1000 * b.waitSeconds).toFixed(1)} ms per run`,
     );
   }
 }

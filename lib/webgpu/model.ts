@@ -77,8 +77,16 @@ export interface DecodeBench {
   /** Context length at the first timed step. */
   context: number;
   seconds: number;
-  /** Of which: recording and submitting on the CPU (the GPU runs behind it). */
+  /** Of which: recording the command buffers on the CPU (the GPU runs behind it). */
   encodeSeconds: number;
+  /** Of which: `queue.submit` calls on the CPU. */
+  submitSeconds: number;
+  /** CPU time until the last step was submitted (encode + submit + uniform writes). */
+  cpuSeconds: number;
+  /** GPU time of the same steps recorded beforehand and submitted at once (no CPU gaps). */
+  gpuSeconds: number;
+  /** How late an empty submit is reported done (Deno polls; included in `seconds`, not in `gpuSeconds`). */
+  waitSeconds: number;
   tokensPerSecond: number;
   /** Bytes read per token: weights + KV/index. */
   bytesPerToken: number;
@@ -245,6 +253,8 @@ class GpuModelImpl implements GpuModel {
   private embRowBytes = 0;
   private readback: GPUBuffer;
   private closed = false;
+  /** CPU milliseconds spent recording and submitting steps (benchDecode). */
+  private timing = { encode: 0, submit: 0 };
   /** Pending trace run (SPARQ_GPU_TRACE=1): awaited before the step's own submit is read. */
   private tracing?: Promise<void>;
 
@@ -528,8 +538,23 @@ class GpuModelImpl implements GpuModel {
     }
   }
 
-  /** Records one batch (tokens already in the tokens buffer) into a command buffer. */
+  /** Records one batch (tokens already in the tokens buffer) into a command buffer and submits it. */
   private record(nTok: number, nOut: number, argmax: boolean, extra?: (e: GPUCommandEncoder) => void) {
+    const t0 = performance.now();
+    const cb = this.encodeStep(nTok, nOut, argmax, extra);
+    const t1 = performance.now();
+    this.k.device.queue.submit([cb]);
+    this.timing.encode += t1 - t0;
+    this.timing.submit += performance.now() - t1;
+  }
+
+  /** Writes the step uniform and records one batch into a command buffer (counters updated, pos advanced). */
+  private encodeStep(
+    nTok: number,
+    nOut: number,
+    argmax: boolean,
+    extra?: (e: GPUCommandEncoder) => void,
+  ): GPUCommandBuffer {
     const s = this.k.setStep({
       pos0: this.pos,
       nTok,
@@ -559,7 +584,7 @@ class GpuModelImpl implements GpuModel {
     if (argmax) n += this.k.encode(pass, [this.argmaxOp], s);
     pass.end();
     extra?.(enc);
-    this.k.device.queue.submit([enc.finish()]);
+    const cb = enc.finish();
     const c = this.counters;
     c.kv = { ...this.att.bytes };
     c.submits++;
@@ -567,6 +592,7 @@ class GpuModelImpl implements GpuModel {
     c.tokens += nTok;
     c.weightBytes += this.layerWeightBytes + nTok * this.embRowBytes + (nOut > 0 ? this.outWeightBytes : 0);
     this.pos += nTok;
+    return cb;
   }
 
   async evaluate(tokens: number[], opts: { allLogits?: boolean } = {}): Promise<Float32Array> {
@@ -632,18 +658,42 @@ class GpuModelImpl implements GpuModel {
     // One untimed step compiles/warms everything.
     await this.evaluateArgmax([1]);
     this.resetCounters();
+    this.timing = { encode: 0, submit: 0 };
     const t0 = performance.now();
     for (let i = 0; i < steps; i++) this.record(1, 1, true);
-    const encodeSeconds = (performance.now() - t0) / 1000;
+    const cpuSeconds = (performance.now() - t0) / 1000;
     await this.k.device.queue.onSubmittedWorkDone();
     const seconds = (performance.now() - t0) / 1000;
-    const c = this.counters;
+    const c = structuredClone(this.counters);
     const kv = (c.kv.k + c.kv.v + c.kv.index) / steps;
+    const { encode, submit } = this.timing;
+    const bytes = { ...this.att.bytes };
+    // GPU time alone: the same steps recorded first, then handed over in one submit (they all see
+    // the last step's uniform, which changes nothing in the work done), minus an empty submit's wait.
+    const pos = this.pos;
+    this.pos = context;
+    const cbs: GPUCommandBuffer[] = [];
+    for (let i = 0; i < steps; i++) cbs.push(this.encodeStep(1, 1, true));
+    const floor = await submitFloor(async () => {
+      this.k.device.queue.submit([]);
+      await this.k.device.queue.onSubmittedWorkDone();
+    });
+    const t1 = performance.now();
+    this.k.device.queue.submit(cbs);
+    await this.k.device.queue.onSubmittedWorkDone();
+    const gpuSeconds = (performance.now() - t1) / 1000 - floor;
+    this.pos = pos;
+    this.counters = c;
+    this.att.bytes = bytes;
     return {
       steps,
       context: context + 1,
       seconds,
-      encodeSeconds,
+      encodeSeconds: encode / 1000,
+      submitSeconds: submit / 1000,
+      cpuSeconds,
+      gpuSeconds,
+      waitSeconds: floor,
       tokensPerSecond: steps / seconds,
       bytesPerToken: c.weightBytes / steps + kv,
       weightBytesPerToken: c.weightBytes / steps,

@@ -12,7 +12,7 @@ import type { AttentionBytes } from "../attention/mode.ts";
 import type { Kernels, Op, StepValues } from "./kernels.ts";
 import {
   approxWgsl,
-  ATTN_WG,
+  ATTN_BLOCK,
   combineWgsl,
   MAX_CHUNKS,
   partialWgsl,
@@ -43,7 +43,7 @@ export interface LayerCache {
 
 /** Chunking of `n` positions for the partial kernel: enough chunks to fill a large GPU, at most MAX_CHUNKS. */
 export function chunking(n: number): { chunk: number; nChunk: number } {
-  const chunk = Math.max(ATTN_WG, Math.ceil(n / MAX_CHUNKS / ATTN_WG) * ATTN_WG);
+  const chunk = Math.max(ATTN_BLOCK, Math.ceil(n / MAX_CHUNKS / ATTN_BLOCK) * ATTN_BLOCK);
   return { chunk, nChunk: Math.ceil(n / chunk) };
 }
 

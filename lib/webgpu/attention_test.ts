@@ -65,3 +65,50 @@ for (const reallocate of [true, false]) {
     }
   });
 }
+
+Deno.test("webgpu dense decode over many chunks and a partial last block matches a scalar softmax", async () => {
+  const gpu = await gpuOrSkip();
+  if (!gpu) return;
+  const nHead = 4, nKv = 2, d = 16, G = nHead / nKv;
+  for (const S of [7, 1000, 3001]) {
+    const ctx = S + 1;
+    const k = new Kernels(gpu);
+    try {
+      const q = k.buffer(nHead * d * 4), out = k.buffer(nHead * d * 4);
+      const att = new GpuAttention(k, { nLayer: 1, nHead, nKv, d, ctx, batch: 1 }, { kind: "dense" }, q, out);
+      const K = random(nKv * ctx * d, 4), V = random(nKv * ctx * d, 5), Q = random(nHead * d, 6);
+      for (let i = 0; i < Q.length; i++) Q[i] *= 4;
+      k.device.queue.writeBuffer(att.layers[0].k, 0, K);
+      k.device.queue.writeBuffer(att.layers[0].v, 0, V);
+      k.device.queue.writeBuffer(q, 0, Q);
+      const s = k.setStep({ pos0: S - 1, nTok: 1, ...att.stepFields(S - 1, 1) });
+      const enc = k.device.createCommandEncoder();
+      const pass = enc.beginComputePass();
+      k.encode(pass, att.ops(0, 1), s);
+      pass.end();
+      k.device.queue.submit([enc.finish()]);
+      const got = new Float32Array(await k.read(out, 0, nHead * d * 4));
+      k.throwIfFailed();
+      let max = 0;
+      for (let h = 0; h < nHead; h++) {
+        const kv = Math.floor(h / G);
+        const sc = Array.from({ length: S }, (_, t) => {
+          let a = 0;
+          for (let i = 0; i < d; i++) a += Q[h * d + i] * K[(kv * ctx + t) * d + i];
+          return a / Math.sqrt(d);
+        });
+        const m = Math.max(...sc);
+        const e = sc.map((x) => Math.exp(x - m));
+        const l = e.reduce((a, b) => a + b, 0);
+        for (let i = 0; i < d; i++) {
+          let y = 0;
+          for (let t = 0; t < S; t++) y += e[t] * V[(kv * ctx + t) * d + i];
+          max = Math.max(max, Math.abs(got[h * d + i] - y / l));
+        }
+      }
+      assert(max <= 1e-5, `S ${S}: max |Δ| ${max}`);
+    } finally {
+      k.destroy();
+    }
+  }
+});

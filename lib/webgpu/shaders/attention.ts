@@ -18,10 +18,12 @@ export interface AttnShape {
   ctx: number;
 }
 
-/** Most position chunks per query (size of the partial buffer). */
-export const MAX_CHUNKS = 32;
-/** Threads per attention workgroup (positions scored per block). */
-export const ATTN_WG = 64;
+/** Most position chunks per query (size of the partial buffer; ≤ ATTN_WG, see combineWgsl). */
+export const MAX_CHUNKS = 64;
+/** Threads per attention workgroup. */
+export const ATTN_WG = 128;
+/** Positions scored per block of the partial kernel (4 threads per K row); chunks are multiples of it. */
+export const ATTN_BLOCK = ATTN_WG / 4;
 
 const NEG = "-3.0e38";
 
@@ -29,9 +31,13 @@ const NEG = "-3.0e38";
  * WGSL of the chunked attention pass. Bindings: 0 q `[nTok][nHead][d]`, 1 K cache, 2 V cache, 3 step,
  * 4 partial `[nTok][nHead][MAX_CHUNKS][d+2]`, 5 selected positions `[nKv][ctx]` (when `indexed`).
  * Dispatch (nChunk, nHead, nTok). Dense: token t sees positions 0..pos0+t; indexed: the kk listed ones.
+ * A chunk is walked in blocks of ATTN_BLOCK positions: 4 neighbouring threads dot one K row (so a
+ * warp reads 8 rows in 64-byte runs), then every thread folds the block's scores, kept in workgroup
+ * memory, into the running softmax and adds the block's V rows for its dimensions with all
+ * ATTN_BLOCK loads independent (no tree reductions: three barriers per block).
  */
 export function partialWgsl(s: AttnShape, indexed: boolean): string {
-  const G = s.nHead / s.nKv, D = s.d, W = ATTN_WG;
+  const G = s.nHead / s.nKv, D = s.d, W = ATTN_WG, P = ATTN_BLOCK;
   const slots = Math.ceil(D / W);
   return `${stepWgsl(3)}
 @group(0) @binding(0) var<storage, read> q: array<f32>;
@@ -39,10 +45,10 @@ export function partialWgsl(s: AttnShape, indexed: boolean): string {
 @group(0) @binding(2) var<storage, read> vc: array<f32>;
 @group(0) @binding(4) var<storage, read_write> part: array<f32>;
 ${indexed ? "@group(0) @binding(5) var<storage, read> idx: array<u32>;" : ""}
-${reduceWgsl(W)}
 var<workgroup> qs: array<vec4<f32>, ${D / 4}>;
-var<workgroup> ps: array<f32, ${W}>;
-var<workgroup> pp: array<u32, ${W}>;
+var<workgroup> sp: array<f32, ${W}>;
+var<workgroup> ss: array<f32, ${P}>;
+var<workgroup> pp: array<u32, ${P}>;
 @compute @workgroup_size(${W})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let c = wg.x; let h = wg.y; let t = wg.z;
@@ -55,44 +61,46 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     qs[i] = vec4<f32>(q[qb + 4u * i], q[qb + 4u * i + 1u], q[qb + 4u * i + 2u], q[qb + 4u * i + 3u]);
   }
   workgroupBarrier();
+  let r = lid % 4u;
+  let vb = kv * ${s.ctx}u;
   var m = ${NEG};
   var l = 0.0;
   var acc: array<f32, ${slots}>;
-  for (var b = start; b < end; b += ${W}u) {
-    let j = b + lid;
-    var sc = ${NEG};
+  for (var b = start; b < end; b += ${P}u) {
+    // Scores: position b + lid/4, a quarter of the row's vec4s per thread.
+    let j = b + lid / 4u;
     var p = 0u;
+    var a = 0.0;
     if (j < end) {
       p = ${indexed ? `idx[kv * ${s.ctx}u + j]` : "j"};
-      let kb = (kv * ${s.ctx}u + p) * ${D / 4}u;
-      var a = 0.0;
-      for (var i = 0u; i < ${D / 4}u; i++) { a += dot(qs[i], kc[kb + i]); }
-      sc = a * ${f32Lit(1 / Math.sqrt(D))};
+      let kb = (vb + p) * ${D / 4}u;
+      for (var i = r; i < ${D / 4}u; i += 4u) { a += dot(qs[i], kc[kb + i]); }
     }
-    let mNew = max(m, wgMax(lid, sc));
-    var e = 0.0;
-    if (j < end) { e = exp(sc - mNew); }
-    ps[lid] = e;
-    pp[lid] = p;
+    sp[lid] = a;
+    if (r == 0u) { pp[lid / 4u] = p; }
+    workgroupBarrier();
+    if (lid < ${P}u) {
+      let sc = (sp[4u * lid] + sp[4u * lid + 1u] + sp[4u * lid + 2u] + sp[4u * lid + 3u]) * ${f32Lit(1 / Math.sqrt(D))};
+      ss[lid] = select(${NEG}, sc, b + lid < end);
+    }
+    workgroupBarrier();
+    var mb = ${NEG};
+    for (var k = 0u; k < ${P}u; k++) { mb = max(mb, ss[k]); }
+    let mNew = max(m, mb);
     let corr = exp(m - mNew);
-    l = l * corr + wgSum(lid, e);
-    let cnt = min(${W}u, end - b);
+    var e: array<f32, ${P}>;
+    var es = 0.0;
+    for (var k = 0u; k < ${P}u; k++) { e[k] = exp(ss[k] - mNew); es += e[k]; }
+    l = l * corr + es;
     for (var u = 0u; u < ${slots}u; u++) {
       let dim = lid + ${W}u * u;
       if (dim < ${D}u) {
-        var a = acc[u] * corr;
-        let vb = kv * ${s.ctx}u;
-        var jj = 0u;
-        // 8 independent loads per step (a plain loop waits on each V load in turn).
-        for (; jj + 8u <= cnt; jj += 8u) {
-          var vv: array<f32, 8>;
-          for (var e = 0u; e < 8u; e++) { vv[e] = vc[(vb + pp[jj + e]) * ${D}u + dim]; }
-          var b = 0.0;
-          for (var e = 0u; e < 8u; e++) { b += ps[jj + e] * vv[e]; }
-          a += b;
-        }
-        for (; jj < cnt; jj++) { a += ps[jj] * vc[(vb + pp[jj]) * ${D}u + dim]; }
-        acc[u] = a;
+        // Positions past the end have e = 0 and read row pp = 0 (any valid row): no branch, all loads in flight.
+        var v: array<f32, ${P}>;
+        for (var k = 0u; k < ${P}u; k++) { v[k] = vc[(vb + pp[k]) * ${D}u + dim]; }
+        var y = 0.0;
+        for (var k = 0u; k < ${P}u; k++) { y += e[k] * v[k]; }
+        acc[u] = acc[u] * corr + y;
       }
     }
     m = mNew;
@@ -108,10 +116,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 }
 
 /**
- * WGSL merging the chunks into `out[t][h][:]`. With SparQ reallocation, also α = Σ_{i2} softmax(ŝ) and
- * y = α·y + (1−α)·v̄. Bindings: 0 partial, 1 out, 2 step; reallocation: 3 ŝ logits `[nHead][ctx]`,
- * 4 stats `[nHead]` (max, sum), 5 selected positions, 6 vsum `[nKv][d]`.
- * Dispatch (nHead, nTok).
+ * WGSL merging the chunks into `out[t][h][:]`: thread c < nChunk turns chunk c's max into its
+ * weight exp(m_c − M) (workgroup memory), then every thread sums its dimensions over the chunks.
+ * With SparQ reallocation, also α = Σ_{i2} softmax(ŝ) and y = α·y + (1−α)·v̄. Bindings: 0 partial,
+ * 1 out, 2 step; reallocation: 3 ŝ logits `[nHead][ctx]`, 4 stats `[nHead]` (max, sum), 5 selected
+ * positions, 6 vsum `[nKv][d]`. Dispatch (nHead, nTok).
  */
 export function combineWgsl(s: AttnShape, reallocate: boolean): string {
   const G = s.nHead / s.nKv, D = s.d, W = ATTN_WG;
@@ -127,16 +136,26 @@ ${
       : ""
   }
 ${reduceWgsl(W)}
+var<workgroup> cm: array<f32, ${MAX_CHUNKS}>;
+var<workgroup> cw: array<f32, ${MAX_CHUNKS}>;
+var<workgroup> cl: array<f32, ${MAX_CHUNKS}>;
 @compute @workgroup_size(${W})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let h = wg.x; let t = wg.y;
   let pb = (t * ${s.nHead}u + h) * ${MAX_CHUNKS}u;
+  let nc = step.nChunk;
+  if (lid < nc) { cm[lid] = part[(pb + lid) * ${D + 2}u]; }
+  workgroupBarrier();
   var M = ${NEG};
-  for (var c = 0u; c < step.nChunk; c++) { M = max(M, part[(pb + c) * ${D + 2}u]); }
-  var L = 0.0;
-  for (var c = 0u; c < step.nChunk; c++) {
-    L += part[(pb + c) * ${D + 2}u + 1u] * exp(part[(pb + c) * ${D + 2}u] - M);
+  for (var c = 0u; c < nc; c++) { M = max(M, cm[c]); }
+  if (lid < nc) {
+    let w = exp(cm[lid] - M);
+    cw[lid] = w;
+    cl[lid] = part[(pb + lid) * ${D + 2}u + 1u] * w;
   }
+  workgroupBarrier();
+  var L = 0.0;
+  for (var c = 0u; c < nc; c++) { L += cl[c]; }
   ${
     reallocate
       ? `let kv = h / ${G}u;
@@ -149,9 +168,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   }
   for (var dim = lid; dim < ${D}u; dim += ${W}u) {
     var y = 0.0;
-    for (var c = 0u; c < step.nChunk; c++) {
-      y += part[(pb + c) * ${D + 2}u + 2u + dim] * exp(part[(pb + c) * ${D + 2}u] - M);
-    }
+    for (var c = 0u; c < nc; c++) { y += part[(pb + c) * ${D + 2}u + 2u + dim] * cw[c]; }
     y = y / L;
     ${reallocate ? `y = alpha * y + (1.0 - alpha) * (vsum[kv * ${D}u + dim] / S);` : ""}
     out[(t * ${s.nHead}u + h) * ${D}u + dim] = y;

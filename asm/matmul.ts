@@ -5,7 +5,8 @@
  * the quantized layouts of `asm/common/act.ts` for the block types (integer dot products per block, as ggml).
  *
  * Parallel over rows. Tokens are processed in blocks of TOKEN_BLOCK: a weight row is read from memory once per
- * block and reused from L1 for its tokens. Every output is the same `dot*` call whatever `nTok` and `nth` are, so
+ * block and reused from L1 for its tokens; the 32-wide types also unpack a row's codes and scales once per four
+ * tokens (`dotQ32Tok4`). Every output is the same `dot*` call whatever `nTok` and `nth` are, so
  * matvec and matmul agree bit for bit and results do not depend on the thread count. Integer block sums are
  * reduced to one integer before scaling, so the relaxed and plain SIMD builds (whose i32 lanes group the products
  * differently) give identical results too.
@@ -107,60 +108,87 @@ const BIT_OF_LANE = i8x16(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, 
   return f16x4ToF32(v);
 }
 
+const K_Q4_0 = 0, K_Q4_1 = 1, K_Q5_0 = 2, K_Q5_1 = 3, K_Q8_0 = 4;
+
 /**
- * Integer dot of a Q4_0 block {f16 d; u8 qs[16]} with the unsigned codes (nibbles; low nibbles are elements
- * 0..15). The code offset 8 is applied by the caller as −8·Σx.
+ * The weight codes of elements 0..15 of a 32-wide block of type `kind` (a compile-time constant after inlining),
+ * as the i8x16 operand of the block's integer dot ({@link isumCodes}):
+ * - Q4_0 {f16 d; u8 qs[16]}, Q4_1 {f16 d; f16 m; u8 qs[16]}: the low nibbles, unsigned (Q4_0's offset 8 is applied
+ *   by the caller as −8·Σx, Q4_1's `m` as m·Σ(d_x·x));
+ * - Q5_0 {f16 d; u8 qh[4]; u8 qs[16]}, Q5_1 {f16 d; f16 m; u8 qh[4]; u8 qs[16]}: nibble | fifth bit << 4 (Q5_0's
+ *   offset 16 applied by the caller);
+ * - Q8_0 {f16 d; i8 qs[32]}: |w| with relaxed SIMD (see {@link isumCodes}), w otherwise.
  */
 // @ts-ignore: decorator
-@inline function isumQ4_0(blk: usize, xq: usize): v128 {
-  const q = v128.load(blk + 2);
-  return dot32U5(v128.load(xq), v128.and(q, LOW4), v128.load(xq, 16), v128.and(i16x8.shr_u(q, 4), LOW4));
+@inline function codesLo(kind: i32, blk: usize): v128 {
+  if (kind == K_Q4_0) return v128.and(v128.load(blk + 2), LOW4);
+  if (kind == K_Q4_1) return v128.and(v128.load(blk + 4), LOW4);
+  if (kind == K_Q5_0) return v128.or(v128.and(v128.load(blk + 6), LOW4), fifthBits(v128.load32_splat(blk + 2), false));
+  if (kind == K_Q5_1) return v128.or(v128.and(v128.load(blk + 8), LOW4), fifthBits(v128.load32_splat(blk + 4), false));
+  return ASC_FEATURE_RELAXED_SIMD ? i8x16.abs(v128.load(blk + 2)) : v128.load(blk + 2);
 }
 
-/** Integer dot of a Q4_1 block {f16 d; f16 m; u8 qs[16]} (codes = nibbles; `m` is handled by the caller). */
+/** The weight codes of elements 16..31 (high nibbles; Q8_0: the second 16 bytes), as {@link codesLo}. */
 // @ts-ignore: decorator
-@inline function isumQ4_1(blk: usize, xq: usize): v128 {
-  const q = v128.load(blk + 4);
-  return dot32U5(v128.load(xq), v128.and(q, LOW4), v128.load(xq, 16), v128.and(i16x8.shr_u(q, 4), LOW4));
-}
-
-/** Integer dot of a Q5_0 block {f16 d; u8 qh[4]; u8 qs[16]} with unsigned codes nibble | bit << 4 (offset 16). */
-// @ts-ignore: decorator
-@inline function isumQ5_0(blk: usize, xq: usize): v128 {
-  const qh = v128.load32_splat(blk + 2);
-  const q = v128.load(blk + 6);
-  const lo = v128.or(v128.and(q, LOW4), fifthBits(qh, false));
-  return dot32U5(v128.load(xq), lo, v128.load(xq, 16), v128.or(v128.and(i16x8.shr_u(q, 4), LOW4), fifthBits(qh, true)));
-}
-
-/** Integer dot of a Q5_1 block {f16 d; f16 m; u8 qh[4]; u8 qs[16]} (codes nibble | bit << 4). */
-// @ts-ignore: decorator
-@inline function isumQ5_1(blk: usize, xq: usize): v128 {
-  const qh = v128.load32_splat(blk + 4);
-  const q = v128.load(blk + 8);
-  const lo = v128.or(v128.and(q, LOW4), fifthBits(qh, false));
-  return dot32U5(v128.load(xq), lo, v128.load(xq, 16), v128.or(v128.and(i16x8.shr_u(q, 4), LOW4), fifthBits(qh, true)));
+@inline function codesHi(kind: i32, blk: usize): v128 {
+  if (kind == K_Q4_0) return v128.and(i16x8.shr_u(v128.load(blk + 2), 4), LOW4);
+  if (kind == K_Q4_1) return v128.and(i16x8.shr_u(v128.load(blk + 4), 4), LOW4);
+  if (kind == K_Q5_0) return v128.or(v128.and(i16x8.shr_u(v128.load(blk + 6), 4), LOW4), fifthBits(v128.load32_splat(blk + 2), true));
+  if (kind == K_Q5_1) return v128.or(v128.and(i16x8.shr_u(v128.load(blk + 8), 4), LOW4), fifthBits(v128.load32_splat(blk + 4), true));
+  return ASC_FEATURE_RELAXED_SIMD ? i8x16.abs(v128.load(blk + 18)) : v128.load(blk + 18);
 }
 
 /**
- * Integer dot of a Q8_0 block {f16 d; i8 qs[32]}. With relaxed SIMD the weight signs move onto the activations
- * (|w|·(±x), as ggml's AVX2 `mul_sum_i8_pairs`) so one `relaxed_dot_i8x16_i7x16_add_s` (vpdpbusd or pmaddubsw) does
- * 16 products: |w| ≤ 127 as ggml quantizes (a stored −128 still gives the exact product on x86, where the
- * operand is read unsigned) and |x| ≤ 127, so the pairwise i16 sums cannot saturate. The sign select is a
- * `relaxed_laneselect` (one pblendvb): its mask lanes are all-ones or all-zeros, where it is deterministic.
+ * Integer dot (i32x4 partial sums) of one block's codes `lo`, `hi` ({@link codesLo}, {@link codesHi}) with one
+ * token's Q8 values at `xq`. Q8_0 with relaxed SIMD: the weight signs move onto the activations (|w|·(±x), as
+ * ggml's AVX2 `mul_sum_i8_pairs`) so one `relaxed_dot_i8x16_i7x16_add_s` (vpdpbusd or pmaddubsw) does 16 products:
+ * |w| ≤ 127 as ggml quantizes (a stored −128 still gives the exact product on x86, where the operand is read
+ * unsigned) and |x| ≤ 127, so the pairwise i16 sums cannot saturate. The sign select is a `relaxed_laneselect`
+ * (one pblendvb): its mask lanes are all-ones or all-zeros, where it is deterministic.
  */
 // @ts-ignore: decorator
-@inline function isumQ8_0(blk: usize, xq: usize): v128 {
+@inline function isumCodes(kind: i32, blk: usize, lo: v128, hi: v128, xq: usize): v128 {
+  if (kind != K_Q8_0) return dot32U5(v128.load(xq), lo, v128.load(xq, 16), hi);
   if (ASC_FEATURE_RELAXED_SIMD) {
-    const w0 = v128.load(blk + 2), w1 = v128.load(blk + 18);
-    const x0 = v128.load(xq), x1 = v128.load(xq, 16);
     const zero = i32x4.splat(0);
-    const sx0 = i8x16.relaxed_laneselect(i8x16.neg(x0), x0, i8x16.lt_s(w0, zero));
-    const sx1 = i8x16.relaxed_laneselect(i8x16.neg(x1), x1, i8x16.lt_s(w1, zero));
-    return i32x4.relaxed_dot_i8x16_i7x16_add_s(sx1, i8x16.abs(w1), i32x4.relaxed_dot_i8x16_i7x16_add_s(sx0, i8x16.abs(w0), zero));
+    const x0 = v128.load(xq), x1 = v128.load(xq, 16);
+    const sx0 = i8x16.relaxed_laneselect(i8x16.neg(x0), x0, i8x16.lt_s(v128.load(blk + 2), zero));
+    const sx1 = i8x16.relaxed_laneselect(i8x16.neg(x1), x1, i8x16.lt_s(v128.load(blk + 18), zero));
+    return i32x4.relaxed_dot_i8x16_i7x16_add_s(sx1, hi, i32x4.relaxed_dot_i8x16_i7x16_add_s(sx0, lo, zero));
   }
-  const s = dotI8(i32x4.splat(0), v128.load(xq), v128.load(blk + 2));
-  return dotI8(s, v128.load(xq, 16), v128.load(blk + 18));
+  return dotI8(dotI8(i32x4.splat(0), v128.load(xq), lo), v128.load(xq, 16), hi);
+}
+
+/** Block integer dot of 32-wide type `kind` with one token's Q8 values. */
+// @ts-ignore: decorator
+@inline function isum32(kind: i32, blk: usize, xq: usize): v128 {
+  return isumCodes(kind, blk, codesLo(kind, blk), codesHi(kind, blk), xq);
+}
+
+/**
+ * One token's step of {@link dotQ32} over blocks b..b+3 (at `blk`), from their codes unpacked by the caller:
+ * `acc + f32(Σ_blocks isum − offset·Σx)·(d_w·d_x) (+ m_w·s_x)`, lane j for block b + j. `x` is the token's Q8
+ * record; `dw`/`mw` the four blocks' weight scales/mins as f32.
+ */
+// @ts-ignore: decorator
+@inline function stepQ32(
+  acc: v128, kind: i32, blk: usize, bytes: usize, l0: v128, h0: v128, l1: v128, h1: v128, l2: v128, h2: v128,
+  l3: v128, h3: v128, x: usize, b: i32, nb: i32, cols: i32, dw: v128, mw: v128, hasMin: bool,
+): v128 {
+  const xq = x + (<usize>b << 5), ob = <usize>b << 2;
+  const xd = x + <usize>cols, xs = xd + (<usize>nb << 2), xsum = xs + (<usize>nb << 2);
+  // Code offsets (8 for Q4_0, 16 for Q5_0) are applied once per block as −offset·Σx.
+  const shift = kind == K_Q4_0 ? 3 : kind == K_Q5_0 ? 4 : 0;
+  let s = reduce4(
+    isumCodes(kind, blk, l0, h0, xq),
+    isumCodes(kind, blk + bytes, l1, h1, xq + 32),
+    isumCodes(kind, blk + 2 * bytes, l2, h2, xq + 64),
+    isumCodes(kind, blk + 3 * bytes, l3, h3, xq + 96),
+  );
+  if (shift) s = i32x4.sub(s, i32x4.shl(v128.load(xsum + ob), shift));
+  let a = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.mul(dw, v128.load(xd + ob))));
+  if (hasMin) a = f32x4.add(a, f32x4.mul(mw, v128.load(xs + ob)));
+  return a;
 }
 
 /**
@@ -169,69 +197,87 @@ const BIT_OF_LANE = i8x16(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, 
  */
 // @ts-ignore: decorator
 @inline function dotQ32(w: usize, x: usize, nb: i32, cols: i32, kind: i32, bytes: usize, hasMin: bool): f32 {
-  const xd = x + <usize>cols;
-  const xs = xd + (<usize>nb << 2);
-  const xsum = xs + (<usize>nb << 2);
-  // Code offsets (8 for Q4_0, 16 for Q5_0) are applied once per block as −offset·Σx.
-  const shift = kind == K_Q4_0 ? 3 : kind == K_Q5_0 ? 4 : 0;
   let acc = f32x4.splat(0);
   let b = 0;
   for (; b + 4 <= nb; b += 4) {
     const blk = w + <usize>b * bytes;
-    const xq = x + (<usize>b << 5);
-    let s = reduce4(
-      isum32(kind, blk, xq),
-      isum32(kind, blk + bytes, xq + 32),
-      isum32(kind, blk + 2 * bytes, xq + 64),
-      isum32(kind, blk + 3 * bytes, xq + 96),
-    );
-    if (shift) s = i32x4.sub(s, i32x4.shl(v128.load(xsum + (<usize>b << 2)), shift));
-    const d = f32x4.mul(f16x4At(blk, bytes), v128.load(xd + (<usize>b << 2)));
-    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), d));
-    if (hasMin) acc = f32x4.add(acc, f32x4.mul(f16x4At(blk + 2, bytes), v128.load(xs + (<usize>b << 2))));
+    const b1 = blk + bytes, b2 = blk + 2 * bytes, b3 = blk + 3 * bytes;
+    acc = stepQ32(acc, kind, blk, bytes, codesLo(kind, blk), codesHi(kind, blk), codesLo(kind, b1), codesHi(kind, b1),
+      codesLo(kind, b2), codesHi(kind, b2), codesLo(kind, b3), codesHi(kind, b3), x, b, nb, cols, f16x4At(blk, bytes),
+      hasMin ? f16x4At(blk + 2, bytes) : acc, hasMin);
   }
+  return hsumF32(acc) + tailQ32(w, x, b, nb, cols, kind, bytes, hasMin);
+}
+
+/** The blocks b..nb of {@link dotQ32} that do not fill a group of four, one at a time. */
+// @ts-ignore: decorator
+@inline function tailQ32(w: usize, x: usize, b0: i32, nb: i32, cols: i32, kind: i32, bytes: usize, hasMin: bool): f32 {
+  const xd = x + <usize>cols, xs = xd + (<usize>nb << 2), xsum = xs + (<usize>nb << 2);
+  const shift = kind == K_Q4_0 ? 3 : kind == K_Q5_0 ? 4 : 0;
   let tail: f32 = 0;
-  for (; b < nb; b++) {
+  for (let b = b0; b < nb; b++) {
     const blk = w + <usize>b * bytes;
     let s = hsumI32(isum32(kind, blk, x + (<usize>b << 5)));
     if (shift) s -= load<i32>(xsum + (<usize>b << 2)) << shift;
     tail += f16ToF32(load<u16>(blk)) * load<f32>(xd + (<usize>b << 2)) * <f32>s;
     if (hasMin) tail += f16ToF32(load<u16>(blk, 2)) * load<f32>(xs + (<usize>b << 2));
   }
-  return hsumF32(acc) + tail;
+  return tail;
 }
 
-const K_Q4_0 = 0, K_Q4_1 = 1, K_Q5_0 = 2, K_Q5_1 = 3, K_Q8_0 = 4;
-
-/** Block integer dot of 32-wide type `kind` (a compile-time constant after inlining). */
+/**
+ * {@link dotQ32} of one row with four tokens (Q8 records `xstride` apart), results `ystride` apart. The row's
+ * codes and scales are unpacked once per four blocks and shared by the four tokens (prompt batches: 1.4–1.6×
+ * faster than a row per token); each token's sum takes exactly dotQ32's operations, so the results are equal bit
+ * for bit.
+ */
 // @ts-ignore: decorator
-@inline function isum32(kind: i32, blk: usize, xq: usize): v128 {
-  if (kind == K_Q4_0) return isumQ4_0(blk, xq);
-  if (kind == K_Q4_1) return isumQ4_1(blk, xq);
-  if (kind == K_Q5_0) return isumQ5_0(blk, xq);
-  if (kind == K_Q5_1) return isumQ5_1(blk, xq);
-  return isumQ8_0(blk, xq);
+@inline function dotQ32Tok4(
+  w: usize, x: usize, xstride: usize, nb: i32, cols: i32, kind: i32, bytes: usize, hasMin: bool, y: usize,
+  ystride: usize,
+): void {
+  const x1 = x + xstride, x2 = x + 2 * xstride, x3 = x + 3 * xstride;
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  let b = 0;
+  for (; b + 4 <= nb; b += 4) {
+    const blk = w + <usize>b * bytes;
+    const b1 = blk + bytes, b2 = blk + 2 * bytes, b3 = blk + 3 * bytes;
+    const l0 = codesLo(kind, blk), h0 = codesHi(kind, blk), l1 = codesLo(kind, b1), h1 = codesHi(kind, b1);
+    const l2 = codesLo(kind, b2), h2 = codesHi(kind, b2), l3 = codesLo(kind, b3), h3 = codesHi(kind, b3);
+    const dw = f16x4At(blk, bytes), mw = hasMin ? f16x4At(blk + 2, bytes) : dw;
+    a0 = stepQ32(a0, kind, blk, bytes, l0, h0, l1, h1, l2, h2, l3, h3, x, b, nb, cols, dw, mw, hasMin);
+    a1 = stepQ32(a1, kind, blk, bytes, l0, h0, l1, h1, l2, h2, l3, h3, x1, b, nb, cols, dw, mw, hasMin);
+    a2 = stepQ32(a2, kind, blk, bytes, l0, h0, l1, h1, l2, h2, l3, h3, x2, b, nb, cols, dw, mw, hasMin);
+    a3 = stepQ32(a3, kind, blk, bytes, l0, h0, l1, h1, l2, h2, l3, h3, x3, b, nb, cols, dw, mw, hasMin);
+  }
+  store<f32>(y, hsumF32(a0) + tailQ32(w, x, b, nb, cols, kind, bytes, hasMin));
+  store<f32>(y + ystride, hsumF32(a1) + tailQ32(w, x1, b, nb, cols, kind, bytes, hasMin));
+  store<f32>(y + 2 * ystride, hsumF32(a2) + tailQ32(w, x2, b, nb, cols, kind, bytes, hasMin));
+  store<f32>(y + 3 * ystride, hsumF32(a3) + tailQ32(w, x3, b, nb, cols, kind, bytes, hasMin));
 }
 
+/**
+ * `Y = X·Wᵀ` for the 32-wide types: per block of TOKEN_BLOCK tokens, each row of this thread's share against the
+ * tokens four at a time ({@link dotQ32Tok4}), the last nTok mod 4 one at a time.
+ */
 // @ts-ignore: decorator
-@inline function dotQ4_0(w: usize, x: usize, nb: i32, cols: i32): f32 {
-  return dotQ32(w, x, nb, cols, K_Q4_0, 18, false);
-}
-// @ts-ignore: decorator
-@inline function dotQ4_1(w: usize, x: usize, nb: i32, cols: i32): f32 {
-  return dotQ32(w, x, nb, cols, K_Q4_1, 20, true);
-}
-// @ts-ignore: decorator
-@inline function dotQ5_0(w: usize, x: usize, nb: i32, cols: i32): f32 {
-  return dotQ32(w, x, nb, cols, K_Q5_0, 22, false);
-}
-// @ts-ignore: decorator
-@inline function dotQ5_1(w: usize, x: usize, nb: i32, cols: i32): f32 {
-  return dotQ32(w, x, nb, cols, K_Q5_1, 24, true);
-}
-// @ts-ignore: decorator
-@inline function dotQ8_0(w: usize, x: usize, nb: i32, cols: i32): f32 {
-  return dotQ32(w, x, nb, cols, K_Q8_0, 34, false);
+@inline function matmulQ32(
+  w: usize, x: usize, y: usize, rows: i32, cols: i32, nTok: i32, ith: i32, nth: i32, kind: i32, bytes: usize,
+  hasMin: bool,
+): void {
+  const r0 = splitStart(rows, ith, nth), r1 = splitStart(rows, ith + 1, nth);
+  const nb = cols >> 5, rb = <usize>nb * bytes, xs = q8Stride(cols), ys = <usize>rows << 2;
+  for (let t0 = 0; t0 < nTok; t0 += TOKEN_BLOCK) {
+    const t1 = min(nTok, t0 + TOKEN_BLOCK);
+    for (let r = r0; r < r1; r++) {
+      const wr = w + <usize>r * rb;
+      let t = t0;
+      for (; t + 4 <= t1; t += 4) {
+        dotQ32Tok4(wr, x + <usize>t * xs, xs, nb, cols, kind, bytes, hasMin, y + <usize>t * ys + (<usize>r << 2), ys);
+      }
+      for (; t < t1; t++) store<f32>(y + <usize>t * ys + (<usize>r << 2), dotQ32(wr, x + <usize>t * xs, nb, cols, kind, bytes, hasMin));
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -424,48 +470,23 @@ export function matmul_bf16(w: usize, x: usize, y: usize, rows: i32, cols: i32, 
 }
 
 export function matmul_q4_0(w: usize, x: usize, y: usize, rows: i32, cols: i32, nTok: i32, ith: i32, nth: i32): void {
-  const r0 = splitStart(rows, ith, nth), r1 = splitStart(rows, ith + 1, nth);
-  const nb = cols >> 5, rb = <usize>nb * 18, xs = q8Stride(cols);
-  for (let t0 = 0; t0 < nTok; t0 += TOKEN_BLOCK) {
-    const t1 = min(nTok, t0 + TOKEN_BLOCK);
-    for (let r = r0; r < r1; r++) for (let t = t0; t < t1; t++) store<f32>(y + ((<usize>t * <usize>rows + <usize>r) << 2), dotQ4_0(w + <usize>r * rb, x + <usize>t * xs, nb, cols));
-  }
+  matmulQ32(w, x, y, rows, cols, nTok, ith, nth, K_Q4_0, 18, false);
 }
 
 export function matmul_q4_1(w: usize, x: usize, y: usize, rows: i32, cols: i32, nTok: i32, ith: i32, nth: i32): void {
-  const r0 = splitStart(rows, ith, nth), r1 = splitStart(rows, ith + 1, nth);
-  const nb = cols >> 5, rb = <usize>nb * 20, xs = q8Stride(cols);
-  for (let t0 = 0; t0 < nTok; t0 += TOKEN_BLOCK) {
-    const t1 = min(nTok, t0 + TOKEN_BLOCK);
-    for (let r = r0; r < r1; r++) for (let t = t0; t < t1; t++) store<f32>(y + ((<usize>t * <usize>rows + <usize>r) << 2), dotQ4_1(w + <usize>r * rb, x + <usize>t * xs, nb, cols));
-  }
+  matmulQ32(w, x, y, rows, cols, nTok, ith, nth, K_Q4_1, 20, true);
 }
 
 export function matmul_q5_0(w: usize, x: usize, y: usize, rows: i32, cols: i32, nTok: i32, ith: i32, nth: i32): void {
-  const r0 = splitStart(rows, ith, nth), r1 = splitStart(rows, ith + 1, nth);
-  const nb = cols >> 5, rb = <usize>nb * 22, xs = q8Stride(cols);
-  for (let t0 = 0; t0 < nTok; t0 += TOKEN_BLOCK) {
-    const t1 = min(nTok, t0 + TOKEN_BLOCK);
-    for (let r = r0; r < r1; r++) for (let t = t0; t < t1; t++) store<f32>(y + ((<usize>t * <usize>rows + <usize>r) << 2), dotQ5_0(w + <usize>r * rb, x + <usize>t * xs, nb, cols));
-  }
+  matmulQ32(w, x, y, rows, cols, nTok, ith, nth, K_Q5_0, 22, false);
 }
 
 export function matmul_q5_1(w: usize, x: usize, y: usize, rows: i32, cols: i32, nTok: i32, ith: i32, nth: i32): void {
-  const r0 = splitStart(rows, ith, nth), r1 = splitStart(rows, ith + 1, nth);
-  const nb = cols >> 5, rb = <usize>nb * 24, xs = q8Stride(cols);
-  for (let t0 = 0; t0 < nTok; t0 += TOKEN_BLOCK) {
-    const t1 = min(nTok, t0 + TOKEN_BLOCK);
-    for (let r = r0; r < r1; r++) for (let t = t0; t < t1; t++) store<f32>(y + ((<usize>t * <usize>rows + <usize>r) << 2), dotQ5_1(w + <usize>r * rb, x + <usize>t * xs, nb, cols));
-  }
+  matmulQ32(w, x, y, rows, cols, nTok, ith, nth, K_Q5_1, 24, true);
 }
 
 export function matmul_q8_0(w: usize, x: usize, y: usize, rows: i32, cols: i32, nTok: i32, ith: i32, nth: i32): void {
-  const r0 = splitStart(rows, ith, nth), r1 = splitStart(rows, ith + 1, nth);
-  const nb = cols >> 5, rb = <usize>nb * 34, xs = q8Stride(cols);
-  for (let t0 = 0; t0 < nTok; t0 += TOKEN_BLOCK) {
-    const t1 = min(nTok, t0 + TOKEN_BLOCK);
-    for (let r = r0; r < r1; r++) for (let t = t0; t < t1; t++) store<f32>(y + ((<usize>t * <usize>rows + <usize>r) << 2), dotQ8_0(w + <usize>r * rb, x + <usize>t * xs, nb, cols));
-  }
+  matmulQ32(w, x, y, rows, cols, nTok, ith, nth, K_Q8_0, 34, false);
 }
 
 export function matmul_q4_k(w: usize, x: usize, y: usize, rows: i32, cols: i32, nTok: i32, ith: i32, nth: i32): void {

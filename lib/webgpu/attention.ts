@@ -60,7 +60,6 @@ export class GpuAttention {
   private decodeOps: Op[][] = [];
   private sparqOps: Op[][] = [];
   private fillOps: Op[][] = [];
-  private vsumOps: Op[] = [];
 
   /** `q` `[batch][nHead][d]` is read, `out` (same shape) written. */
   constructor(
@@ -127,7 +126,6 @@ export class GpuAttention {
           2,
           () => [Math.ceil(nKv * d / 64), 1, 1],
         );
-        this.vsumOps.push(vs);
         fill.push(vs);
         this.sparqOps.push([
           k.op("sparq.topr", toprWgsl(a), { 0: q, 1: sp.i1, 3: sp.qsel, 4: sp.tau }, 2, () => [nKv, 1, 1]),
@@ -177,11 +175,6 @@ export class GpuAttention {
     this.bytes.k += nLayer * nKv * S * d * 4;
     this.bytes.v += nLayer * nKv * S * d * 4;
     return chunking(S);
-  }
-
-  /** Ops appending the V rows of a batch to the running sum (SparQ caches; run after the K/V append). */
-  vsumOp(layer: number): Op[] {
-    return this.vsumOps.length ? [this.vsumOps[layer]] : [];
   }
 
   /** Ops of layer `layer` for a step of `nTok` tokens (after the K/V append of that step). */

@@ -53,6 +53,11 @@ export interface GpuModelOptions {
   batch?: number;
   /** Device to use (default: the process-wide one). */
   gpu?: Gpu;
+  /**
+   * Fused decode kernels (default true): RMSNorm inside the matvecs that read it, q/k/v as one
+   * matrix, gate/up/activation in one dispatch. false runs each op alone (tests compare the two).
+   */
+  fuse?: boolean;
 }
 
 /** Running totals of a GPU model (since load or `resetCounters()`). */
@@ -149,10 +154,19 @@ function tensor(file: GgufFile, name: string): GgufTensorInfo {
   return t;
 }
 
-async function uploadMatrix(k: Kernels, file: GgufFile, name: string): Promise<Weight> {
-  const t = tensor(file, name);
+/**
+ * Uploads the matrices `names` (same type and row length) as one matrix, their rows one after the
+ * other (q, k and v become one matvec), split by rows where it exceeds the binding limit.
+ */
+async function uploadMatrix(k: Kernels, file: GgufFile, ...names: string[]): Promise<Weight> {
+  const ts = names.map((n) => tensor(file, n));
+  const t = ts[0], name = names.join("+");
   const cols = t.shape[0];
-  const rows = t.shape.slice(1).reduce((a, b) => a * b, 1);
+  const rowsOf = (x: GgufTensorInfo) => x.shape.slice(1).reduce((a, b) => a * b, 1);
+  for (const x of ts) {
+    if (x.type !== t.type || x.shape[0] !== cols) throw new Error(`uploadMatrix: ${name}: types or row lengths differ`);
+  }
+  const rows = ts.reduce((a, x) => a + rowsOf(x), 0);
   checkGpuType(t.type, cols, `${file.path}: ${name}`);
   const lim = k.gpu.limits;
   const maxBytes = Math.min(lim.maxStorageBufferBindingSize, lim.maxBufferSize);
@@ -164,7 +178,16 @@ async function uploadMatrix(k: Kernels, file: GgufFile, name: string): Promise<W
   for (let row0 = 0; row0 < rows; row0 += maxRows) {
     const n = Math.min(maxRows, rows - row0);
     const staging = new Uint8Array(n * src);
-    await readTensorInto(file, { ...t, offset: t.offset + row0 * src, bytes: n * src }, staging);
+    // Copy the rows [row0, row0 + n) of the concatenation, tensor by tensor.
+    let first = 0;
+    for (const x of ts) {
+      const lo = Math.max(row0, first), hi = Math.min(row0 + n, first + rowsOf(x));
+      if (lo < hi) {
+        const part = { ...x, offset: x.offset + (lo - first) * src, bytes: (hi - lo) * src };
+        await readTensorInto(file, part, staging.subarray((lo - row0) * src, (hi - row0) * src));
+      }
+      first += rowsOf(x);
+    }
     const data = repack(t.type, staging);
     const buf = k.buffer(data.length, undefined, `${name}[${row0}]`);
     k.device.queue.writeBuffer(buf, 0, data);
@@ -173,12 +196,21 @@ async function uploadMatrix(k: Kernels, file: GgufFile, name: string): Promise<W
   return { name, type: t.type, cols, rows, parts, bytes: rows * rowBytes };
 }
 
-async function uploadVector(k: Kernels, file: GgufFile, name: string): Promise<GPUBuffer> {
-  const t = tensor(file, name);
-  if (t.type !== 0) throw new SparqError(`${file.path}: ${name}: 1-D tensors must be F32 for the webgpu backend`);
-  const data = new Uint8Array(t.bytes);
-  await readTensorInto(file, t, data);
-  const buf = k.buffer(data.length, undefined, name);
+/** Uploads the F32 vectors `names`, one after the other, as one buffer. */
+async function uploadVector(k: Kernels, file: GgufFile, ...names: string[]): Promise<GPUBuffer> {
+  const ts = names.map((n) => tensor(file, n));
+  for (const [i, t] of ts.entries()) {
+    if (t.type !== 0) {
+      throw new SparqError(`${file.path}: ${names[i]}: 1-D tensors must be F32 for the webgpu backend`);
+    }
+  }
+  const data = new Uint8Array(ts.reduce((a, t) => a + t.bytes, 0));
+  let o = 0;
+  for (const t of ts) {
+    await readTensorInto(file, t, data.subarray(o, o + t.bytes));
+    o += t.bytes;
+  }
+  const buf = k.buffer(data.length, undefined, names.join("+"));
   k.device.queue.writeBuffer(buf, 0, data);
   return buf;
 }
@@ -217,7 +249,7 @@ export async function loadGpuModel(path: string, opts: GpuModelOptions = {}): Pr
   if (!Number.isInteger(ctx) || ctx < 1) throw new SparqError(`--ctx ${ctx}: must be a positive integer`);
   const k = new Kernels(gpu);
   try {
-    return await GpuModelImpl.create(k, file, cfg, spec, ctx, opts.batch ?? 64);
+    return await GpuModelImpl.create(k, file, cfg, spec, ctx, opts.batch ?? 64, opts.fuse ?? true);
   } catch (e) {
     k.destroy();
     throw e;
@@ -285,6 +317,7 @@ class GpuModelImpl implements GpuModel {
     spec: AttentionSpec,
     ctx: number,
     batch: number,
+    fuse: boolean,
   ): Promise<GpuModelImpl> {
     const { nEmbd, nHead, nHeadKv: nKv, headDim: d, nFf, nVocab, nLayer } = cfg;
     if (cfg.headDimV !== d) throw new SparqError(`${file.path}: key and value head dimensions differ`);
@@ -309,17 +342,17 @@ class GpuModelImpl implements GpuModel {
     k.device.queue.writeBuffer(bufs.rope, 0, rope);
     const att = new GpuAttention(k, { nLayer, nHead, nKv, d, ctx, batch }, spec, bufs.q, bufs.att);
     const m = new GpuModelImpl(k, cfg, ctx, att, bufs, batch);
-    await m.build(file);
+    await m.build(file, fuse);
     return m;
   }
 
-  private async build(file: GgufFile): Promise<void> {
+  private async build(file: GgufFile, fuse: boolean): Promise<void> {
     const { k, bufs, config: cfg } = this;
     const { nEmbd, nHead, nHeadKv: nKv, headDim: d, nFf, nVocab } = cfg;
     const has = (n: string) => file.tensorByName.has(n);
     const vec = (n: string) => uploadVector(k, file, n);
     const opt = async (n: string) => has(n) ? await vec(n) : undefined;
-    const mat = (n: string) => uploadMatrix(k, file, n);
+    const mat = (...n: string[]) => uploadMatrix(k, file, ...n);
     const qkvStride = (nHead + 2 * nKv) * d;
 
     const emb = await mat("token_embd.weight");
@@ -339,7 +372,16 @@ class GpuModelImpl implements GpuModel {
       w: Weight,
       x: GPUBuffer,
       y: GPUBuffer,
-      o: { xStride: number; yStride: number; yOff?: number; acc?: boolean; bias?: GPUBuffer; out?: boolean },
+      o: {
+        xStride: number;
+        yStride: number;
+        yOff?: number;
+        acc?: boolean;
+        bias?: GPUBuffer;
+        out?: boolean;
+        /** RMSNorm weight: x is the norm's input, normalized inside the matvec (tile 1). */
+        norm?: GPUBuffer;
+      },
       tile: number,
     ): Op[] =>
       w.parts.map((p) => {
@@ -358,11 +400,13 @@ class GpuModelImpl implements GpuModel {
           tokens,
           subgroups,
           ...(tile === 1 ? mv : {}),
+          ...(o.norm ? { rmsNorm: { eps: cfg.normEps } } : {}),
         };
         const wgsl = matmulWgsl(shape);
         const entries: Record<number, GPUBuffer> = { 0: p.buf, 1: x, 2: y };
         if (usesVecView(w.type)) entries[5] = p.buf;
         if (o.bias) entries[4] = o.bias;
+        if (o.norm) entries[8] = o.norm;
         return k.op(`matmul ${w.name}`, wgsl, entries, 3, (s) => [
           Math.ceil(p.rows / groupRows(shape)),
           Math.ceil(s[tokens] / tile),
@@ -391,8 +435,18 @@ class GpuModelImpl implements GpuModel {
     );
     this.pre = [embOps, embOps];
 
+    // Decode steps fold RMSNorm (no bias) into the matvecs that read its output: one dispatch less per norm.
+    const fusedNorm = (tile: number, b?: GPUBuffer) => fuse && tile === 1 && cfg.norm === "rms" && !b;
     for (let l = 0; l < cfg.nLayer; l++) {
       const n = (s: string) => `blk.${l}.${s}`;
+      // Separate q, k, v of one type (and bias all or none) are uploaded as one matrix: one matvec.
+      const qkvNames = ["attn_q", "attn_k", "attn_v"].map((t) => n(`${t}.weight`));
+      const qkvBias = ["attn_q", "attn_k", "attn_v"].map((t) => n(`${t}.bias`));
+      const oneQkv = fuse && !cfg.fusedQkv && !has(n("attn_qkv.weight")) &&
+        qkvNames.every((x) => {
+          const t = file.tensorByName.get(x), t0 = file.tensorByName.get(qkvNames[0]);
+          return t && t0 && t.type === t0.type && t.shape[0] === t0.shape[0];
+        }) && (qkvBias.every(has) || !qkvBias.some(has));
       const L: Layer = {
         attnNorm: await vec(n("attn_norm.weight")),
         attnNormB: await opt(n("attn_norm.bias")),
@@ -400,6 +454,12 @@ class GpuModelImpl implements GpuModel {
         ffnNormB: await opt(n("ffn_norm.bias")),
         qkv: cfg.fusedQkv || has(n("attn_qkv.weight"))
           ? [{ w: await mat(n("attn_qkv.weight")), b: await opt(n("attn_qkv.bias")), off: 0 }]
+          : oneQkv
+          ? [{
+            w: await mat(...qkvNames),
+            b: has(qkvBias[0]) ? await uploadVector(k, file, ...qkvBias) : undefined,
+            off: 0,
+          }]
           : [
             { w: await mat(n("attn_q.weight")), b: await opt(n("attn_q.bias")), off: 0 },
             { w: await mat(n("attn_k.weight")), b: await opt(n("attn_k.bias")), off: nHead * d },
@@ -420,11 +480,18 @@ class GpuModelImpl implements GpuModel {
 
       const before: Op[][] = [], after: Op[][] = [];
       for (const tile of tiles) {
-        const b: Op[] = [norm(bufs.x, bufs.h, L.attnNorm, L.attnNormB)];
+        const fuseAttnNorm = fusedNorm(tile, L.attnNormB);
+        const b: Op[] = fuseAttnNorm ? [] : [norm(bufs.x, bufs.h, L.attnNorm, L.attnNormB)];
         if (cfg.parallelResidual) b.push(norm(bufs.x, bufs.h2, L.ffnNorm, L.ffnNormB));
         for (const e of L.qkv) {
           b.push(
-            ...matmul(e.w, bufs.h, bufs.qkv, { xStride: nEmbd, yStride: qkvStride, yOff: e.off, bias: e.b }, tile),
+            ...matmul(e.w, fuseAttnNorm ? bufs.x : bufs.h, bufs.qkv, {
+              xStride: nEmbd,
+              yStride: qkvStride,
+              yOff: e.off,
+              bias: e.b,
+              norm: fuseAttnNorm ? L.attnNorm : undefined,
+            }, tile),
           );
         }
         b.push(k.op(
@@ -438,6 +505,7 @@ class GpuModelImpl implements GpuModel {
             ctx: this.ctx,
             qkvStride,
             kt: !!this.att.layers[l].kt,
+            vsum: !!this.att.layers[l].vsum,
           }),
           {
             0: bufs.qkv,
@@ -446,21 +514,23 @@ class GpuModelImpl implements GpuModel {
             3: this.att.layers[l].v,
             5: bufs.rope,
             ...(this.att.layers[l].kt ? { 6: this.att.layers[l].kt! } : {}),
+            ...(this.att.layers[l].vsum ? { 7: this.att.layers[l].vsum! } : {}),
           },
           4,
           (s) => [s.nTok, nHead + nKv, 1],
         ));
-        b.push(...this.att.vsumOp(l));
         before.push(b);
 
         const a: Op[] = [];
         a.push(...matmul(L.wo, bufs.att, bufs.x, { xStride: nHead * d, yStride: nEmbd, acc: true, bias: L.woB }, tile));
-        const ffIn = cfg.parallelResidual ? bufs.h2 : bufs.h;
-        if (!cfg.parallelResidual) a.push(norm(bufs.x, bufs.h, L.ffnNorm, L.ffnNormB));
-        const fuse = tile === 1 && L.gate && !L.upB && cfg.ffn !== "gelu" && L.gate.parts.length === 1 &&
+        const fuseFfnNorm = !cfg.parallelResidual && fusedNorm(tile, L.ffnNormB);
+        const ffIn = cfg.parallelResidual ? bufs.h2 : fuseFfnNorm ? bufs.x : bufs.h;
+        const ffNorm = fuseFfnNorm ? L.ffnNorm : undefined;
+        if (!cfg.parallelResidual && !fuseFfnNorm) a.push(norm(bufs.x, bufs.h, L.ffnNorm, L.ffnNormB));
+        const gated = fuse && tile === 1 && L.gate && !L.upB && cfg.ffn !== "gelu" && L.gate.parts.length === 1 &&
           L.up.parts.length === 1 && L.gate.type === GgmlType.Q4_0 && L.up.type === GgmlType.Q4_0 &&
           mv.mvMode !== "block";
-        if (fuse) {
+        if (gated) {
           // Decode: gate, up and the activation in one dispatch (ffA = act(gate·x)·(up·x)).
           const shape: MatmulShape = {
             type: GgmlType.Q4_0,
@@ -478,22 +548,23 @@ class GpuModelImpl implements GpuModel {
             gated: cfg.ffn as "swiglu" | "geglu",
             ...mv,
             mvRows: Math.max(1, (mv.mvRows ?? 8) / 2),
+            ...(ffNorm ? { rmsNorm: { eps: cfg.normEps } } : {}),
           };
           const g = L.gate!.parts[0].buf, u = L.up.parts[0].buf;
           a.push(k.op(
             `matmul ${L.gate!.name}+up`,
             matmulWgsl(shape),
-            { 0: g, 1: ffIn, 2: bufs.ffA, 5: g, 6: u, 7: u },
+            { 0: g, 1: ffIn, 2: bufs.ffA, 5: g, 6: u, 7: u, ...(ffNorm ? { 8: ffNorm } : {}) },
             3,
             (s) => [Math.ceil(nFf / groupRows(shape)), s.nTok, 1],
           ));
         } else if (L.gate) {
-          a.push(...matmul(L.gate, ffIn, bufs.ffA, { xStride: nEmbd, yStride: nFf }, tile));
-          a.push(...matmul(L.up, ffIn, bufs.ffB, { xStride: nEmbd, yStride: nFf, bias: L.upB }, tile));
+          a.push(...matmul(L.gate, ffIn, bufs.ffA, { xStride: nEmbd, yStride: nFf, norm: ffNorm }, tile));
+          a.push(...matmul(L.up, ffIn, bufs.ffB, { xStride: nEmbd, yStride: nFf, bias: L.upB, norm: ffNorm }, tile));
         } else {
-          a.push(...matmul(L.up, ffIn, bufs.ffA, { xStride: nEmbd, yStride: nFf, bias: L.upB }, tile));
+          a.push(...matmul(L.up, ffIn, bufs.ffA, { xStride: nEmbd, yStride: nFf, bias: L.upB, norm: ffNorm }, tile));
         }
-        if (!fuse) {
+        if (!gated) {
           a.push(k.op(
             "act",
             actWgsl(cfg.ffn, nFf),
@@ -510,10 +581,14 @@ class GpuModelImpl implements GpuModel {
       }
       this.layerOps.push({ before, after });
     }
-    this.outOps = tiles.map((tile) => [
-      norm(bufs.x, bufs.h, outNorm, outNormB, true),
-      ...matmul(outW, bufs.h, bufs.logits, { xStride: nEmbd, yStride: nVocab, out: true }, tile),
-    ]);
+    this.outOps = tiles.map((tile) =>
+      fusedNorm(tile, outNormB)
+        ? matmul(outW, bufs.x, bufs.logits, { xStride: nEmbd, yStride: nVocab, out: true, norm: outNorm }, tile)
+        : [
+          norm(bufs.x, bufs.h, outNorm, outNormB, true),
+          ...matmul(outW, bufs.h, bufs.logits, { xStride: nEmbd, yStride: nVocab, out: true }, tile),
+        ]
+    );
     this.argmaxOp = k.op("argmax", argmaxWgsl(nVocab), { 0: bufs.logits, 1: bufs.tokens, 2: bufs.result }, 3, () => [
       1,
       1,

@@ -142,3 +142,32 @@ Deno.test("webgpu SparQ with r = d and k ≥ S equals dense (GQA model, decode s
     m.close();
   }
 });
+
+for (const q of ["Q4_0", "Q4_K"]) {
+  Deno.test(`webgpu llama-gqa-q ${q}: fused decode kernels equal the unfused ops`, async () => {
+    const model = sharedPath(`fixtures/models/quant/llama-gqa-q.${q}.gguf`);
+    const fix = sharedPath(`fixtures/logits/quant/llama-gqa-q.${q}.json`);
+    if (!model || !fix || !await gpuOrSkip()) return;
+    const ids = readJson<Fixture>(fix).prompt_token_ids.slice(0, 16);
+    const run = async (fuse: boolean) => {
+      const m = await loadGpuModel(model, { ctx: 64, fuse });
+      try {
+        await m.evaluate(ids.slice(0, 12));
+        const out: Float32Array[] = [];
+        for (const t of ids.slice(12)) out.push(await m.evaluate([t]));
+        return out;
+      } finally {
+        m.close();
+      }
+    };
+    const fused = await run(true), plain = await run(false);
+    fused.forEach((f, i) => {
+      let max = 0, scale = 0;
+      for (let j = 0; j < f.length; j++) {
+        max = Math.max(max, Math.abs(f[j] - plain[i][j]));
+        scale = Math.max(scale, Math.abs(plain[i][j]));
+      }
+      assert(max <= 1e-4 * Math.max(1, scale), `step ${i}: max |Δ| ${max} (logits up to ${scale})`);
+    });
+  });
+}

@@ -97,12 +97,15 @@ export interface RopeShape {
   qkvStride: number;
   /** Whether the feature-major K copy is written. */
   kt: boolean;
+  /** Whether the batch's V rows are added to the running V sum (SparQ). */
+  vsum: boolean;
 }
 
 /**
  * WGSL of RoPE on q and k fused with the cache append. Bindings: 0 qkv, 1 q (out, `[nTok][nHead][d]`),
  * 2 K cache `[nKv][ctx][d]`, 3 V cache, 4 step, 5 rope table `[ctx][ropeDims/2]` of (cos, sin), 6 Kt
- * `[nKv][d][ctx]` (when `kt`). Dispatch (nTok, nHead + nKv): one workgroup per token and head.
+ * `[nKv][d][ctx]` (when `kt`), 7 V sum `[nKv][d]` (when `vsum`). Dispatch (nTok, nHead + nKv): one workgroup
+ * per token and head; the token-0 workgroup of each KV head adds the whole batch's V rows to the sum.
  */
 export function ropeWgsl(s: RopeShape): string {
   const half = s.ropeDims / 2;
@@ -114,6 +117,7 @@ export function ropeWgsl(s: RopeShape): string {
 @group(0) @binding(3) var<storage, read_write> vc: array<f32>;
 @group(0) @binding(5) var<storage, read> rope: array<vec2<f32>>;
 ${s.kt ? "@group(0) @binding(6) var<storage, read_write> kt: array<f32>;" : ""}
+${s.vsum ? "@group(0) @binding(7) var<storage, read_write> vsum: array<f32>;" : ""}
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let t = wg.x;
@@ -157,6 +161,19 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     for (var i = lid; i < ${s.d}u; i += 64u) {
       vc[(kv * ${s.ctx}u + pos) * ${s.d}u + i] = qkv[src + ${(s.nHead + s.nKv) * s.d}u + kv * ${s.d}u + i];
     }
+    ${
+    s.vsum
+      ? `if (t == 0u) {
+      for (var i = lid; i < ${s.d}u; i += 64u) {
+        var a = vsum[kv * ${s.d}u + i];
+        for (var u = 0u; u < step.nTok; u++) { a += qkv[u * ${s.qkvStride}u + ${
+        (s.nHead + s.nKv) * s.d
+      }u + kv * ${s.d}u + i]; }
+        vsum[kv * ${s.d}u + i] = a;
+      }
+    }`
+      : ""
+  }
   }
 }`;
 }

@@ -7,7 +7,7 @@
  */
 import { GgmlType } from "../../ggml_types.ts";
 import { dot32Wgsl, load32Wgsl, quantBindingsWgsl } from "./quant.ts";
-import { stepWgsl } from "./common.ts";
+import { f32Lit, stepWgsl } from "./common.ts";
 import { ACT_WGSL } from "./elementwise.ts";
 
 /** Options of one matmul pipeline (all baked into the WGSL). */
@@ -43,6 +43,12 @@ export interface MatmulShape {
    * act(W·x)·(W₂·x) (the gated FFN in one dispatch). Q4_0 word mode only.
    */
   gated?: "swiglu" | "geglu";
+  /**
+   * Matvec with the RMSNorm of x fused in (binding 8: the norm weight): computes W·rmsnorm(x)·weight
+   * as (W·(x∘weight))·rsqrt(mean(x²) + eps); each row set reads all of x, so it also sums x².
+   * With `tokens: "nOut"`, x row outTok0 + t is read (the final norm of the last token).
+   */
+  rmsNorm?: { eps: number };
 }
 
 /** Rows computed by one matmul workgroup (tiled prompt kernel). */
@@ -115,8 +121,9 @@ function matvecWgsl(s: MatmulShape): string {
   const sg = s.subgroups !== undefined;
   const rs = [...Array(R).keys()];
   // Accumulators: a0..a(R-1) for W, b0..b(R-1) for W₂ (gated); K sums reduced per thread.
-  const accs = [...rs.map((r) => `a${r}`), ...(s.gated ? rs.map((r) => `b${r}`) : [])];
+  const accs = [...rs.map((r) => `a${r}`), ...(s.gated ? rs.map((r) => `b${r}`) : []), ...(s.rmsNorm ? ["nx"] : [])];
   const K = accs.length;
+  const nxIdx = K - 1;
   const reduce = sg
     ? `let sgs = max(sgSize, 1u);
   ${accs.map((a, i) => `let s${i} = subgroupAdd(${a});`).join("\n  ")}
@@ -130,9 +137,11 @@ function matvecWgsl(s: MatmulShape): string {
     let nsg = ${T}u / sgs;
     var v = 0.0;
     var v2 = 0.0;
+    var nxt = 0.0;
     for (var j = 0u; j < nsg; j++) {
       v += part[(rset * nsg + j) * ${K}u + r];
       ${s.gated ? `v2 += part[(rset * nsg + j) * ${K}u + ${R}u + r];` : ""}
+      ${s.rmsNorm ? `nxt += part[(rset * nsg + j) * ${K}u + ${nxIdx}u];` : ""}
     }`
     : `${accs.map((a, i) => `part[${i * 256}u + lid] = ${a};`).join("\n  ")}
   workgroupBarrier();
@@ -146,13 +155,15 @@ function matvecWgsl(s: MatmulShape): string {
     let rset = lid / ${R}u;
     let r = lid % ${R}u;
     var v = part[r * 256u + rset * ${T}u];
-    ${s.gated ? `let v2 = part[(${R}u + r) * 256u + rset * ${T}u];` : ""}`;
+    ${s.gated ? `var v2 = part[(${R}u + r) * 256u + rset * ${T}u];` : ""}
+    ${s.rmsNorm ? `let nxt = part[${nxIdx * 256}u + rset * ${T}u];` : ""}`;
   return `${sg ? s.subgroups : ""}
 ${stepWgsl(3)}
 @group(0) @binding(0) var<storage, read> w: array<u32>;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 ${s.bias ? "@group(0) @binding(4) var<storage, read> bias: array<f32>;" : ""}
+${s.rmsNorm ? "@group(0) @binding(8) var<storage, read> nw: array<vec4<f32>>;" : ""}
 ${quantBindingsWgsl(s.type)}
 ${wordMode(s) ? q4WordWgsl(s.cols, s.rows, "") : dot32Wgsl(s.type, s.cols, s.rows)}
 ${
@@ -174,25 +185,41 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let rb = wg.x * ${G * R}u + (lid / ${T}u) * ${R}u;
   ${rs.map((r) => `let r${r} = min(rb + ${r}u, ${s.rows - 1}u);`).join("\n  ")}
   ${accs.map((a) => `var ${a} = 0.0;`).join("\n  ")}
-  let xb = (t * ${s.xStride}u) / 4u;
+  let xb = ((${s.rmsNorm && s.tokens === "nOut" ? "step.outTok0 + t" : "t"}) * ${s.xStride}u) / 4u;
   ${
     wordMode(s)
       ? `let j = tid % 4u;
   for (var c = tid / 4u; c < ${nChunk}u; c += ${T / 4}u) {
-    let xl = x[xb + c * 8u + j];
-    let xh = x[xb + c * 8u + 4u + j];
+    ${
+        s.rmsNorm
+          ? `let x0 = x[xb + c * 8u + j];
+    let x1 = x[xb + c * 8u + 4u + j];
+    nx += dot(x0, x0) + dot(x1, x1);
+    let xl = x0 * nw[c * 8u + j];
+    let xh = x1 * nw[c * 8u + 4u + j];`
+          : `let xl = x[xb + c * 8u + j];
+    let xh = x[xb + c * 8u + 4u + j];`
+      }
     ${rs.map((r) => `a${r} += q4w(r${r} * ${nChunk}u + c, j, xl, xh);`).join("\n    ")}
     ${s.gated ? rs.map((r) => `b${r} += q4w2(r${r} * ${nChunk}u + c, j, xl, xh);`).join("\n    ") : ""}
   }`
       : `var xv: array<vec4<f32>, 8>;
   for (var c = tid; c < ${nChunk}u; c += ${T}u) {
     for (var i = 0u; i < 8u; i++) { xv[i] = x[xb + c * 8u + i]; }
+    ${s.rmsNorm ? `for (var i = 0u; i < 8u; i++) { nx += dot(xv[i], xv[i]); xv[i] *= nw[c * 8u + i]; }` : ""}
     ${rs.map((r) => `a${r} += dot32(r${r}, c, &xv);`).join("\n    ")}
   }`
   }
   ${reduce}
     let row = wg.x * ${G * R}u + lid;
     if (row < ${s.rows}u) {
+      ${
+    s.rmsNorm
+      ? `let sc = inverseSqrt(nxt / ${s.cols}.0 + ${f32Lit(s.rmsNorm.eps)});
+      v *= sc;
+      ${s.gated ? "v2 *= sc;" : ""}`
+      : ""
+  }
       ${s.bias ? `v += bias[${s.biasRow0}u + row];` : ""}
       ${s.gated ? `v = ${s.gated === "swiglu" ? "silu" : "gelu"}(v) * v2;` : ""}
       let o = t * ${s.yStride}u + ${s.row0}u + row;
@@ -204,11 +231,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 
 /**
  * WGSL of a matmul pipeline. Bindings: 0 w, 1 x, 2 y, 3 step, 4 bias (when `bias`), 5 w again (`usesVecView`),
- * 6 and 7 the second matrix (`gated`).
+ * 6 and 7 the second matrix (`gated`), 8 the norm weight (`rmsNorm`).
  */
 export function matmulWgsl(s: MatmulShape): string {
   if (s.tile === 1) return matvecWgsl(s);
-  if (s.gated) throw new Error("matmulWgsl: gated is a matvec (tile 1) option");
+  if (s.gated || s.rmsNorm) throw new Error("matmulWgsl: gated and rmsNorm are matvec (tile 1) options");
   const T = s.tile;
   return `${stepWgsl(3)}
 @group(0) @binding(0) var<storage, read> w: array<u32>;

@@ -32,9 +32,10 @@ const NEG = "-3.0e38";
  * 4 partial `[nTok][nHead][MAX_CHUNKS][d+2]`, 5 selected positions `[nKv][ctx]` (when `indexed`).
  * Dispatch (nChunk, nHead, nTok). Dense: token t sees positions 0..pos0+t; indexed: the kk listed ones.
  * A chunk is walked in blocks of ATTN_BLOCK positions: 4 neighbouring threads dot one K row (so a
- * warp reads 8 rows in 64-byte runs), then every thread folds the block's scores, kept in workgroup
- * memory, into the running softmax and adds the block's V rows for its dimensions with all
- * ATTN_BLOCK loads independent (no tree reductions: three barriers per block).
+ * warp reads 8 rows in 64-byte runs); ATTN_BLOCK threads turn the block's scores into weights
+ * exp(s − m) in workgroup memory; then every thread folds them into the running softmax and adds
+ * the block's V rows for its dimensions, with the ATTN_BLOCK loads written out one by one (all in
+ * flight, in registers). No tree reductions: four barriers per block.
  */
 export function partialWgsl(s: AttnShape, indexed: boolean): string {
   const G = s.nHead / s.nKv, D = s.d, W = ATTN_WG, P = ATTN_BLOCK;
@@ -48,6 +49,7 @@ ${indexed ? "@group(0) @binding(5) var<storage, read> idx: array<u32>;" : ""}
 var<workgroup> qs: array<vec4<f32>, ${D / 4}>;
 var<workgroup> sp: array<f32, ${W}>;
 var<workgroup> ss: array<f32, ${P}>;
+var<workgroup> es: array<f32, ${P}>;
 var<workgroup> pp: array<u32, ${P}>;
 @compute @workgroup_size(${W})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -87,19 +89,19 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     var mb = ${NEG};
     for (var k = 0u; k < ${P}u; k++) { mb = max(mb, ss[k]); }
     let mNew = max(m, mb);
+    if (lid < ${P}u) { es[lid] = exp(ss[lid] - mNew); }
+    workgroupBarrier();
     let corr = exp(m - mNew);
-    var e: array<f32, ${P}>;
-    var es = 0.0;
-    for (var k = 0u; k < ${P}u; k++) { e[k] = exp(ss[k] - mNew); es += e[k]; }
-    l = l * corr + es;
+    var el = 0.0;
+    for (var k = 0u; k < ${P}u; k++) { el += es[k]; }
+    l = l * corr + el;
     for (var u = 0u; u < ${slots}u; u++) {
       let dim = lid + ${W}u * u;
       if (dim < ${D}u) {
-        // Positions past the end have e = 0 and read row pp = 0 (any valid row): no branch, all loads in flight.
-        var v: array<f32, ${P}>;
-        for (var k = 0u; k < ${P}u; k++) { v[k] = vc[(vb + pp[k]) * ${D}u + dim]; }
+        // Positions past the end have weight 0 and read row pp = 0 (any valid row): no branch.
+        ${[...Array(P).keys()].map((k) => `let v${k} = vc[(vb + pp[${k}u]) * ${D}u + dim];`).join("\n        ")}
         var y = 0.0;
-        for (var k = 0u; k < ${P}u; k++) { y += e[k] * v[k]; }
+        ${[...Array(P).keys()].map((k) => `y += es[${k}u] * v${k};`).join("\n        ")}
         acc[u] = acc[u] * corr + y;
       }
     }

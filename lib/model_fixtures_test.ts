@@ -87,8 +87,12 @@ for (const e of entries) {
       }
       const tol = tolerance(fx);
       let maxPrompt = 0, maxGreedy = 0, agree = 0, klSum = 0, decided = 0, decidedAgree = 0;
+      // The first row off by more than float rounding: with quantized activations the rows before it agree to
+      // ~1e-6, and from it on by ~0.05 — one activation rounding that fell the other way and stays in the KV cache.
+      let firstOff = "none";
       for (const r of rows) {
         const c = compareRow(r.ours, r.ref);
+        if (firstOff === "none" && c.maxDiff > 1e-3) firstOff = r.what;
         if (r.what.startsWith("prompt")) maxPrompt = Math.max(maxPrompt, c.maxDiff);
         else maxGreedy = Math.max(maxGreedy, c.maxDiff);
         klSum += c.kl;
@@ -111,16 +115,19 @@ for (const e of entries) {
         `  ${e.file}: max|Δ| prompt ${maxPrompt.toExponential(2)}, greedy ${maxGreedy.toExponential(2)}; ` +
           `top-1 ${agree}/${rows.length} (${decidedAgree}/${decided} where the margin exceeds 2·|Δ|); mean KL ${
             meanKl.toExponential(2)
-          }`,
+          }; first row off by > 1e-3: ${firstOff}`,
       );
       if (tol !== undefined) {
         ok(maxPrompt <= tol, `${e.file}: prompt max |Δ| ${maxPrompt} > ${tol}`);
         ok(maxGreedy <= tol, `${e.file}: greedy max |Δ| ${maxGreedy} > ${tol}`);
       } else {
         // The issue's bar is top-1 >= 99% over all rows; with 87 rows that allows no flip, and the
-        // flips left (Q5_0, Q5_1, Q6_K, Q8_0, Q4_K_M) sit where llama.cpp's own top-2 gap is < 0.04,
-        // inside the summation-order noise of the types whose arithmetic we do not reproduce
-        // bit for bit yet. Asserted: every row whose gap exceeds our error agrees, and KL is tiny.
+        // flips left (BF16, Q5_0, Q5_1, Q6_K, Q8_0, Q4_K_M) sit where llama.cpp's own top-2 gap is < 0.04.
+        // Their cause (see firstOff): every row agrees to ~1e-6 up to one position, then all differ by
+        // ~0.05 — a single activation value whose 8-bit rounding went the other way (our f32 sums differ
+        // from ggml's AVX2 ones in the last bit) and is then stored in the KV cache. Only a bit-exact copy
+        // of ggml's float order (FMA included) would remove it. Asserted: every row whose gap exceeds our
+        // error agrees, and KL is tiny.
         ok(decidedAgree / decided >= 0.99, `${e.file}: top-1 agreement ${decidedAgree}/${decided} on decided rows`);
         ok(agreement >= 0.95, `${e.file}: top-1 agreement ${agreement} < 0.95 over all rows`);
         ok(meanKl <= 1e-3, `${e.file}: mean KL ${meanKl} > 1e-3`);

@@ -17,7 +17,14 @@ import { getGpu, type Gpu, subgroupMode } from "./device.ts";
 import { Kernels, type Op, type StepValues } from "./kernels.ts";
 import { GpuAttention } from "./attention.ts";
 import { checkGpuType, ggufRowBytes, gpuRowBytes, repack, usesVecView } from "./shaders/quant.ts";
-import { getRowsWgsl, groupRows, type MatmulShape, matmulWgsl, MATVEC_ROWS } from "./shaders/matmul.ts";
+import {
+  getRowsWgsl,
+  groupRows,
+  type MatmulShape,
+  matmulWgsl,
+  MATVEC_ROWS,
+  MATVEC_ROWS_PER_THREAD,
+} from "./shaders/matmul.ts";
 import { actWgsl, argmaxWgsl, normWgsl, ropeWgsl } from "./shaders/elementwise.ts";
 import { f32Lit } from "./shaders/common.ts";
 import { submitFloor } from "./probe.ts";
@@ -547,7 +554,7 @@ class GpuModelImpl implements GpuModel {
             subgroups,
             gated: cfg.ffn as "swiglu" | "geglu",
             ...mv,
-            mvRows: Math.max(1, (mv.mvRows ?? 8) / 2),
+            mvRows: Math.max(1, (mv.mvRows ?? MATVEC_ROWS_PER_THREAD) / 2),
             ...(ffNorm ? { rmsNorm: { eps: cfg.normEps } } : {}),
           };
           const g = L.gate!.parts[0].buf, u = L.up.parts[0].buf;

@@ -5,9 +5,9 @@
  * the quantized layouts of `asm/common/act.ts` for the block types (integer dot products per block, as ggml).
  *
  * Parallel over rows. Tokens are processed in blocks of TOKEN_BLOCK: a weight row is read from memory once per
- * block and reused from L1 for its tokens; the 32-wide types also unpack a row's codes and scales once per four
- * tokens (`dotQ32Tok4`). Every output is the same `dot*` call whatever `nTok` and `nth` are, so
- * matvec and matmul agree bit for bit and results do not depend on the thread count. Integer block sums are
+ * block and reused from L1 for its tokens; the block types also unpack a row's codes and scales once per four
+ * tokens (`dotQ32Tok4`, `dotQK45Tok4`, `dotQ6_KTok4`). Every output takes the same operations whatever `nTok` and
+ * `nth` are, so matvec and matmul agree bit for bit and results do not depend on the thread count. Integer block sums are
  * reduced to one integer before scaling, so the relaxed and plain SIMD builds (whose i32 lanes group the products
  * differently) give identical results too.
  */
@@ -302,10 +302,72 @@ const K_Q4_0 = 0, K_Q4_1 = 1, K_Q5_0 = 2, K_Q5_1 = 3, K_Q8_0 = 4;
  * high nibbles; Q5_K's fifth bit of value l of sub-block s is bit s of qh[l].
  */
 // @ts-ignore: decorator
-@inline function dotQK45(w: usize, x: usize, nb: i32, cols: i32, five: bool): f32 {
-  const bytes: usize = five ? 176 : 144;
+@inline function kBytes(five: bool): usize {
+  return five ? 176 : 144;
+}
+
+/**
+ * One code vector of a Q4_K/Q5_K super-block: 64-value chunk `j` (0..3), its high nibbles (`upper`: sub-block
+ * 2j + 1) or low ones (sub-block 2j), values 16..31 (`second`) or 0..15 of the sub-block; Q5_K adds the fifth bit
+ * from `h` (qh bytes 0..15 or 16..31, matching `second`).
+ */
+// @ts-ignore: decorator
+@inline function codeQK45(qs: usize, j: i32, upper: bool, second: bool, five: bool, h: v128): v128 {
+  const q = v128.load(qs + (<usize>j << 5) + (second ? 16 : 0));
+  let c = upper ? v128.and(i16x8.shr_u(q, 4), LOW4) : v128.and(q, LOW4);
+  if (five) {
+    const bit: i32 = 1 << (2 * j + (upper ? 1 : 0));
+    const m = i8x16.splat(<i8>bit);
+    c = v128.or(c, v128.and(i8x16.eq(v128.and(h, m), m), i8x16.splat(0x10)));
+  }
+  return c;
+}
+
+/**
+ * `isum + (sub-block sums of chunks 2·half and 2·half + 1) · their scales` for one token's Q8K values `xq` of this
+ * super-block, from the half's eight code vectors (chunk 2·half: l0 l1 low nibbles, u0 u1 high; then chunk
+ * 2·half + 1). Integer arithmetic only: exact in any order.
+ */
+// @ts-ignore: decorator
+@inline function halfQK45(
+  isum: v128, xq: usize, half: i32, l0: v128, l1: v128, u0: v128, u1: v128, l2: v128, l3: v128, u2: v128, u3: v128,
+  scv: v128,
+): v128 {
+  const xa = xq + (<usize>(2 * half) << 6), xb = xa + 64;
+  const v0 = dot32U5(v128.load(xa), l0, v128.load(xa, 16), l1);
+  const v1 = dot32U5(v128.load(xa, 32), u0, v128.load(xa, 48), u1);
+  const v2 = dot32U5(v128.load(xb), l2, v128.load(xb, 16), l3);
+  const v3 = dot32U5(v128.load(xb, 32), u2, v128.load(xb, 48), u3);
+  return i32x4.add(isum, i32x4.mul(reduce4(v0, v1, v2, v3), scv));
+}
+
+/**
+ * Super-block b's contribution for one token (Q8K record `x`): d·d_x·isum − dmin·d_x·Σ m_s·(Σx of sub-block s),
+ * the mins from the 16-wide activation sums. `sm`: {@link scalesMinsK4} of the block.
+ */
+// @ts-ignore: decorator
+@inline function finishQK45(blk: usize, x: usize, b: i32, nb: i32, cols: i32, sm: v128, isum: v128): f32 {
   const xd = x + <usize>cols;
-  const bs = xd + (<usize>nb << 2);
+  const g = xd + (<usize>nb << 2) + (<usize>b << 6);
+  const a0 = v128.load(g), a1 = v128.load(g, 16), a2 = v128.load(g, 32), a3 = v128.load(g, 48);
+  const p03 = i32x4.add(i32x4.shuffle(a0, a1, 0, 2, 4, 6), i32x4.shuffle(a0, a1, 1, 3, 5, 7));
+  const p47 = i32x4.add(i32x4.shuffle(a2, a3, 0, 2, 4, 6), i32x4.shuffle(a2, a3, 1, 3, 5, 7));
+  const m16 = i16x8.extend_high_i8x16_u(sm);
+  const msum = hsumI32(i32x4.add(
+    i32x4.mul(p03, i32x4.extend_low_i16x8_u(m16)),
+    i32x4.mul(p47, i32x4.extend_high_i16x8_u(m16)),
+  ));
+  const dy = load<f32>(xd + (<usize>b << 2));
+  return f16ToF32(load<u16>(blk)) * dy * <f32>hsumI32(isum) - f16ToF32(load<u16>(blk, 2)) * dy * <f32>msum;
+}
+
+/**
+ * Row · Q8K activations for Q4_K/Q5_K (`five`). Codes are unpacked chunk by chunk (fewer live vectors than
+ * {@link dotQK45Tok4}'s half super-blocks, which costs the one-token path ~10% on Q5_K).
+ */
+// @ts-ignore: decorator
+@inline function dotQK45(w: usize, x: usize, nb: i32, cols: i32, five: bool): f32 {
+  const bytes = kBytes(five);
   const bit16 = i8x16.splat(0x10);
   const zero = i8x16.splat(0);
   let sum: f32 = 0;
@@ -352,29 +414,66 @@ const K_Q4_0 = 0, K_Q4_1 = 1, K_Q5_0 = 2, K_Q5_1 = 3, K_Q8_0 = 4;
       const scv = half == 0 ? i32x4.extend_low_i16x8_u(sc16) : i32x4.extend_high_i16x8_u(sc16);
       isum = i32x4.add(isum, i32x4.mul(reduce4(v0, v1, v2, v3), scv));
     }
-    // Mins: Σ m_s · (Σx of sub-block s), from the 16-wide activation sums.
-    const g = bs + (<usize>b << 6);
-    const a0 = v128.load(g), a1 = v128.load(g, 16), a2 = v128.load(g, 32), a3 = v128.load(g, 48);
-    const p03 = i32x4.add(i32x4.shuffle(a0, a1, 0, 2, 4, 6), i32x4.shuffle(a0, a1, 1, 3, 5, 7));
-    const p47 = i32x4.add(i32x4.shuffle(a2, a3, 0, 2, 4, 6), i32x4.shuffle(a2, a3, 1, 3, 5, 7));
-    const m16 = i16x8.extend_high_i8x16_u(sm);
-    const msum = hsumI32(i32x4.add(
-      i32x4.mul(p03, i32x4.extend_low_i16x8_u(m16)),
-      i32x4.mul(p47, i32x4.extend_high_i16x8_u(m16)),
-    ));
-    const dy = load<f32>(xd + (<usize>b << 2));
-    sum += f16ToF32(load<u16>(blk)) * dy * <f32>hsumI32(isum) - f16ToF32(load<u16>(blk, 2)) * dy * <f32>msum;
+    sum += finishQK45(blk, x, b, nb, cols, sm, isum);
   }
   return sum;
 }
 
+/**
+ * {@link dotQK45} of one row with four tokens (Q8K records `xstride` apart), results `ystride` apart: each half
+ * super-block's codes are unpacked once for the four tokens; each token's sum is computed as in dotQK45, so the
+ * results are equal bit for bit.
+ */
 // @ts-ignore: decorator
-@inline function dotQ4_K(w: usize, x: usize, nb: i32, cols: i32): f32 {
-  return dotQK45(w, x, nb, cols, false);
+@inline function dotQK45Tok4(w: usize, x: usize, xstride: usize, nb: i32, cols: i32, five: bool, y: usize, ystride: usize): void {
+  const zero = i8x16.splat(0);
+  const x1 = x + xstride, x2 = x + 2 * xstride, x3 = x + 3 * xstride;
+  let s0: f32 = 0, s1: f32 = 0, s2: f32 = 0, s3: f32 = 0;
+  for (let b = 0; b < nb; b++) {
+    const blk = w + <usize>b * kBytes(five);
+    const qs = blk + (five ? 48 : 16);
+    const h0 = five ? v128.load(blk + 16) : zero, h1 = five ? v128.load(blk + 32) : zero;
+    const sm = scalesMinsK4(blk + 4);
+    const sc16 = i16x8.extend_low_i8x16_u(sm);
+    const xo = <usize>b << 8;
+    let i0 = i32x4.splat(0), i1 = i0, i2 = i0, i3 = i0;
+    for (let half = 0; half < 2; half++) {
+      const j = 2 * half;
+      const l0 = codeQK45(qs, j, false, false, five, h0), l1 = codeQK45(qs, j, false, true, five, h1);
+      const u0 = codeQK45(qs, j, true, false, five, h0), u1 = codeQK45(qs, j, true, true, five, h1);
+      const l2 = codeQK45(qs, j + 1, false, false, five, h0), l3 = codeQK45(qs, j + 1, false, true, five, h1);
+      const u2 = codeQK45(qs, j + 1, true, false, five, h0), u3 = codeQK45(qs, j + 1, true, true, five, h1);
+      const scv = half == 0 ? i32x4.extend_low_i16x8_u(sc16) : i32x4.extend_high_i16x8_u(sc16);
+      i0 = halfQK45(i0, x + xo, half, l0, l1, u0, u1, l2, l3, u2, u3, scv);
+      i1 = halfQK45(i1, x1 + xo, half, l0, l1, u0, u1, l2, l3, u2, u3, scv);
+      i2 = halfQK45(i2, x2 + xo, half, l0, l1, u0, u1, l2, l3, u2, u3, scv);
+      i3 = halfQK45(i3, x3 + xo, half, l0, l1, u0, u1, l2, l3, u2, u3, scv);
+    }
+    s0 += finishQK45(blk, x, b, nb, cols, sm, i0);
+    s1 += finishQK45(blk, x1, b, nb, cols, sm, i1);
+    s2 += finishQK45(blk, x2, b, nb, cols, sm, i2);
+    s3 += finishQK45(blk, x3, b, nb, cols, sm, i3);
+  }
+  store<f32>(y, s0);
+  store<f32>(y + ystride, s1);
+  store<f32>(y + 2 * ystride, s2);
+  store<f32>(y + 3 * ystride, s3);
 }
+
+/** `Y = X·Wᵀ` for Q4_K/Q5_K: as {@link matmulQ32}, four tokens at a time ({@link dotQK45Tok4}). */
 // @ts-ignore: decorator
-@inline function dotQ5_K(w: usize, x: usize, nb: i32, cols: i32): f32 {
-  return dotQK45(w, x, nb, cols, true);
+@inline function matmulQK45(w: usize, x: usize, y: usize, rows: i32, cols: i32, nTok: i32, ith: i32, nth: i32, five: bool): void {
+  const r0 = splitStart(rows, ith, nth), r1 = splitStart(rows, ith + 1, nth);
+  const nb = cols >> 8, rb = <usize>nb * kBytes(five), xs = q8kStride(cols), ys = <usize>rows << 2;
+  for (let t0 = 0; t0 < nTok; t0 += TOKEN_BLOCK) {
+    const t1 = min(nTok, t0 + TOKEN_BLOCK);
+    for (let r = r0; r < r1; r++) {
+      const wr = w + <usize>r * rb;
+      let t = t0;
+      for (; t + 4 <= t1; t += 4) dotQK45Tok4(wr, x + <usize>t * xs, xs, nb, cols, five, y + <usize>t * ys + (<usize>r << 2), ys);
+      for (; t < t1; t++) store<f32>(y + <usize>t * ys + (<usize>r << 2), dotQK45(wr, x + <usize>t * xs, nb, cols, five));
+    }
+  }
 }
 
 /**
@@ -438,6 +537,76 @@ const K_Q4_0 = 0, K_Q4_1 = 1, K_Q5_0 = 2, K_Q5_1 = 3, K_Q8_0 = 4;
   return sum;
 }
 
+/**
+ * The code vector of a Q6_K chunk for values `o`..`o`+15 of quarter `which` (0..3: l, l+32, l+64, l+96 of
+ * {@link dotQ6_K}): 4 bits from `ql` | 2 bits from `qh`, as unsigned 0..63.
+ */
+// @ts-ignore: decorator
+@inline function codeQ6(ql: usize, qh: usize, o: usize, which: i32): v128 {
+  const m30 = i8x16.splat(0x30);
+  const hb = v128.load(qh + o);
+  if (which == 0) return v128.or(v128.and(v128.load(ql + o), LOW4), v128.and(i16x8.shl(hb, 4), m30));
+  if (which == 1) return v128.or(v128.and(v128.load(ql + o, 32), LOW4), v128.and(i16x8.shl(hb, 2), m30));
+  if (which == 2) return v128.or(v128.and(i16x8.shr_u(v128.load(ql + o), 4), LOW4), v128.and(hb, m30));
+  return v128.or(v128.and(i16x8.shr_u(v128.load(ql + o, 32), 4), LOW4), v128.and(i16x8.shr_u(hb, 2), m30));
+}
+
+/**
+ * `isum +` one token's chunk `n` of a Q6_K super-block (its Q8K values at `xn`, 16-wide sums at `gs`) from the
+ * chunk's eight code vectors (c<which><half>) and its 8-bit scales `sc16`: exact integers, as in {@link dotQ6_K}.
+ */
+// @ts-ignore: decorator
+@inline function chunkQ6(
+  isum: v128, xn: usize, gs: usize, c00: v128, c01: v128, c10: v128, c11: v128, c20: v128, c21: v128, c30: v128,
+  c31: v128, sc16: v128,
+): v128 {
+  const g0 = dot16U7(v128.load(xn), c00), g1 = dot16U7(v128.load(xn, 16), c01);
+  const g2 = dot16U7(v128.load(xn, 32), c10), g3 = dot16U7(v128.load(xn, 48), c11);
+  const g4 = dot16U7(v128.load(xn, 64), c20), g5 = dot16U7(v128.load(xn, 80), c21);
+  const g6 = dot16U7(v128.load(xn, 96), c30), g7 = dot16U7(v128.load(xn, 112), c31);
+  const t03 = i32x4.sub(reduce4(g0, g1, g2, g3), i32x4.shl(v128.load(gs), 5));
+  const t47 = i32x4.sub(reduce4(g4, g5, g6, g7), i32x4.shl(v128.load(gs, 16), 5));
+  return i32x4.add(isum, i32x4.add(
+    i32x4.mul(t03, i32x4.extend_low_i16x8_s(sc16)),
+    i32x4.mul(t47, i32x4.extend_high_i16x8_s(sc16)),
+  ));
+}
+
+/**
+ * {@link dotQ6_K} of one row with four tokens (Q8K records `xstride` apart), results `ystride` apart: each chunk's
+ * codes are unpacked once for the four tokens; results equal dotQ6_K's bit for bit.
+ */
+// @ts-ignore: decorator
+@inline function dotQ6_KTok4(w: usize, x: usize, xstride: usize, nb: i32, cols: i32, y: usize, ystride: usize): void {
+  const x1 = x + xstride, x2 = x + 2 * xstride, x3 = x + 3 * xstride;
+  const gOff = <usize>cols + (<usize>nb << 2);
+  let s0: f32 = 0, s1: f32 = 0, s2: f32 = 0, s3: f32 = 0;
+  for (let b = 0; b < nb; b++) {
+    const blk = w + <usize>b * 210;
+    let i0 = i32x4.splat(0), i1 = i0, i2 = i0, i3 = i0;
+    for (let n = 0; n < 2; n++) {
+      const ql = blk + (<usize>n << 6), qh = blk + 128 + (<usize>n << 5);
+      const c00 = codeQ6(ql, qh, 0, 0), c01 = codeQ6(ql, qh, 16, 0), c10 = codeQ6(ql, qh, 0, 1), c11 = codeQ6(ql, qh, 16, 1);
+      const c20 = codeQ6(ql, qh, 0, 2), c21 = codeQ6(ql, qh, 16, 2), c30 = codeQ6(ql, qh, 0, 3), c31 = codeQ6(ql, qh, 16, 3);
+      const sc16 = i16x8.extend_low_i8x16_s(v128.load64_zero(blk + 192 + (<usize>n << 3)));
+      const xo = (<usize>b << 8) + (<usize>n << 7), go = gOff + (<usize>b << 6) + (<usize>n << 5);
+      i0 = chunkQ6(i0, x + xo, x + go, c00, c01, c10, c11, c20, c21, c30, c31, sc16);
+      i1 = chunkQ6(i1, x1 + xo, x1 + go, c00, c01, c10, c11, c20, c21, c30, c31, sc16);
+      i2 = chunkQ6(i2, x2 + xo, x2 + go, c00, c01, c10, c11, c20, c21, c30, c31, sc16);
+      i3 = chunkQ6(i3, x3 + xo, x3 + go, c00, c01, c10, c11, c20, c21, c30, c31, sc16);
+    }
+    const d = f16ToF32(load<u16>(blk + 208)), xd = <usize>cols + (<usize>b << 2);
+    s0 += d * load<f32>(x + xd) * <f32>hsumI32(i0);
+    s1 += d * load<f32>(x1 + xd) * <f32>hsumI32(i1);
+    s2 += d * load<f32>(x2 + xd) * <f32>hsumI32(i2);
+    s3 += d * load<f32>(x3 + xd) * <f32>hsumI32(i3);
+  }
+  store<f32>(y, s0);
+  store<f32>(y + ystride, s1);
+  store<f32>(y + 2 * ystride, s2);
+  store<f32>(y + 3 * ystride, s3);
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Exports: one per weight type, same loop. `x` is f32 rows (F32/F16/BF16, `cols` apart) or quantized
 // activation records (`q8Stride`/`q8kStride` apart).
@@ -490,28 +659,24 @@ export function matmul_q8_0(w: usize, x: usize, y: usize, rows: i32, cols: i32, 
 }
 
 export function matmul_q4_k(w: usize, x: usize, y: usize, rows: i32, cols: i32, nTok: i32, ith: i32, nth: i32): void {
-  const r0 = splitStart(rows, ith, nth), r1 = splitStart(rows, ith + 1, nth);
-  const nb = cols >> 8, rb = <usize>nb * 144, xs = q8kStride(cols);
-  for (let t0 = 0; t0 < nTok; t0 += TOKEN_BLOCK) {
-    const t1 = min(nTok, t0 + TOKEN_BLOCK);
-    for (let r = r0; r < r1; r++) for (let t = t0; t < t1; t++) store<f32>(y + ((<usize>t * <usize>rows + <usize>r) << 2), dotQ4_K(w + <usize>r * rb, x + <usize>t * xs, nb, cols));
-  }
+  matmulQK45(w, x, y, rows, cols, nTok, ith, nth, false);
 }
 
 export function matmul_q5_k(w: usize, x: usize, y: usize, rows: i32, cols: i32, nTok: i32, ith: i32, nth: i32): void {
-  const r0 = splitStart(rows, ith, nth), r1 = splitStart(rows, ith + 1, nth);
-  const nb = cols >> 8, rb = <usize>nb * 176, xs = q8kStride(cols);
-  for (let t0 = 0; t0 < nTok; t0 += TOKEN_BLOCK) {
-    const t1 = min(nTok, t0 + TOKEN_BLOCK);
-    for (let r = r0; r < r1; r++) for (let t = t0; t < t1; t++) store<f32>(y + ((<usize>t * <usize>rows + <usize>r) << 2), dotQ5_K(w + <usize>r * rb, x + <usize>t * xs, nb, cols));
-  }
+  matmulQK45(w, x, y, rows, cols, nTok, ith, nth, true);
 }
 
 export function matmul_q6_k(w: usize, x: usize, y: usize, rows: i32, cols: i32, nTok: i32, ith: i32, nth: i32): void {
   const r0 = splitStart(rows, ith, nth), r1 = splitStart(rows, ith + 1, nth);
-  const nb = cols >> 8, rb = <usize>nb * 210, xs = q8kStride(cols);
+  const nb = cols >> 8, rb = <usize>nb * 210, xs = q8kStride(cols), ys = <usize>rows << 2;
   for (let t0 = 0; t0 < nTok; t0 += TOKEN_BLOCK) {
     const t1 = min(nTok, t0 + TOKEN_BLOCK);
-    for (let r = r0; r < r1; r++) for (let t = t0; t < t1; t++) store<f32>(y + ((<usize>t * <usize>rows + <usize>r) << 2), dotQ6_K(w + <usize>r * rb, x + <usize>t * xs, nb, cols));
+    for (let r = r0; r < r1; r++) {
+      const wr = w + <usize>r * rb;
+      let t = t0;
+      for (; t + 4 <= t1; t += 4) dotQ6_KTok4(wr, x + <usize>t * xs, xs, nb, cols, y + <usize>t * ys + (<usize>r << 2), ys);
+      for (; t < t1; t++) store<f32>(y + <usize>t * ys + (<usize>r << 2), dotQ6_K(wr, x + <usize>t * xs, nb, cols));
+    }
   }
 }
+

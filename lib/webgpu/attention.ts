@@ -10,17 +10,18 @@ import { SparqError } from "../errors.ts";
 import { type AttentionSpec, sparqParams } from "../attention/spec.ts";
 import type { AttentionBytes } from "../attention/mode.ts";
 import type { Kernels, Op, StepValues } from "./kernels.ts";
-import {
-  approxWgsl,
-  ATTN_BLOCK,
-  combineWgsl,
-  MAX_CHUNKS,
-  partialWgsl,
-  selectWgsl,
-  statsWgsl,
-  toprWgsl,
-} from "./shaders/attention.ts";
+import { ATTN_BLOCK, combineWgsl, MAX_CHUNKS, partialWgsl } from "./shaders/attention.ts";
+import { approxBlocks, approxWgsl, selectWgsl } from "./shaders/sparq.ts";
 import { fillWgsl, vsumWgsl } from "./shaders/elementwise.ts";
+
+/** Fewest positions per chunk of the SparQ partial kernel (SPARQ_GPU_SPARQ_CHUNK, a multiple of ATTN_BLOCK; tuning). */
+const SPARQ_MIN_CHUNK = (() => {
+  try {
+    const v = Number(Deno.env.get("SPARQ_GPU_SPARQ_CHUNK") ?? ATTN_BLOCK);
+    return Math.max(ATTN_BLOCK, Math.ceil(v / ATTN_BLOCK) * ATTN_BLOCK);
+  } catch { /* no --allow-env */ }
+  return ATTN_BLOCK;
+})();
 
 /** Sizes of the attention of one model. */
 export interface GpuAttentionShape {
@@ -42,8 +43,8 @@ export interface LayerCache {
 }
 
 /** Chunking of `n` positions for the partial kernel: enough chunks to fill a large GPU, at most MAX_CHUNKS. */
-export function chunking(n: number): { chunk: number; nChunk: number } {
-  const chunk = Math.max(ATTN_BLOCK, Math.ceil(n / MAX_CHUNKS / ATTN_BLOCK) * ATTN_BLOCK);
+export function chunking(n: number, minChunk = ATTN_BLOCK): { chunk: number; nChunk: number } {
+  const chunk = Math.max(minChunk, Math.ceil(n / MAX_CHUNKS / ATTN_BLOCK) * ATTN_BLOCK);
   return { chunk, nChunk: Math.ceil(n / chunk) };
 }
 
@@ -60,6 +61,8 @@ export class GpuAttention {
   private decodeOps: Op[][] = [];
   private sparqOps: Op[][] = [];
   private fillOps: Op[][] = [];
+  /** SparQ: the positions selected by the last decode step, `[nKv][ctx]` (kk per KV head, unordered). */
+  readonly selected?: GPUBuffer;
 
   /** `q` `[batch][nHead][d]` is read, `out` (same shape) written. */
   constructor(
@@ -87,15 +90,16 @@ export class GpuAttention {
     const part = k.buffer(batch * nHead * MAX_CHUNKS * (d + 2) * 4, undefined, "attn partial");
     const sp = this.sparq
       ? {
-        i1: k.buffer(nKv * d * 4),
-        qsel: k.buffer(nHead * d * 4),
-        tau: k.buffer(nHead * 4),
-        slog: k.buffer(nHead * ctx * 4),
-        stats: k.buffer(nHead * 8),
-        gs: k.buffer(nKv * ctx * 4),
-        idx: k.buffer(nKv * ctx * 4),
+        slog: k.buffer(nHead * ctx * 4, undefined, "sparq logits"),
+        bstat: k.buffer(nHead * approxBlocks(ctx) * 8, undefined, "sparq block stats"),
+        idx: k.buffer(nKv * ctx * 4, undefined, "sparq positions"),
+        alpha: k.buffer(nHead * 4, undefined, "sparq alpha"),
       }
       : undefined;
+    this.selected = sp?.idx;
+    // One large workgroup per KV head selects (ctx/selectWg positions per thread, in registers).
+    const lim = k.gpu.limits;
+    const selectWg = Math.min(1024, lim.maxComputeInvocationsPerWorkgroup, lim.maxComputeWorkgroupSizeX);
     const chunked = (s: Required<StepValues>): [number, number, number] => [s.nChunk, nHead, s.nTok];
     for (let l = 0; l < nLayer; l++) {
       const c: LayerCache = {
@@ -127,24 +131,27 @@ export class GpuAttention {
           () => [Math.ceil(nKv * d / 64), 1, 1],
         );
         fill.push(vs);
+        const re = this.sparq!.reallocate;
         this.sparqOps.push([
-          k.op("sparq.topr", toprWgsl(a), { 0: q, 1: sp.i1, 3: sp.qsel, 4: sp.tau }, 2, () => [nKv, 1, 1]),
           k.op(
             "sparq.approx",
             approxWgsl(a),
-            { 0: sp.qsel, 1: c.kt!, 2: sp.i1, 4: sp.slog, 5: sp.tau },
-            3,
-            (s) => [Math.ceil((s.pos0 + 1) / 64), nKv, 1],
+            { 0: q, 1: c.kt!, 3: sp.slog, 4: sp.bstat },
+            2,
+            (s) => [approxBlocks(s.pos0 + 1), nKv, 1],
           ),
-          k.op("sparq.stats", statsWgsl(a), { 0: sp.slog, 1: sp.stats }, 2, () => [nHead, 1, 1]),
-          k.op("sparq.select", selectWgsl(a), { 0: sp.slog, 1: sp.stats, 2: sp.gs, 4: sp.idx }, 3, () => [nKv, 1, 1]),
+          k.op(
+            "sparq.select",
+            selectWgsl(a, selectWg, re),
+            { 0: sp.slog, 1: sp.bstat, 3: sp.idx, ...(re ? { 4: sp.alpha } : {}) },
+            2,
+            () => [nKv, 1, 1],
+          ),
           k.op("sparq.partial", partialWgsl(a, true), { 0: q, 1: c.k, 2: c.v, 4: part, 5: sp.idx }, 3, chunked),
           k.op(
             "sparq.combine",
-            combineWgsl(a, this.sparq!.reallocate),
-            this.sparq!.reallocate
-              ? { 0: part, 1: out, 3: sp.slog, 4: sp.stats, 5: sp.idx, 6: c.vsum! }
-              : { 0: part, 1: out },
+            combineWgsl(a, re),
+            re ? { 0: part, 1: out, 3: sp.alpha, 6: c.vsum! } : { 0: part, 1: out },
             2,
             (s) => [nHead, s.nTok, 1],
           ),
@@ -168,8 +175,9 @@ export class GpuAttention {
       const r = Math.min(p.r, d);
       this.bytes.k += nLayer * nKv * (S * r + kk * d) * 4;
       this.bytes.v += nLayer * nKv * (kk * d + (this.sparq.reallocate ? 2 * d : 0)) * 4;
-      this.bytes.index += nLayer * (3 * nHead * S + 6 * nKv * S + nKv * kk) * 4;
-      return { ...chunking(kk), kk, r, localK: Math.min(p.window, kk - 1) };
+      // ŝ written and read back, the positions list written and read per head, ŝ at it for α.
+      this.bytes.index += nLayer * (2 * nHead * S + nKv * kk + nHead * kk * (this.sparq.reallocate ? 2 : 1)) * 4;
+      return { ...chunking(kk, SPARQ_MIN_CHUNK), kk, r, localK: Math.min(p.window, kk - 1) };
     }
     // Dense: the K and V rows of every KV head up to the last position (once per batch).
     this.bytes.k += nLayer * nKv * S * d * 4;

@@ -4,6 +4,7 @@ import { parseAttentionSpec, sparqParams } from "../attention/spec.ts";
 import { GpuAttention } from "./attention.ts";
 import { Kernels } from "./kernels.ts";
 import { gpuOrSkip } from "./test_util.ts";
+import type { Gpu } from "./device.ts";
 
 /** Deterministic uniform values in [-1, 1). */
 function random(n: number, seed: number): Float32Array {
@@ -14,56 +15,103 @@ function random(n: number, seed: number): Float32Array {
   });
 }
 
-for (const reallocate of [true, false]) {
-  Deno.test(`webgpu SparQ decode (GQA, reallocate ${reallocate}) matches the scalar reference`, async () => {
-    const gpu = await gpuOrSkip();
-    if (!gpu) return;
-    const nHead = 4, nKv = 2, d = 16, ctx = 64, S = 50;
-    const spec = parseAttentionSpec(`sparq:r=4,k=8,window=2,reallocate=${reallocate ? "on" : "off"}`);
-    if (spec.kind !== "sparq") throw new Error("spec");
-    const k = new Kernels(gpu);
-    try {
-      const q = k.buffer(nHead * d * 4), out = k.buffer(nHead * d * 4);
-      const att = new GpuAttention(k, { nLayer: 1, nHead, nKv, d, ctx, batch: 1 }, spec, q, out);
-      const K = random(nKv * S * d, 1), V = random(nKv * S * d, 2), Q = random(nHead * d, 3);
-      for (let i = 0; i < Q.length; i++) Q[i] *= 3 * (i % 5 === 0 ? 4 : 1); // heavy-tailed q like a real model
-      // Caches with a stride of ctx positions: K/V rows, Kt columns, and the V sum.
-      const Kc = new Float32Array(nKv * ctx * d), Vc = new Float32Array(nKv * ctx * d);
-      const Kt = new Float32Array(nKv * d * ctx), vsum = new Float32Array(nKv * d);
+/** One SparQ decode case: sizes, the spec's r/k/window, and whether many K rows tie at the top. */
+interface SparqCase {
+  nHead: number;
+  nKv: number;
+  d: number;
+  ctx: number;
+  S: number;
+  params: string;
+  ties?: boolean;
+}
+
+const SPARQ_CASES: SparqCase[] = [
+  { nHead: 4, nKv: 2, d: 16, ctx: 64, S: 50, params: "r=4,k=8,window=2" },
+  // G = 1 (scores are the logits), several approx blocks, several keys per select thread.
+  { nHead: 2, nKv: 2, d: 32, ctx: 3000, S: 2900, params: "r=8,k=300,window=20" },
+  // Exact ties at the threshold (every 7th K row is the same): the lower positions win, as the reference.
+  { nHead: 2, nKv: 2, d: 16, ctx: 1600, S: 1500, params: "r=4,k=100,window=10", ties: true },
+  { nHead: 8, nKv: 2, d: 16, ctx: 1600, S: 1500, params: "r=4,k=100,window=10", ties: true },
+];
+
+for (const c of SPARQ_CASES) {
+  for (const reallocate of [true, false]) {
+    const name = `G ${c.nHead / c.nKv}, S ${c.S}, ${c.params}${c.ties ? ", ties" : ""}, reallocate ${reallocate}`;
+    Deno.test(`webgpu SparQ decode (${name}) matches the scalar reference`, async () => {
+      const gpu = await gpuOrSkip();
+      if (gpu) await checkSparq(gpu, c, reallocate);
+    });
+  }
+}
+
+async function checkSparq(gpu: Gpu, c: SparqCase, reallocate: boolean): Promise<void> {
+  const { nHead, nKv, d, ctx, S } = c;
+  const spec = parseAttentionSpec(`sparq:${c.params},reallocate=${reallocate ? "on" : "off"}`);
+  if (spec.kind !== "sparq") throw new Error("spec");
+  const k = new Kernels(gpu);
+  try {
+    const q = k.buffer(nHead * d * 4), out = k.buffer(nHead * d * 4);
+    const att = new GpuAttention(k, { nLayer: 1, nHead, nKv, d, ctx, batch: 1 }, spec, q, out);
+    const K = random(nKv * S * d, 1), V = random(nKv * S * d, 2), Q = random(nHead * d, 3);
+    for (let i = 0; i < Q.length; i++) Q[i] *= 3 * (i % 5 === 0 ? 4 : 1); // heavy-tailed q like a real model
+    if (c.ties) {
+      // Every 7th row of each KV head: the same row, aligned with the group's q (the top scores, all equal).
       for (let g = 0; g < nKv; g++) {
-        for (let t = 0; t < S; t++) {
-          for (let i = 0; i < d; i++) {
-            const kv = K[(g * S + t) * d + i], vv = V[(g * S + t) * d + i];
-            Kc[(g * ctx + t) * d + i] = kv;
-            Vc[(g * ctx + t) * d + i] = vv;
-            Kt[(g * d + i) * ctx + t] = kv;
-            vsum[g * d + i] += vv;
-          }
+        for (let t = 0; t < S; t += 7) {
+          for (let i = 0; i < d; i++) K[(g * S + t) * d + i] = Math.sign(Q[g * (nHead / nKv) * d + i]) * 0.9;
         }
       }
-      const c = att.layers[0];
-      k.device.queue.writeBuffer(c.k, 0, Kc);
-      k.device.queue.writeBuffer(c.v, 0, Vc);
-      k.device.queue.writeBuffer(c.kt!, 0, Kt);
-      k.device.queue.writeBuffer(c.vsum!, 0, vsum);
-      k.device.queue.writeBuffer(q, 0, Q);
-      const s = k.setStep({ pos0: S - 1, nTok: 1, ...att.stepFields(S - 1, 1) });
-      const enc = k.device.createCommandEncoder();
-      const pass = enc.beginComputePass();
-      k.encode(pass, att.ops(0, 1), s);
-      pass.end();
-      k.device.queue.submit([enc.finish()]);
-      const got = new Float32Array(await k.read(out, 0, nHead * d * 4));
-      k.throwIfFailed();
-      const p = sparqParams(spec, d, S);
-      const want = sparqRef({ q: Q, K, V, nHead, nKv, d, dv: d, S }, { ...p, reallocate, keepCurrent: true }).out;
-      let max = 0;
-      for (let i = 0; i < got.length; i++) max = Math.max(max, Math.abs(got[i] - want[i]));
-      assert(max <= 1e-4, `max |Δ| ${max}`);
-    } finally {
-      k.destroy();
     }
-  });
+    // Caches with a stride of ctx positions: K/V rows, Kt columns, and the V sum.
+    const Kc = new Float32Array(nKv * ctx * d), Vc = new Float32Array(nKv * ctx * d);
+    const Kt = new Float32Array(nKv * d * ctx), vsum = new Float32Array(nKv * d);
+    for (let g = 0; g < nKv; g++) {
+      for (let t = 0; t < S; t++) {
+        for (let i = 0; i < d; i++) {
+          const kv = K[(g * S + t) * d + i], vv = V[(g * S + t) * d + i];
+          Kc[(g * ctx + t) * d + i] = kv;
+          Vc[(g * ctx + t) * d + i] = vv;
+          Kt[(g * d + i) * ctx + t] = kv;
+          vsum[g * d + i] += vv;
+        }
+      }
+    }
+    const l0 = att.layers[0];
+    k.device.queue.writeBuffer(l0.k, 0, Kc);
+    k.device.queue.writeBuffer(l0.v, 0, Vc);
+    k.device.queue.writeBuffer(l0.kt!, 0, Kt);
+    k.device.queue.writeBuffer(l0.vsum!, 0, vsum);
+    k.device.queue.writeBuffer(q, 0, Q);
+    const fields = att.stepFields(S - 1, 1);
+    const s = k.setStep({ pos0: S - 1, nTok: 1, ...fields });
+    const enc = k.device.createCommandEncoder();
+    const pass = enc.beginComputePass();
+    k.encode(pass, att.ops(0, 1), s);
+    pass.end();
+    k.device.queue.submit([enc.finish()]);
+    const got = new Float32Array(await k.read(out, 0, nHead * d * 4));
+    const sel = new Uint32Array(await k.read(att.selected!, 0, nKv * ctx * 4));
+    k.throwIfFailed();
+    const p = sparqParams(spec, d, S);
+    const want = sparqRef({ q: Q, K, V, nHead, nKv, d, dv: d, S }, { ...p, reallocate, keepCurrent: true });
+    for (let g = 0; g < nKv; g++) {
+      const mine = [...sel.subarray(g * ctx, g * ctx + fields.kk!)].sort((a, b) => a - b);
+      const w = want.selected[g];
+      const extra = mine.filter((t) => !w.includes(t)), missing = w.filter((t) => !mine.includes(t));
+      assert(
+        mine.join() === w.join(),
+        `KV head ${g}: selected positions differ from the reference: ${mine.length} vs ${w.length}, extra ${
+          extra.slice(0, 10)
+        }, missing ${missing.slice(0, 10)}`,
+      );
+    }
+    let max = 0;
+    for (let i = 0; i < got.length; i++) max = Math.max(max, Math.abs(got[i] - want.out[i]));
+    assert(max <= 1e-4, `max |Δ| ${max}`);
+  } finally {
+    k.destroy();
+  }
 }
 
 Deno.test("webgpu dense decode over many chunks and a partial last block matches a scalar softmax", async () => {

@@ -1,14 +1,11 @@
 /**
  * Attention kernels. Dense attention (decode and causal prefill) is split over chunks of positions
  * (flash-decoding): `partial` computes per (token, head, chunk) the running max m, the sum l of
- * exp(s - m) and Σ exp(s - m)·V, and `combine` merges the chunks. SparQ (sparq.md §2, GQA as §2.1)
- * adds four kernels before the same two, which then run over the selected positions only:
- * `topr` (i1 from |q| summed over the group, τ per head), `approx` (ŝ logits from r rows of Kt),
- * `stats` (softmax max/sum of ŝ per head) and `select` (group score Σ_h softmax(ŝ_h), local window
- * forced, exact top-kk by a 4-pass 8-bit radix select on the float bits).
+ * exp(s - m) and Σ exp(s - m)·V, and `combine` merges the chunks. SparQ runs its selection kernels
+ * (shaders/sparq.ts) before the same two, which then run over the selected positions only.
  * @module
  */
-import { f32Lit, reduceWgsl, stepWgsl } from "./common.ts";
+import { f32Lit, stepWgsl } from "./common.ts";
 
 /** Shape constants shared by the attention kernels. */
 export interface AttnShape {
@@ -120,9 +117,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 /**
  * WGSL merging the chunks into `out[t][h][:]`: thread c < nChunk turns chunk c's max into its
  * weight exp(m_c − M) (workgroup memory), then every thread sums its dimensions over the chunks.
- * With SparQ reallocation, also α = Σ_{i2} softmax(ŝ) and y = α·y + (1−α)·v̄. Bindings: 0 partial,
- * 1 out, 2 step; reallocation: 3 ŝ logits `[nHead][ctx]`, 4 stats `[nHead]` (max, sum), 5 selected
- * positions, 6 vsum `[nKv][d]`. Dispatch (nHead, nTok).
+ * With SparQ reallocation, also y = α·y + (1−α)·v̄ (α from the select kernel). Bindings: 0 partial,
+ * 1 out, 2 step; reallocation: 3 α `[nHead]`, 6 vsum `[nKv][d]`. Dispatch (nHead, nTok).
  */
 export function combineWgsl(s: AttnShape, reallocate: boolean): string {
   const G = s.nHead / s.nKv, D = s.d, W = ATTN_WG;
@@ -131,13 +127,10 @@ export function combineWgsl(s: AttnShape, reallocate: boolean): string {
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 ${
     reallocate
-      ? `@group(0) @binding(3) var<storage, read> slog: array<f32>;
-@group(0) @binding(4) var<storage, read> stats: array<vec2<f32>>;
-@group(0) @binding(5) var<storage, read> idx: array<u32>;
+      ? `@group(0) @binding(3) var<storage, read> alphas: array<f32>;
 @group(0) @binding(6) var<storage, read> vsum: array<f32>;`
       : ""
   }
-${reduceWgsl(W)}
 var<workgroup> cm: array<f32, ${MAX_CHUNKS}>;
 var<workgroup> cw: array<f32, ${MAX_CHUNKS}>;
 var<workgroup> cl: array<f32, ${MAX_CHUNKS}>;
@@ -161,10 +154,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   ${
     reallocate
       ? `let kv = h / ${G}u;
-  let st = stats[h];
-  var a = 0.0;
-  for (var j = lid; j < step.kk; j += ${W}u) { a += exp(slog[h * ${s.ctx}u + idx[kv * ${s.ctx}u + j]] - st.x) / st.y; }
-  let alpha = wgSum(lid, a);
+  let alpha = alphas[h];
   let S = f32(step.pos0 + 1u);`
       : ""
   }
@@ -174,180 +164,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     y = y / L;
     ${reallocate ? `y = alpha * y + (1.0 - alpha) * (vsum[kv * ${D}u + dim] / S);` : ""}
     out[(t * ${s.nHead}u + h) * ${D}u + dim] = y;
-  }
-}`;
-}
-
-/**
- * WGSL of SparQ step 1a: per KV group, i1 = top-r of Σ_h |q_h| (ties to the lower index), the
- * gathered q components `qsel[h][j] = q_h[i1[j]]` and τ_h = sqrt(d·Σ_{i1}|q_h| / Σ|q_h|).
- * Bindings: 0 q, 1 i1 `[nKv][d]`, 2 step, 3 qsel `[nHead][d]`, 4 tau `[nHead]`. Dispatch (nKv); d ≤ 256.
- */
-export function toprWgsl(s: AttnShape): string {
-  const G = s.nHead / s.nKv, D = s.d;
-  return `${stepWgsl(2)}
-@group(0) @binding(0) var<storage, read> q: array<f32>;
-@group(0) @binding(1) var<storage, read_write> i1: array<u32>;
-@group(0) @binding(3) var<storage, read_write> qsel: array<f32>;
-@group(0) @binding(4) var<storage, read_write> tau: array<f32>;
-${reduceWgsl(256)}
-var<workgroup> a: array<f32, ${D}>;
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) i: u32) {
-  let kv = wg.x;
-  var v = 0.0;
-  if (i < ${D}u) {
-    for (var g = 0u; g < ${G}u; g++) { v += abs(q[(kv * ${G}u + g) * ${D}u + i]); }
-    a[i] = v;
-  }
-  workgroupBarrier();
-  var rk = ${D}u;
-  if (i < ${D}u) {
-    rk = 0u;
-    for (var j = 0u; j < ${D}u; j++) {
-      let o = a[j];
-      if (o > v || (o == v && j < i)) { rk++; }
-    }
-    if (rk < step.r) { i1[kv * ${D}u + rk] = i; }
-  }
-  for (var g = 0u; g < ${G}u; g++) {
-    let h = kv * ${G}u + g;
-    var x = 0.0;
-    if (i < ${D}u) { x = q[h * ${D}u + i]; }
-    let tot = wgSum(i, abs(x));
-    let sel = wgSum(i, select(0.0, abs(x), rk < step.r));
-    if (rk < step.r) { qsel[h * ${D}u + rk] = x; }
-    if (i == 0u) { tau[h] = select(sqrt(${D}.0), sqrt(${D}.0 * sel / tot), tot > 0.0); }
-  }
-}`;
-}
-
-/**
- * WGSL of SparQ step 1b: ŝ logits `slog[h][t] = Σ_j qsel[h][j]·Kt[i1[j]][t] / τ_h` for t < S, r
- * contiguous rows of Kt per KV head shared by its group. Bindings: 0 qsel, 1 Kt, 2 i1, 3 step,
- * 4 slog, 5 tau. Dispatch (ceil(S/64), nKv).
- */
-export function approxWgsl(s: AttnShape): string {
-  const G = s.nHead / s.nKv, D = s.d;
-  return `${stepWgsl(3)}
-@group(0) @binding(0) var<storage, read> qsel: array<f32>;
-@group(0) @binding(1) var<storage, read> kt: array<f32>;
-@group(0) @binding(2) var<storage, read> i1: array<u32>;
-@group(0) @binding(4) var<storage, read_write> slog: array<f32>;
-@group(0) @binding(5) var<storage, read> tau: array<f32>;
-@compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let kv = wg.y;
-  let t = wg.x * 64u + lid;
-  if (t > step.pos0) { return; }
-  var acc: array<f32, ${G}>;
-  for (var j = 0u; j < step.r; j++) {
-    let k = kt[(kv * ${D}u + i1[kv * ${D}u + j]) * ${s.ctx}u + t];
-    for (var g = 0u; g < ${G}u; g++) { acc[g] += qsel[(kv * ${G}u + g) * ${D}u + j] * k; }
-  }
-  for (var g = 0u; g < ${G}u; g++) {
-    let h = kv * ${G}u + g;
-    slog[h * ${s.ctx}u + t] = acc[g] / tau[h];
-  }
-}`;
-}
-
-/** WGSL of the softmax statistics (max, Σ exp) of ŝ per head. Bindings: 0 slog, 1 stats, 2 step. Dispatch (nHead). */
-export function statsWgsl(s: AttnShape): string {
-  return `${stepWgsl(2)}
-@group(0) @binding(0) var<storage, read> slog: array<f32>;
-@group(0) @binding(1) var<storage, read_write> stats: array<vec2<f32>>;
-${reduceWgsl(256)}
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let h = wg.x;
-  let n = step.pos0 + 1u;
-  var m = ${NEG};
-  for (var t = lid; t < n; t += 256u) { m = max(m, slog[h * ${s.ctx}u + t]); }
-  m = wgMax(lid, m);
-  var l = 0.0;
-  for (var t = lid; t < n; t += 256u) { l += exp(slog[h * ${s.ctx}u + t] - m); }
-  l = wgSum(lid, l);
-  if (lid == 0u) { stats[h] = vec2<f32>(m, l); }
-}`;
-}
-
-/**
- * WGSL of SparQ step 2a: group score g[t] = Σ_h softmax(ŝ_h)[t] with the current token and the
- * `localK` previous ones forced to the maximum, then the exact top-kk positions (unordered; ties
- * broken arbitrarily) by radix select on the float bits (g ≥ 0, so bit order is value order).
- * Bindings: 0 slog, 1 stats, 2 g scratch `[nKv][ctx]` u32, 3 step, 4 idx `[nKv][ctx]`. Dispatch (nKv).
- */
-export function selectWgsl(s: AttnShape): string {
-  const G = s.nHead / s.nKv;
-  return `${stepWgsl(3)}
-@group(0) @binding(0) var<storage, read> slog: array<f32>;
-@group(0) @binding(1) var<storage, read> stats: array<vec2<f32>>;
-@group(0) @binding(2) var<storage, read_write> gs: array<u32>;
-@group(0) @binding(4) var<storage, read_write> idx: array<u32>;
-var<workgroup> hist: array<atomic<u32>, 256>;
-var<workgroup> suf: array<u32, 256>;
-var<workgroup> pick: vec2<u32>;
-var<workgroup> cnt: array<atomic<u32>, 2>;
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let kv = wg.x;
-  let S = step.pos0 + 1u;
-  let base = kv * ${s.ctx}u;
-  for (var t = lid; t < S; t += 256u) {
-    var g = 0.0;
-    for (var j = 0u; j < ${G}u; j++) {
-      let h = kv * ${G}u + j;
-      let st = stats[h];
-      g += exp(slog[h * ${s.ctx}u + t] - st.x) / st.y;
-    }
-    if (t + step.localK + 1u >= S) { g = 3.0e38; }
-    gs[base + t] = bitcast<u32>(g);
-  }
-  storageBarrier();
-  workgroupBarrier();
-  var prefix = 0u;
-  var mask = 0u;
-  var need = step.kk;
-  for (var ps = 0u; ps < 4u; ps++) {
-    let sh = 24u - 8u * ps;
-    atomicStore(&hist[lid], 0u);
-    workgroupBarrier();
-    for (var t = lid; t < S; t += 256u) {
-      let v = gs[base + t];
-      if ((v & mask) == prefix) { atomicAdd(&hist[(v >> sh) & 255u], 1u); }
-    }
-    workgroupBarrier();
-    suf[lid] = atomicLoad(&hist[lid]);
-    workgroupBarrier();
-    for (var o = 1u; o < 256u; o <<= 1u) {
-      var add = 0u;
-      if (lid + o < 256u) { add = suf[lid + o]; }
-      workgroupBarrier();
-      suf[lid] += add;
-      workgroupBarrier();
-    }
-    var above = 0u;
-    if (lid < 255u) { above = suf[lid + 1u]; }
-    if (suf[lid] >= need && above < need) { pick = vec2<u32>(lid, above); }
-    workgroupBarrier();
-    let pk = pick;
-    prefix |= pk.x << sh;
-    mask |= 255u << sh;
-    need -= pk.y;
-    workgroupBarrier();
-  }
-  if (lid < 2u) { atomicStore(&cnt[lid], 0u); }
-  workgroupBarrier();
-  let greater = step.kk - need;
-  for (var t = lid; t < S; t += 256u) {
-    let v = gs[base + t];
-    if (v > prefix) {
-      idx[base + atomicAdd(&cnt[0], 1u)] = t;
-    } else if (v == prefix) {
-      let k = atomicAdd(&cnt[1], 1u);
-      if (k < need) { idx[base + greater + k] = t; }
-    }
   }
 }`;
 }

@@ -23,6 +23,15 @@ const SPARQ_MIN_CHUNK = (() => {
   return ATTN_BLOCK;
 })();
 
+/** Threads of the SparQ select workgroup (SPARQ_GPU_SELECT_WG, 256…1024; 512 was a little faster than 1024 on an H200). */
+const SPARQ_SELECT_WG = (() => {
+  try {
+    const v = Number(Deno.env.get("SPARQ_GPU_SELECT_WG") ?? 512);
+    return Math.min(1024, Math.max(256, 2 ** Math.round(Math.log2(v))));
+  } catch { /* no --allow-env */ }
+  return 1024;
+})();
+
 /** Sizes of the attention of one model. */
 export interface GpuAttentionShape {
   nLayer: number;
@@ -97,9 +106,9 @@ export class GpuAttention {
       }
       : undefined;
     this.selected = sp?.idx;
-    // One large workgroup per KV head selects (ctx/selectWg positions per thread, in registers).
+    // One workgroup per KV head selects (ctx/selectWg positions per thread, in registers).
     const lim = k.gpu.limits;
-    const selectWg = Math.min(1024, lim.maxComputeInvocationsPerWorkgroup, lim.maxComputeWorkgroupSizeX);
+    const selectWg = Math.min(SPARQ_SELECT_WG, lim.maxComputeInvocationsPerWorkgroup, lim.maxComputeWorkgroupSizeX);
     const chunked = (s: Required<StepValues>): [number, number, number] => [s.nChunk, nHead, s.nTok];
     for (let l = 0; l < nLayer; l++) {
       const c: LayerCache = {

@@ -185,15 +185,21 @@ fn main(@builtin(workgroup_id) wgid: vec3<u32>, @builtin(local_invocation_index)
   let forced = step.localK + 1u;
   let nCand = S - forced;
   let m = step.kk - forced;
-  // Softmax max and 1/sum of ŝ per head, merged from the approx blocks.
-  if (lid < ${G}u) {
-    let b0 = (kv * ${G}u + lid) * ${NB}u;
-    let nb = (S + ${APPROX_BLOCK - 1}u) / ${APPROX_BLOCK}u;
-    var M = ${NEG};
-    for (var b = 0u; b < nb; b++) { M = max(M, bstat[b0 + b].x); }
-    var L = 0.0;
-    for (var b = 0u; b < nb; b++) { let x = bstat[b0 + b]; L += x.y * exp(x.x - M); }
-    st[lid] = vec2<f32>(M, 1.0 / L);
+  // Softmax max and 1/sum of ŝ per head, merged from the approx blocks (a block per thread).
+  let nb = (S + ${APPROX_BLOCK - 1}u) / ${APPROX_BLOCK}u;
+  for (var j = 0u; j < ${G}u; j++) {
+    let b0 = (kv * ${G}u + j) * ${NB}u;
+    var mt = ${NEG};
+    var lt = 0.0;
+    for (var b = lid; b < nb; b += ${W}u) {
+      let x = bstat[b0 + b];
+      let mn = max(mt, x.x);
+      lt = lt * exp(mt - mn) + x.y * exp(x.x - mn);
+      mt = mn;
+    }
+    let M = wgMax(lid, mt);
+    let L = wgSum(lid, lt * exp(mt - M));
+    if (lid == 0u) { st[j] = vec2<f32>(M, 1.0 / L); }
   }
   workgroupBarrier();
   var keys: array<u32, ${NPT}>;

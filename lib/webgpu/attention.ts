@@ -11,7 +11,7 @@ import { type AttentionSpec, sparqParams } from "../attention/spec.ts";
 import type { AttentionBytes } from "../attention/mode.ts";
 import type { Kernels, Op, StepValues } from "./kernels.ts";
 import { ATTN_BLOCK, combineWgsl, MAX_CHUNKS, partialWgsl } from "./shaders/attention.ts";
-import { approxBlocks, approxWgsl, selectWgsl } from "./shaders/sparq.ts";
+import { APPROX_PER_THREAD, approxBlocks, approxWgsl, selectWgsl } from "./shaders/sparq.ts";
 import { fillWgsl, vsumWgsl } from "./shaders/elementwise.ts";
 
 /** Fewest positions per chunk of the SparQ partial kernel (SPARQ_GPU_SPARQ_CHUNK, a multiple of ATTN_BLOCK; tuning). */
@@ -31,6 +31,44 @@ const SPARQ_SELECT_WG = (() => {
   } catch { /* no --allow-env */ }
   return 1024;
 })();
+
+/** Default of {@link SparqKernelOptions.mergedMax}. */
+const MERGED_MAX = 12288;
+
+/** Options of the SparQ kernels (tuning and A/B comparisons; the defaults are the fastest measured). */
+export interface SparqKernelOptions {
+  /** Merge the chunks in the last partial workgroup of each head instead of a combine dispatch (SPARQ_GPU_FUSE=0: off). */
+  fuseCombine?: boolean;
+  /** First select pass over linear score bins (SPARQ_GPU_SELECT=radix: radix select only). */
+  bins?: boolean;
+  /** Threads of the select workgroup. */
+  selectWg?: number;
+  /** Positions per thread of the approx kernel (SPARQ_GPU_APPROX_P). */
+  approxPerThread?: number;
+  /**
+   * Longest context (S) at which the select workgroup of each KV head computes ŝ itself instead of
+   * an approx dispatch (one dispatch fewer; G = 1 only; SPARQ_GPU_MERGED_MAX; 0: never).
+   */
+  mergedMax?: number;
+  /**
+   * The last approx workgroup of each KV head runs the select (one dispatch fewer, approx still
+   * spread over many workgroups; with 256 select threads; SPARQ_GPU_SELECT_IN_APPROX=1).
+   */
+  selectInApprox?: boolean;
+}
+
+function envOptions(): SparqKernelOptions {
+  try {
+    return {
+      fuseCombine: Deno.env.get("SPARQ_GPU_FUSE") !== "0",
+      bins: Deno.env.get("SPARQ_GPU_SELECT") !== "radix",
+      ...(Deno.env.get("SPARQ_GPU_APPROX_P") ? { approxPerThread: Number(Deno.env.get("SPARQ_GPU_APPROX_P")) } : {}),
+      ...(Deno.env.get("SPARQ_GPU_MERGED_MAX") ? { mergedMax: Number(Deno.env.get("SPARQ_GPU_MERGED_MAX")) } : {}),
+      ...(Deno.env.get("SPARQ_GPU_SELECT_IN_APPROX") === "1" ? { selectInApprox: true } : {}),
+    };
+  } catch { /* no --allow-env */ }
+  return {};
+}
 
 /** Sizes of the attention of one model. */
 export interface GpuAttentionShape {
@@ -80,6 +118,7 @@ export class GpuAttention {
     spec: AttentionSpec,
     readonly q: GPUBuffer,
     readonly out: GPUBuffer,
+    options: SparqKernelOptions = {},
   ) {
     if (spec.kind !== "dense" && spec.kind !== "sparq") {
       throw new SparqError(`--attention ${spec.kind}: the webgpu backend implements dense and sparq only`);
@@ -96,19 +135,30 @@ export class GpuAttention {
       );
     }
     const a = { nHead, nKv, d, ctx };
+    const opt = { ...envOptions(), ...options };
+    const fuse = opt.fuseCombine ?? true;
+    const ap = Math.max(1, Math.round(opt.approxPerThread ?? APPROX_PER_THREAD));
     const part = k.buffer(batch * nHead * MAX_CHUNKS * (d + 2) * 4, undefined, "attn partial");
     const sp = this.sparq
       ? {
         slog: k.buffer(nHead * ctx * 4, undefined, "sparq logits"),
-        bstat: k.buffer(nHead * approxBlocks(ctx) * 8, undefined, "sparq block stats"),
+        bstat: k.buffer(nHead * approxBlocks(ctx, ap) * 8, undefined, "sparq block stats"),
         idx: k.buffer(nKv * ctx * 4, undefined, "sparq positions"),
-        alpha: k.buffer(nHead * 4, undefined, "sparq alpha"),
+        // α per head (f32), then the done-counters (u32, kept at 0 between steps) of the fused partial
+        // kernel per head and of the approx kernel per KV head.
+        aux: k.buffer((2 * nHead + nKv) * 4, undefined, "sparq alpha + counters"),
       }
       : undefined;
     this.selected = sp?.idx;
     // One workgroup per KV head selects (ctx/selectWg positions per thread, in registers).
     const lim = k.gpu.limits;
-    const selectWg = Math.min(SPARQ_SELECT_WG, lim.maxComputeInvocationsPerWorkgroup, lim.maxComputeWorkgroupSizeX);
+    const selectWg = Math.min(
+      opt.selectWg ?? SPARQ_SELECT_WG,
+      lim.maxComputeInvocationsPerWorkgroup,
+      lim.maxComputeWorkgroupSizeX,
+    );
+    const mergedMax = nHead === nKv && d <= selectWg ? (opt.mergedMax ?? MERGED_MAX) : 0;
+    const merged = (s: Required<StepValues>) => s.pos0 + 1 <= mergedMax;
     const chunked = (s: Required<StepValues>): [number, number, number] => [s.nChunk, nHead, s.nTok];
     for (let l = 0; l < nLayer; l++) {
       const c: LayerCache = {
@@ -141,30 +191,55 @@ export class GpuAttention {
         );
         fill.push(vs);
         const re = this.sparq!.reallocate;
-        this.sparqOps.push([
+        const sia = !!opt.selectInApprox;
+        const ops = [
           k.op(
-            "sparq.approx",
-            approxWgsl(a),
-            { 0: q, 1: c.kt!, 3: sp.slog, 4: sp.bstat },
+            sia ? "sparq.approx+last-select" : "sparq.approx",
+            approxWgsl(a, ap, sia ? { reallocate: re, bins: opt.bins ?? true } : undefined),
+            { 0: q, 1: c.kt!, 3: sp.slog, 4: sp.bstat, ...(sia ? { 5: sp.idx, 6: sp.aux } : {}) },
             2,
-            (s) => [approxBlocks(s.pos0 + 1), nKv, 1],
+            (s) => merged(s) ? [0, 0, 0] : [approxBlocks(s.pos0 + 1, ap), nKv, 1],
           ),
-          k.op(
+        ];
+        if (!sia) {
+          ops.push(k.op(
             "sparq.select",
-            selectWgsl(a, selectWg, re),
-            { 0: sp.slog, 1: sp.bstat, 3: sp.idx, ...(re ? { 4: sp.alpha } : {}) },
+            selectWgsl(a, selectWg, re, opt.bins ?? true, ap),
+            { 0: sp.slog, 1: sp.bstat, 3: sp.idx, ...(re ? { 4: sp.aux } : {}) },
             2,
-            () => [nKv, 1, 1],
-          ),
-          k.op("sparq.partial", partialWgsl(a, true), { 0: q, 1: c.k, 2: c.v, 4: part, 5: sp.idx }, 3, chunked),
-          k.op(
-            "sparq.combine",
-            combineWgsl(a, re),
-            re ? { 0: part, 1: out, 3: sp.alpha, 6: c.vsum! } : { 0: part, 1: out },
+            (s) => merged(s) ? [0, 0, 0] : [nKv, 1, 1],
+          ));
+        }
+        if (mergedMax > 0) {
+          ops.unshift(k.op(
+            "sparq.approx+select",
+            selectWgsl(a, selectWg, re, opt.bins ?? true, ap, true),
+            { 0: q, 1: c.kt!, 3: sp.idx, ...(re ? { 4: sp.aux } : {}) },
             2,
-            (s) => [nHead, s.nTok, 1],
-          ),
-        ]);
+            (s) => merged(s) ? [nKv, 1, 1] : [0, 0, 0],
+          ));
+        }
+        if (fuse) {
+          ops.push(k.op(
+            "sparq.partial+combine",
+            partialWgsl(a, true, { reallocate: re }),
+            { 0: q, 1: c.k, 2: c.v, 4: part, 5: sp.idx, 6: out, 7: sp.aux, ...(re ? { 8: c.vsum! } : {}) },
+            3,
+            chunked,
+          ));
+        } else {
+          ops.push(
+            k.op("sparq.partial", partialWgsl(a, true), { 0: q, 1: c.k, 2: c.v, 4: part, 5: sp.idx }, 3, chunked),
+            k.op(
+              "sparq.combine",
+              combineWgsl(a, re),
+              re ? { 0: part, 1: out, 3: sp.aux, 6: c.vsum! } : { 0: part, 1: out },
+              2,
+              (s) => [nHead, s.nTok, 1],
+            ),
+          );
+        }
+        this.sparqOps.push(ops);
       }
       this.decodeOps.push(dense);
       this.fillOps.push(fill);

@@ -1,7 +1,7 @@
 import { ok as assert } from "node:assert/strict";
 import { sparqRef } from "../ref/sparq_ref.ts";
 import { parseAttentionSpec, sparqParams } from "../attention/spec.ts";
-import { GpuAttention } from "./attention.ts";
+import { GpuAttention, type SparqKernelOptions } from "./attention.ts";
 import { Kernels } from "./kernels.ts";
 import { gpuOrSkip } from "./test_util.ts";
 import type { Gpu } from "./device.ts";
@@ -35,24 +35,34 @@ const SPARQ_CASES: SparqCase[] = [
   { nHead: 8, nKv: 2, d: 16, ctx: 1600, S: 1500, params: "r=4,k=100,window=10", ties: true },
 ];
 
+/** Kernel variants: the defaults (G = 1: ŝ in the select kernel), and the separate approx kernel, radix select and combine. */
+const VARIANTS: [string, SparqKernelOptions][] = [
+  ["default kernels", {}],
+  ["approx kernel, radix select, combine kernel", { mergedMax: 0, bins: false, fuseCombine: false }],
+  ["approx kernel, 2 positions per thread", { mergedMax: 0, approxPerThread: 2 }],
+  ["select in the last approx workgroup", { mergedMax: 0, selectInApprox: true }],
+];
+
 for (const c of SPARQ_CASES) {
   for (const reallocate of [true, false]) {
-    const name = `G ${c.nHead / c.nKv}, S ${c.S}, ${c.params}${c.ties ? ", ties" : ""}, reallocate ${reallocate}`;
-    Deno.test(`webgpu SparQ decode (${name}) matches the scalar reference`, async () => {
-      const gpu = await gpuOrSkip();
-      if (gpu) await checkSparq(gpu, c, reallocate);
-    });
+    for (const [vname, opts] of VARIANTS) {
+      const name = `G ${c.nHead / c.nKv}, S ${c.S}, ${c.params}${c.ties ? ", ties" : ""}, reallocate ${reallocate}`;
+      Deno.test(`webgpu SparQ decode (${name}; ${vname}) matches the scalar reference`, async () => {
+        const gpu = await gpuOrSkip();
+        if (gpu) await checkSparq(gpu, c, reallocate, opts);
+      });
+    }
   }
 }
 
-async function checkSparq(gpu: Gpu, c: SparqCase, reallocate: boolean): Promise<void> {
+async function checkSparq(gpu: Gpu, c: SparqCase, reallocate: boolean, opts: SparqKernelOptions): Promise<void> {
   const { nHead, nKv, d, ctx, S } = c;
   const spec = parseAttentionSpec(`sparq:${c.params},reallocate=${reallocate ? "on" : "off"}`);
   if (spec.kind !== "sparq") throw new Error("spec");
   const k = new Kernels(gpu);
   try {
     const q = k.buffer(nHead * d * 4), out = k.buffer(nHead * d * 4);
-    const att = new GpuAttention(k, { nLayer: 1, nHead, nKv, d, ctx, batch: 1 }, spec, q, out);
+    const att = new GpuAttention(k, { nLayer: 1, nHead, nKv, d, ctx, batch: 1 }, spec, q, out, opts);
     const K = random(nKv * S * d, 1), V = random(nKv * S * d, 2), Q = random(nHead * d, 3);
     for (let i = 0; i < Q.length; i++) Q[i] *= 3 * (i % 5 === 0 ? 4 : 1); // heavy-tailed q like a real model
     if (c.ties) {

@@ -805,7 +805,8 @@ class GpuModelImpl implements GpuModel {
     }
     all.push(...this.outOps[0], this.argmaxOp);
     const kinds = new Map<string, Op[]>();
-    for (const op of all) {
+    // Ops skipped at this step (e.g. SparQ kernels for other context lengths) are left out.
+    for (const op of all.filter((o) => o.groups(s).every((x) => x > 0))) {
       const kind = op.name.startsWith("matmul")
         ? `matmul ${op.name.includes(".") ? op.name.split(".").at(-2) : ""}`
         : op.name;

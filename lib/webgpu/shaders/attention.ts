@@ -32,17 +32,38 @@ const NEG = "-3.0e38";
  * warp reads 8 rows in 64-byte runs); ATTN_BLOCK threads turn the block's scores into weights
  * exp(s − m) in workgroup memory; then every thread folds them into the running softmax and adds
  * the block's V rows for its dimensions, with the ATTN_BLOCK loads written out one by one (all in
- * flight, in registers). No tree reductions: four barriers per block.
+ * flight, in registers). No tree reductions: four barriers per block. Indexed (SparQ, d ≤ 128 and
+ * a multiple of 16): the positions, K and V loads of a block are all issued before its first
+ * barrier (see `prefetchBlock`).
+ *
+ * With `fuse` (SparQ decode, one token): the last workgroup of each head merges the chunks (see
+ * `fusedCombine`); extra bindings 6 out `[nHead][d]`, 7 aux (α bits `[nHead]`, then done-counters
+ * `[nHead]`), 8 vsum (with reallocation).
  */
-export function partialWgsl(s: AttnShape, indexed: boolean): string {
+export function partialWgsl(s: AttnShape, indexed: boolean, fuse?: { reallocate: boolean }): string {
   const G = s.nHead / s.nKv, D = s.d, W = ATTN_WG, P = ATTN_BLOCK;
   const slots = Math.ceil(D / W);
+  const pre = indexed && D <= W && D % 16 === 0;
+  // Fused: part is written (and read back by the last workgroup) through atomics, which go to the
+  // device-coherent cache level.
+  const put = (i: string, x: string) => fuse ? `atomicStore(&part[${i}], bitcast<u32>(${x}))` : `part[${i}] = ${x}`;
   return `${stepWgsl(3)}
 @group(0) @binding(0) var<storage, read> q: array<f32>;
 @group(0) @binding(1) var<storage, read> kc: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> vc: array<f32>;
-@group(0) @binding(4) var<storage, read_write> part: array<f32>;
+@group(0) @binding(4) var<storage, read_write> part: array<${fuse ? "atomic<u32>" : "f32"}>;
 ${indexed ? "@group(0) @binding(5) var<storage, read> idx: array<u32>;" : ""}
+${
+    fuse
+      ? `@group(0) @binding(6) var<storage, read_write> out: array<f32>;
+@group(0) @binding(7) var<storage, read_write> aux: array<atomic<u32>>;
+${fuse.reallocate ? `@group(0) @binding(8) var<storage, read> vsum: array<f32>;` : ""}
+var<workgroup> lastWg: u32;
+var<workgroup> cm: array<f32, ${MAX_CHUNKS}>;
+var<workgroup> cw: array<f32, ${MAX_CHUNKS}>;
+var<workgroup> cl: array<f32, ${MAX_CHUNKS}>;`
+      : ""
+  }
 var<workgroup> qs: array<vec4<f32>, ${D / 4}>;
 var<workgroup> sp: array<f32, ${W}>;
 var<workgroup> ss: array<f32, ${P}>;
@@ -59,24 +80,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   for (var i = lid; i < ${D / 4}u; i += ${W}u) {
     qs[i] = vec4<f32>(q[qb + 4u * i], q[qb + 4u * i + 1u], q[qb + 4u * i + 2u], q[qb + 4u * i + 3u]);
   }
-  workgroupBarrier();
+  ${pre ? "" : "workgroupBarrier();"}
   let r = lid % 4u;
   let vb = kv * ${s.ctx}u;
   var m = ${NEG};
   var l = 0.0;
   var acc: array<f32, ${slots}>;
   for (var b = start; b < end; b += ${P}u) {
-    // Scores: position b + lid/4, a quarter of the row's vec4s per thread.
-    let j = b + lid / 4u;
-    var p = 0u;
-    var a = 0.0;
-    if (j < end) {
-      p = ${indexed ? `idx[kv * ${s.ctx}u + j]` : "j"};
-      let kb = (vb + p) * ${D / 4}u;
-      for (var i = r; i < ${D / 4}u; i += 4u) { a += dot(qs[i], kc[kb + i]); }
-    }
-    sp[lid] = a;
-    if (r == 0u) { pp[lid / 4u] = p; }
+${pre ? prefetchBlock(s) : denseBlock(s, indexed)}
     workgroupBarrier();
     if (lid < ${P}u) {
       let sc = (sp[4u * lid] + sp[4u * lid + 1u] + sp[4u * lid + 2u] + sp[4u * lid + 3u]) * ${f32Lit(1 / Math.sqrt(D))};
@@ -92,7 +103,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     var el = 0.0;
     for (var k = 0u; k < ${P}u; k++) { el += es[k]; }
     l = l * corr + el;
-    for (var u = 0u; u < ${slots}u; u++) {
+    ${
+    pre
+      ? `if (lid < ${D}u) {
+      var y = 0.0;
+      ${[...Array(P).keys()].map((k) => `y += es[${k}u] * v${k};`).join("\n      ")}
+      acc[0] = acc[0] * corr + y;
+    }`
+      : `for (var u = 0u; u < ${slots}u; u++) {
       let dim = lid + ${W}u * u;
       if (dim < ${D}u) {
         // Positions past the end have weight 0 and read row pp = 0 (any valid row): no branch.
@@ -101,17 +119,103 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         ${[...Array(P).keys()].map((k) => `y += es[${k}u] * v${k};`).join("\n        ")}
         acc[u] = acc[u] * corr + y;
       }
-    }
+    }`
+  }
     m = mNew;
     workgroupBarrier();
   }
   let o = ((t * ${s.nHead}u + h) * ${MAX_CHUNKS}u + c) * ${D + 2}u;
-  if (lid == 0u) { part[o] = m; part[o + 1u] = l; }
+  if (lid == 0u) { ${put("o", "m")}; ${put("o + 1u", "l")}; }
   for (var u = 0u; u < ${slots}u; u++) {
     let dim = lid + ${W}u * u;
-    if (dim < ${D}u) { part[o + 2u + dim] = acc[u]; }
+    if (dim < ${D}u) { ${put("o + 2u + dim", "acc[u]")}; }
   }
-}`;
+${fuse ? fusedCombine(s, fuse.reallocate) : ""}}`;
+}
+
+/** Scores of one block (dense or indexed): position b + lid/4, a quarter of the row's vec4s per thread. */
+function denseBlock(s: AttnShape, indexed: boolean): string {
+  const D = s.d;
+  return `    let j = b + lid / 4u;
+    var p = 0u;
+    var a = 0.0;
+    if (j < end) {
+      p = ${indexed ? `idx[kv * ${s.ctx}u + j]` : "j"};
+      let kb = (vb + p) * ${D / 4}u;
+      for (var i = r; i < ${D / 4}u; i += 4u) { a += dot(qs[i], kc[kb + i]); }
+    }
+    sp[lid] = a;
+    if (r == 0u) { pp[lid / 4u] = p; }`;
+}
+
+/**
+ * Scores of one block of listed positions with every load issued up front (the SparQ partial is
+ * latency-bound): each thread reads the block's positions itself (the same words across the
+ * workgroup), then its quarter of a K row and its dimension of the block's V rows (past the end:
+ * the last listed row, with weight 0), before the barrier that publishes q on the first block.
+ */
+function prefetchBlock(s: AttnShape): string {
+  const D = s.d, P = ATTN_BLOCK, rng = (n: number) => [...Array(n).keys()];
+  return `    let ib = kv * ${s.ctx}u;
+    let p = idx[ib + min(b + lid / 4u, end - 1u)];
+    let kb = (vb + p) * ${D / 4}u + r;
+    ${rng(D / 16).map((i) => `let k${i} = kc[kb + ${4 * i}u];`).join(" ")}
+    let dim = min(lid, ${D - 1}u);
+    ${rng(P).map((k) => `let v${k} = vc[(vb + idx[ib + min(b + ${k}u, end - 1u)]) * ${D}u + dim];`).join("\n    ")}
+    if (b == start) { workgroupBarrier(); }
+    sp[lid] = ${rng(D / 16).map((i) => `dot(qs[r + ${4 * i}u], k${i})`).join(" + ")};`;
+}
+
+/**
+ * WGSL tail of the fused SparQ partial kernel (one token): each workgroup counts itself done for
+ * its head (aux[nHead + h], after a device-scope barrier that publishes its part), and the last
+ * one merges the head's chunks as `combineWgsl` does, resets the counter, and writes out. aux holds
+ * α (f32 bits, from the select kernel) in its first nHead words.
+ */
+function fusedCombine(s: AttnShape, reallocate: boolean): string {
+  const G = s.nHead / s.nKv, D = s.d, W = ATTN_WG;
+  const ld = (i: string) => `bitcast<f32>(atomicLoad(&part[${i}]))`;
+  return `  storageBarrier();
+  if (lid == 0u) { lastWg = select(0u, 1u, atomicAdd(&aux[${s.nHead}u + h], 1u) == step.nChunk - 1u); }
+  if (workgroupUniformLoad(&lastWg) == 0u) { return; }
+  storageBarrier();
+  if (lid == 0u) { atomicStore(&aux[${s.nHead}u + h], 0u); }
+  let pb = h * ${MAX_CHUNKS}u;
+  let nc = step.nChunk;
+  if (lid < nc) { cm[lid] = ${ld(`(pb + lid) * ${D + 2}u`)}; }
+  workgroupBarrier();
+  var M = ${NEG};
+  for (var k = 0u; k < nc; k++) { M = max(M, cm[k]); }
+  if (lid < nc) {
+    let w = exp(cm[lid] - M);
+    cw[lid] = w;
+    cl[lid] = ${ld(`(pb + lid) * ${D + 2}u + 1u`)} * w;
+  }
+  workgroupBarrier();
+  var L = 0.0;
+  for (var k = 0u; k < nc; k++) { L += cl[k]; }
+  for (var dim = lid; dim < ${D}u; dim += ${W}u) {
+    // Four independent sums: the loads of four chunks in flight at a time.
+    var y0 = 0.0; var y1 = 0.0; var y2 = 0.0; var y3 = 0.0;
+    var k = 0u;
+    for (; k + 4u <= nc; k += 4u) {
+      let e = (pb + k) * ${D + 2}u + 2u + dim;
+      y0 += ${ld("e")} * cw[k];
+      y1 += ${ld(`e + ${D + 2}u`)} * cw[k + 1u];
+      y2 += ${ld(`e + ${2 * (D + 2)}u`)} * cw[k + 2u];
+      y3 += ${ld(`e + ${3 * (D + 2)}u`)} * cw[k + 3u];
+    }
+    for (; k < nc; k++) { y0 += ${ld(`(pb + k) * ${D + 2}u + 2u + dim`)} * cw[k]; }
+    var y = ((y0 + y1) + (y2 + y3)) / L;
+    ${
+    reallocate
+      ? `let alpha = bitcast<f32>(atomicLoad(&aux[h]));
+    y = alpha * y + (1.0 - alpha) * (vsum[(h / ${G}u) * ${D}u + dim] / f32(step.pos0 + 1u));`
+      : ""
+  }
+    out[h * ${D}u + dim] = y;
+  }
+`;
 }
 
 /**

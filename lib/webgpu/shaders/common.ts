@@ -65,3 +65,48 @@ export function f32Lit(x: number): string {
   const s = String(Math.fround(x));
   return /[.eE]/.test(s) ? s : `${s}.0`;
 }
+
+/**
+ * WGSL helpers for a workgroup of `wg` threads (a multiple of 32) with few barriers (three per
+ * fold, no tree): `wgSum2`/`wgMax2` fold vec2 values, `wgMax1`/`wgSum1` f32 values, and
+ * `wgMerge(lid, v)` merges softmax (max, Σ exp(x − max)) pairs (the max first, then the sums
+ * rescaled to it: no serial chain of exponentials). All return the result to every thread (call
+ * from uniform control flow). The `wg` values are folded 32 ways in workgroup memory, then every
+ * thread folds the 32 partials.
+ */
+export function reduce2Wgsl(wg: number): string {
+  if (wg % 32 !== 0) throw new Error(`reduce2Wgsl: ${wg} threads`);
+  const fold = (name: string, T: string, arr: string, zero: string, op: (a: string, b: string) => string) => `
+fn ${name}(lid: u32, v: ${T}) -> ${T} {
+  ${arr}[lid] = v;
+  workgroupBarrier();
+  if (lid < 32u) {
+    var a = ${zero};
+    for (var i = lid; i < ${wg}u; i += 32u) { a = ${op("a", `${arr}[i]`)}; }
+    ${arr}32[lid] = a;
+  }
+  workgroupBarrier();
+  var t = ${zero};
+  for (var i = 0u; i < 32u; i++) { t = ${op("t", `${arr}32[i]`)}; }
+  workgroupBarrier();
+  return t;
+}`;
+  return `var<workgroup> r2_: array<vec2<f32>, ${wg}>;
+var<workgroup> r2_32: array<vec2<f32>, 32>;
+var<workgroup> r1_: array<f32, ${wg}>;
+var<workgroup> r1_32: array<f32, 32>;
+${fold("wgSum2", "vec2<f32>", "r2_", "vec2<f32>(0.0)", (a, b) => `${a} + ${b}`)}${
+    fold("wgMax2", "vec2<f32>", "r2_", "vec2<f32>(-3.0e38)", (a, b) => `max(${a}, ${b})`)
+  }${fold("wgSum1", "f32", "r1_", "0.0", (a, b) => `${a} + ${b}`)}${
+    fold("wgMax1", "f32", "r1_", "-3.0e38", (a, b) => `max(${a}, ${b})`)
+  }
+// Softmax merge of two (max, Σ exp(x − max)) pairs.
+fn mergeMl(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
+  let M = max(a.x, b.x);
+  return vec2<f32>(M, a.y * exp(a.x - M) + b.y * exp(b.x - M));
+}
+fn wgMerge(lid: u32, v: vec2<f32>) -> vec2<f32> {
+  let M = wgMax1(lid, v.x);
+  return vec2<f32>(M, wgSum1(lid, v.y * exp(v.x - M)));
+}`;
+}

@@ -5,12 +5,22 @@
  *
  *   deno run -A --unstable-webgpu bench/webgpu.ts --model M.gguf [--contexts 512,8192]
  *     [--attention dense,sparq:ratio=1/8] [--steps 64] [--peak 3.35e12] [--json FILE]
+ *
+ * `--micro` times the attention kernels alone (no model: random K/V/q of `--shape
+ * layers,heads,kvHeads,headDim`, llama2-7b by default) for SparQ kernel variants (`--variants`,
+ * comma-separated `fused|split` + `bins|radix` [+ `merged`] [+ `sia`: select in the last approx workgroup]
+ * [+ `wgN`: select threads] [+ `pN`: approx positions per thread]), per kind and as whole layers, and checks that every
+ * variant selects the same positions as the first and writes the same output up to rounding.
  * @module
  */
 import { parseArgs } from "node:util";
 import { describeGpu, getGpu } from "../lib/webgpu/device.ts";
 import { loadGpuModel } from "../lib/webgpu/model.ts";
 import { gpuBandwidthProbe } from "../lib/webgpu/probe.ts";
+import { Kernels, type Op } from "../lib/webgpu/kernels.ts";
+import { GpuAttention, type SparqKernelOptions } from "../lib/webgpu/attention.ts";
+import { parseAttentionSpec } from "../lib/attention/spec.ts";
+import { stepWgsl } from "../lib/webgpu/shaders/common.ts";
 
 const { values: v } = parseArgs({
   args: Deno.args,
@@ -22,9 +32,13 @@ const { values: v } = parseArgs({
     peak: { type: "string", default: "3.35e12" },
     "probe-mib": { type: "string", default: "1024" },
     json: { type: "string" },
+    micro: { type: "boolean", default: false },
+    shape: { type: "string", default: "32,32,32,128" },
+    variants: { type: "string", default: "fused+bins+merged,fused+bins,split+radix" },
+    repeats: { type: "string", default: "50" },
   },
 });
-if (!v.model) throw new Error("--model is required");
+if (!v.model && !v.micro) throw new Error("--model (or --micro) is required");
 const contexts = v.contexts!.split(",").map(Number);
 const modes = v.attention!.split(/,(?=dense|sparq)/);
 const steps = Number(v.steps);
@@ -41,10 +55,145 @@ console.log(
   } MiB in one submit, ${(probe.seconds * 1000).toFixed(1)} ms)  loadavg ${load()}`,
 );
 
+if (v.micro) {
+  await micro();
+  Deno.exit(0);
+}
+
+/** Seconds of `n` replays of `ops` in one compute pass and one submit (after one untimed run), minus an empty submit. */
+async function timeOps(k: Kernels, ops: Op[], s: Parameters<Kernels["encode"]>[2], n: number): Promise<number> {
+  const run = async (ops: Op[], n: number) => {
+    const enc = k.device.createCommandEncoder();
+    const pass = enc.beginComputePass();
+    for (let i = 0; i < n; i++) k.encode(pass, ops, s);
+    pass.end();
+    k.device.queue.submit([enc.finish()]);
+    await k.device.queue.onSubmittedWorkDone();
+  };
+  await run(ops, 1);
+  let floor = Infinity;
+  for (let i = 0; i < 5; i++) {
+    const t = performance.now();
+    await run([], 0);
+    floor = Math.min(floor, performance.now() - t);
+  }
+  const t0 = performance.now();
+  await run(ops, n);
+  return ((performance.now() - t0) - floor) / 1000;
+}
+
+async function micro(): Promise<void> {
+  const [nLayer, nHead, nKv, d] = v.shape!.split(",").map(Number);
+  const mode = modes.find((m) => m.startsWith("sparq")) ?? "sparq:ratio=1/8";
+  const spec = parseAttentionSpec(mode);
+  const ctx = Math.max(...contexts) + 2;
+  const n = Number(v.repeats);
+  const ref = new Map<number, { sel: number[][]; out: Float32Array }>();
+  console.log(`micro: ${nLayer} layers × ${nHead} heads (${nKv} KV) × ${d}, ${mode}, ${n} repeats per timing`);
+  for (const variant of v.variants!.split(",")) {
+    const wg = variant.match(/wg(\d+)/), ap = variant.match(/p(\d+)/);
+    const opts: SparqKernelOptions = {
+      fuseCombine: variant.includes("fused"),
+      bins: !variant.includes("radix"),
+      ...(wg ? { selectWg: Number(wg[1]) } : {}),
+      ...(ap ? { approxPerThread: Number(ap[1]) } : {}),
+      mergedMax: variant.includes("merged") ? 1 << 30 : 0,
+      selectInApprox: variant.includes("sia"),
+    };
+    const k = new Kernels(gpu);
+    try {
+      const q = k.buffer(nHead * d * 4), out = k.buffer(nHead * d * 4);
+      const att = new GpuAttention(k, { nLayer, nHead, nKv, d, ctx, batch: 1 }, spec, q, out, opts);
+      let seed = 7;
+      const Q = Float32Array.from({ length: nHead * d }, () => {
+        seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+        return (seed / 2 ** 31 - 1) * 3;
+      });
+      k.device.queue.writeBuffer(q, 0, Q);
+      const fs = k.setStep({ pos0: 0, nTok: ctx - 1, fillLen: ctx - 1, seed: 12345 });
+      const enc = k.device.createCommandEncoder();
+      const pass = enc.beginComputePass();
+      k.encode(pass, att.randomFillOps(), fs);
+      pass.end();
+      k.device.queue.submit([enc.finish()]);
+      await k.device.queue.onSubmittedWorkDone();
+      if (variant === v.variants!.split(",")[0]) {
+        // The fixed cost of a dispatch: a one-thread kernel writing one word, nLayer times (a barrier between each).
+        const nop = k.op(
+          "nop",
+          `${stepWgsl(0)}\n@group(0) @binding(1) var<storage, read_write> o: array<u32>;\n` +
+            `@compute @workgroup_size(1) fn main() { o[0] = o[0] + step.pos0; }`,
+          { 1: out },
+          0,
+          () => [1, 1, 1],
+        );
+        const s = k.setStep({ pos0: 1 });
+        const t = (1000 * (await timeOps(k, Array(nLayer).fill(nop), s, n))) / n;
+        console.log(`empty dispatch ×${nLayer}: ${t.toFixed(3)} ms (${(1000 * t / nLayer).toFixed(1)} µs each)`);
+      }
+      for (const c of contexts) {
+        for (const sp of [spec, { kind: "dense" as const }]) {
+          if (sp.kind === "dense" && variant !== v.variants!.split(",")[0]) continue;
+          att.setSpec(sp);
+          const s = k.setStep({ pos0: c, nTok: 1, nOut: 1, ...att.stepFields(c, 1) });
+          // This step's dispatches (ops skipped at this context left out).
+          const layers = Array.from(
+            { length: nLayer },
+            (_, l) => att.ops(l, 1).filter((op) => op.groups(s).every((x) => x > 0)),
+          );
+          const kinds = new Map<string, Op[]>();
+          for (const op of layers.flat()) kinds.set(op.name, [...(kinds.get(op.name) ?? []), op]);
+          // Working clocks first (an untimed ~0.2 s of the same work).
+          await timeOps(
+            k,
+            layers.flat(),
+            s,
+            Math.max(10, Math.round(0.2 / Math.max(1e-4, await timeOps(k, layers.flat(), s, 1)))),
+          );
+          const parts: string[] = [];
+          for (const [name, ops] of kinds) {
+            parts.push(`${name} ${(1000 * (await timeOps(k, ops, s, n)) / n).toFixed(3)}`);
+          }
+          const all = (1000 * (await timeOps(k, layers.flat(), s, n))) / n;
+          console.log(
+            `${(sp.kind === "dense" ? "dense" : variant).padEnd(14)} ctx ${String(c).padStart(5)}: all ${
+              all.toFixed(3)
+            } ms per token (${nLayer} layers; ${(1000 * all / nLayer).toFixed(1)} µs per layer) = ${parts.join(" + ")}`,
+          );
+          if (sp.kind === "dense") continue;
+          // Selected sets and output of one step, against the first variant.
+          const f = att.stepFields(c, 1);
+          const raw = new Uint32Array(await k.read(att.selected!, 0, nKv * ctx * 4));
+          const sel = Array.from(
+            { length: nKv },
+            (_, g) => [...raw.subarray(g * ctx, g * ctx + f.kk!)].sort((a, b) => a - b),
+          );
+          const o = new Float32Array(await k.read(out, 0, nHead * d * 4));
+          k.throwIfFailed();
+          const r = ref.get(c);
+          if (!r) ref.set(c, { sel, out: o });
+          else {
+            const same = sel.every((x, g) => x.join() === r.sel[g].join());
+            let max = 0;
+            for (let i = 0; i < o.length; i++) max = Math.max(max, Math.abs(o[i] - r.out[i]));
+            console.log(
+              `  vs ${v.variants!.split(",")[0]}: selected sets ${same ? "identical" : "DIFFER"}, max |Δout| ${
+                max.toExponential(2)
+              }`,
+            );
+          }
+        }
+      }
+    } finally {
+      k.destroy();
+    }
+  }
+}
+
 // One load for all modes: the model is built for the SparQ mode (Kt exists) and switched to dense.
 const sparqMode = modes.find((m) => m.startsWith("sparq"));
 const t0 = performance.now();
-const model = await loadGpuModel(v.model, {
+const model = await loadGpuModel(v.model!, {
   ctx: Math.max(...contexts) + steps + 2,
   attention: sparqMode ?? "dense",
 });

@@ -32,8 +32,14 @@ const SPARQ_SELECT_WG = (() => {
   return 1024;
 })();
 
-/** Default of {@link SparqKernelOptions.mergedMax}. */
-const MERGED_MAX = 12288;
+/**
+ * Default of {@link SparqKernelOptions.mergedMax}: on an H200 (7B shape, run 5) the merged kernel was
+ * the faster at S = 512 and the slower at 8192 (one streaming workgroup per head), where the select
+ * in the last approx workgroup was best.
+ */
+const MERGED_MAX = 2048;
+/** Positions per approx thread when the last approx workgroup selects (8 was faster than 4 on an H200). */
+const SIA_PER_THREAD = 8;
 
 /** Options of the SparQ kernels (tuning and A/B comparisons; the defaults are the fastest measured). */
 export interface SparqKernelOptions {
@@ -52,7 +58,7 @@ export interface SparqKernelOptions {
   mergedMax?: number;
   /**
    * The last approx workgroup of each KV head runs the select (one dispatch fewer, approx still
-   * spread over many workgroups; with 256 select threads; SPARQ_GPU_SELECT_IN_APPROX=1).
+   * spread over many workgroups; with 256 select threads; default; SPARQ_GPU_SELECT_IN_APPROX=0: off).
    */
   selectInApprox?: boolean;
 }
@@ -64,7 +70,9 @@ function envOptions(): SparqKernelOptions {
       bins: Deno.env.get("SPARQ_GPU_SELECT") !== "radix",
       ...(Deno.env.get("SPARQ_GPU_APPROX_P") ? { approxPerThread: Number(Deno.env.get("SPARQ_GPU_APPROX_P")) } : {}),
       ...(Deno.env.get("SPARQ_GPU_MERGED_MAX") ? { mergedMax: Number(Deno.env.get("SPARQ_GPU_MERGED_MAX")) } : {}),
-      ...(Deno.env.get("SPARQ_GPU_SELECT_IN_APPROX") === "1" ? { selectInApprox: true } : {}),
+      ...(Deno.env.get("SPARQ_GPU_SELECT_IN_APPROX")
+        ? { selectInApprox: Deno.env.get("SPARQ_GPU_SELECT_IN_APPROX") !== "0" }
+        : {}),
     };
   } catch { /* no --allow-env */ }
   return {};
@@ -137,7 +145,8 @@ export class GpuAttention {
     const a = { nHead, nKv, d, ctx };
     const opt = { ...envOptions(), ...options };
     const fuse = opt.fuseCombine ?? true;
-    const ap = Math.max(1, Math.round(opt.approxPerThread ?? APPROX_PER_THREAD));
+    const sia = opt.selectInApprox ?? true;
+    const ap = Math.max(1, Math.round(opt.approxPerThread ?? (sia ? SIA_PER_THREAD : APPROX_PER_THREAD)));
     const part = k.buffer(batch * nHead * MAX_CHUNKS * (d + 2) * 4, undefined, "attn partial");
     const sp = this.sparq
       ? {
@@ -191,7 +200,6 @@ export class GpuAttention {
         );
         fill.push(vs);
         const re = this.sparq!.reallocate;
-        const sia = !!opt.selectInApprox;
         const ops = [
           k.op(
             sia ? "sparq.approx+last-select" : "sparq.approx",

@@ -35,11 +35,20 @@ const SPARQ_CASES: SparqCase[] = [
   { nHead: 8, nKv: 2, d: 16, ctx: 1600, S: 1500, params: "r=4,k=100,window=10", ties: true },
 ];
 
-/** Kernel variants: the defaults (G = 1: ŝ in the select kernel), and the separate approx kernel, radix select and combine. */
+/**
+ * Kernel variants: the defaults (G = 1 and S ≤ 2048: ŝ in the select kernel; else the select in the last
+ * approx workgroup), the separate approx and select kernels (radix select and combine kernel too), and the
+ * select in the last approx workgroup at any S.
+ */
 const VARIANTS: [string, SparqKernelOptions][] = [
   ["default kernels", {}],
-  ["approx kernel, radix select, combine kernel", { mergedMax: 0, bins: false, fuseCombine: false }],
-  ["approx kernel, 2 positions per thread", { mergedMax: 0, approxPerThread: 2 }],
+  ["approx kernel, radix select, combine kernel", {
+    mergedMax: 0,
+    selectInApprox: false,
+    bins: false,
+    fuseCombine: false,
+  }],
+  ["approx kernel, 2 positions per thread", { mergedMax: 0, selectInApprox: false, approxPerThread: 2 }],
   ["select in the last approx workgroup", { mergedMax: 0, selectInApprox: true }],
 ];
 

@@ -8,8 +8,9 @@
  *   G > 1), the exact top-m (a histogram over linear score bins, then a rank within the bin where
  *   the m-th falls, or a radix select; ties to the lower position, as the reference), the
  *   positions list and, with reallocation, α_h = Σ_{i2} softmax(ŝ_h);
- * - or, when G = 1 and the context is not long, `select` computes ŝ itself (`merged`): one
- *   dispatch fewer, and ŝ never leaves registers. These kernels are latency-bound (a few µs of
+ * - by default the select runs in the last `approx` workgroup of each KV head to finish (one
+ *   dispatch), and when G = 1 and the context is short, `select` computes ŝ itself (`merged`): one
+ *   dispatch too, and ŝ never leaves registers. These kernels are latency-bound (a few µs of
  *   memory traffic against ~6 µs per dispatch and ~1 µs per dependent memory round trip on an
  *   H200), so they issue their loads together and fold with few barriers.
  * @module

@@ -13,11 +13,12 @@ import type { Kernels, Op, StepValues } from "./kernels.ts";
 import { ATTN_BLOCK, combineWgsl, MAX_CHUNKS, partialWgsl } from "./shaders/attention.ts";
 import { APPROX_PER_THREAD, approxBlocks, approxWgsl, selectWgsl } from "./shaders/sparq.ts";
 import { fillWgsl, vsumWgsl } from "./shaders/elementwise.ts";
+import { tuningEnv } from "../env.ts";
 
 /** Fewest positions per chunk of the SparQ partial kernel (SPARQ_GPU_SPARQ_CHUNK, a multiple of ATTN_BLOCK; tuning). */
 const SPARQ_MIN_CHUNK = (() => {
   try {
-    const v = Number(Deno.env.get("SPARQ_GPU_SPARQ_CHUNK") ?? ATTN_BLOCK);
+    const v = Number(tuningEnv("SPARQ_GPU_SPARQ_CHUNK") ?? ATTN_BLOCK);
     return Math.max(ATTN_BLOCK, Math.ceil(v / ATTN_BLOCK) * ATTN_BLOCK);
   } catch { /* no --allow-env */ }
   return ATTN_BLOCK;
@@ -26,7 +27,7 @@ const SPARQ_MIN_CHUNK = (() => {
 /** Threads of the SparQ select workgroup (SPARQ_GPU_SELECT_WG, 256…1024; 512 was a little faster than 1024 on an H200). */
 const SPARQ_SELECT_WG = (() => {
   try {
-    const v = Number(Deno.env.get("SPARQ_GPU_SELECT_WG") ?? 512);
+    const v = Number(tuningEnv("SPARQ_GPU_SELECT_WG") ?? 512);
     return Math.min(1024, Math.max(256, 2 ** Math.round(Math.log2(v))));
   } catch { /* no --allow-env */ }
   return 1024;
@@ -66,12 +67,12 @@ export interface SparqKernelOptions {
 function envOptions(): SparqKernelOptions {
   try {
     return {
-      fuseCombine: Deno.env.get("SPARQ_GPU_FUSE") !== "0",
-      bins: Deno.env.get("SPARQ_GPU_SELECT") !== "radix",
-      ...(Deno.env.get("SPARQ_GPU_APPROX_P") ? { approxPerThread: Number(Deno.env.get("SPARQ_GPU_APPROX_P")) } : {}),
-      ...(Deno.env.get("SPARQ_GPU_MERGED_MAX") ? { mergedMax: Number(Deno.env.get("SPARQ_GPU_MERGED_MAX")) } : {}),
-      ...(Deno.env.get("SPARQ_GPU_SELECT_IN_APPROX")
-        ? { selectInApprox: Deno.env.get("SPARQ_GPU_SELECT_IN_APPROX") !== "0" }
+      fuseCombine: tuningEnv("SPARQ_GPU_FUSE") !== "0",
+      bins: tuningEnv("SPARQ_GPU_SELECT") !== "radix",
+      ...(tuningEnv("SPARQ_GPU_APPROX_P") ? { approxPerThread: Number(tuningEnv("SPARQ_GPU_APPROX_P")) } : {}),
+      ...(tuningEnv("SPARQ_GPU_MERGED_MAX") ? { mergedMax: Number(tuningEnv("SPARQ_GPU_MERGED_MAX")) } : {}),
+      ...(tuningEnv("SPARQ_GPU_SELECT_IN_APPROX")
+        ? { selectInApprox: tuningEnv("SPARQ_GPU_SELECT_IN_APPROX") !== "0" }
         : {}),
     };
   } catch { /* no --allow-env */ }

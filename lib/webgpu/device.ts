@@ -5,6 +5,7 @@
  * @module
  */
 import { SparqError } from "../errors.ts";
+import { tuningEnv } from "../env.ts";
 
 /** Optional features requested when the adapter has them. */
 export const OPTIONAL_FEATURES = ["shader-f16", "subgroups", "timestamp-query"] as const;
@@ -104,7 +105,7 @@ const probed = new WeakMap<GPUDevice, Promise<string | undefined>>();
 async function probeSubgroups(gpu: Gpu): Promise<string | undefined> {
   if (!gpu.features.has("subgroups")) return undefined;
   try {
-    if (Deno.env.get("SPARQ_GPU_SUBGROUPS") === "0") return undefined;
+    if (tuningEnv("SPARQ_GPU_SUBGROUPS") === "0") return undefined;
   } catch { /* no --allow-env: keep them */ }
   for (const directive of ["enable subgroups;", ""]) {
     const code = `${directive}

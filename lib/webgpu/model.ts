@@ -28,11 +28,12 @@ import {
 import { actWgsl, argmaxWgsl, normWgsl, ropeWgsl } from "./shaders/elementwise.ts";
 import { f32Lit } from "./shaders/common.ts";
 import { submitFloor } from "./probe.ts";
+import { tuningEnv } from "../env.ts";
 
 /** SPARQ_GPU_TRACE=1 traces GPU steps; reading it must not need --allow-env (generate runs with --allow-read only). */
 const TRACE = (() => {
   try {
-    return Deno.env.get("SPARQ_GPU_TRACE") === "1";
+    return tuningEnv("SPARQ_GPU_TRACE") === "1";
   } catch {
     return false;
   }
@@ -42,7 +43,7 @@ const TRACE = (() => {
 function matvecOverride(): Partial<MatmulShape> {
   let v: string | undefined;
   try {
-    v = Deno.env.get("SPARQ_GPU_MATVEC");
+    v = tuningEnv("SPARQ_GPU_MATVEC");
   } catch {
     return {};
   }

@@ -724,8 +724,9 @@ class GpuModelImpl implements GpuModel {
   }
 
   async benchDecode(context: number, steps: number): Promise<DecodeBench> {
-    if (context < 1 || context + steps > this.ctx) {
-      throw new SparqError(`--ctx ${this.ctx}: benchmark needs ${context} + ${steps} positions`);
+    // The warm-up writes positions context … context + steps (one compile step, then `steps`).
+    if (context < 1 || context + steps + 1 > this.ctx) {
+      throw new SparqError(`--ctx ${this.ctx}: benchmark needs ${context} + ${steps} + 1 positions`);
     }
     this.reset();
     // Random K/V for positions [0, context); the V sum is rebuilt from them.

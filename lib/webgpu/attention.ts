@@ -44,7 +44,10 @@ const SIA_PER_THREAD = 8;
 
 /** Options of the SparQ kernels (tuning and A/B comparisons; the defaults are the fastest measured). */
 export interface SparqKernelOptions {
-  /** Merge the chunks in the last partial workgroup of each head instead of a combine dispatch (SPARQ_GPU_FUSE=0: off). */
+  /**
+   * Merge the chunks in the last partial workgroup of each head instead of a combine dispatch (default where
+   * {@link lastWorkgroupMergesValidated}; SPARQ_GPU_FUSE=0/1 forces it).
+   */
   fuseCombine?: boolean;
   /** First select pass over linear score bins (SPARQ_GPU_SELECT=radix: radix select only). */
   bins?: boolean;
@@ -59,15 +62,28 @@ export interface SparqKernelOptions {
   mergedMax?: number;
   /**
    * The last approx workgroup of each KV head runs the select (one dispatch fewer, approx still
-   * spread over many workgroups; with 256 select threads; default; SPARQ_GPU_SELECT_IN_APPROX=0: off).
+   * spread over many workgroups; with 256 select threads; default where {@link lastWorkgroupMergesValidated};
+   * SPARQ_GPU_SELECT_IN_APPROX=0/1 forces it).
    */
   selectInApprox?: boolean;
 }
 
+/**
+ * Whether the last-workgroup merges (fused combine, select in the last approx workgroup) are on by default.
+ * They read other workgroups' storage writes after an atomic counter, which WGSL does not formally order across
+ * workgroups: measured correct on NVIDIA (vendor 0x10de, an H200) and on software adapters (llvmpipe, in CI);
+ * other GPUs get the split dispatches unless SPARQ_GPU_FUSE / SPARQ_GPU_SELECT_IN_APPROX say otherwise.
+ */
+export function lastWorkgroupMergesValidated(info: GPUAdapterInfo): boolean {
+  const vendor = String(info.vendor ?? "").toLowerCase();
+  return info.isFallbackAdapter || vendor === "nvidia" || vendor === "4318" || vendor === "0x10de";
+}
+
 function envOptions(): SparqKernelOptions {
   try {
+    const fuse = tuningEnv("SPARQ_GPU_FUSE");
     return {
-      fuseCombine: tuningEnv("SPARQ_GPU_FUSE") !== "0",
+      ...(fuse ? { fuseCombine: fuse !== "0" } : {}),
       bins: tuningEnv("SPARQ_GPU_SELECT") !== "radix",
       ...(tuningEnv("SPARQ_GPU_APPROX_P") ? { approxPerThread: Number(tuningEnv("SPARQ_GPU_APPROX_P")) } : {}),
       ...(tuningEnv("SPARQ_GPU_MERGED_MAX") ? { mergedMax: Number(tuningEnv("SPARQ_GPU_MERGED_MAX")) } : {}),
@@ -145,8 +161,9 @@ export class GpuAttention {
     }
     const a = { nHead, nKv, d, ctx };
     const opt = { ...envOptions(), ...options };
-    const fuse = opt.fuseCombine ?? true;
-    const sia = opt.selectInApprox ?? true;
+    const merges = lastWorkgroupMergesValidated(k.gpu.info);
+    const fuse = opt.fuseCombine ?? merges;
+    const sia = opt.selectInApprox ?? merges;
     const ap = Math.max(1, Math.round(opt.approxPerThread ?? (sia ? SIA_PER_THREAD : APPROX_PER_THREAD)));
     const part = k.buffer(batch * nHead * MAX_CHUNKS * (d + 2) * 4, undefined, "attn partial");
     const sp = this.sparq

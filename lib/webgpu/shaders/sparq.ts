@@ -83,18 +83,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
     aq[lid / 4u][lid % 4u] = v;
   }
-  workgroupBarrier();
-  var rk = ${D}u;
-  if (lid < ${D}u) {
-    rk = 0u;
-    for (var j = 0u; j < ${D / 4}u; j++) {
-      let o = aq[j];
-      let b = 4u * j;
-      rk += select(0u, 1u, o.x > v || (o.x == v && b < lid)) + select(0u, 1u, o.y > v || (o.y == v && b + 1u < lid)) +
-        select(0u, 1u, o.z > v || (o.z == v && b + 2u < lid)) + select(0u, 1u, o.w > v || (o.w == v && b + 3u < lid));
-    }
-    rows[rk] = select(kv * ${D * s.ctx}u, (kv * ${D}u + lid) * ${s.ctx}u, rk < r);
-  }
+  ${topRRankWgsl(D, s.ctx)}
   var tau: array<f32, ${G}>;
   for (var g = 0u; g < ${G}u; g++) {
     let x = xs[g];
@@ -486,6 +475,27 @@ fn main(@builtin(workgroup_id) wgid: vec3<u32>, @builtin(local_invocation_index)
 }
 
 /**
+ * WGSL for top-r by rank: after each thread `lid < d` has written its |q| sum `v` into `aq` (vec4 words), the
+ * barrier, then `rk` = the number of components ranked above it (larger, or equal at a lower index: the
+ * reference's tie rule) and `rows[rk]` = the start of its Kt row when rk < r (else a valid row, for loads that
+ * are multiplied by a zero coefficient). Threads `lid ≥ d` keep rk = d. Needs `r`, `kv`, `lid`, `aq`, `rows`.
+ */
+function topRRankWgsl(D: number, ctx: number): string {
+  return `workgroupBarrier();
+  var rk = ${D}u;
+  if (lid < ${D}u) {
+    rk = 0u;
+    for (var j = 0u; j < ${D / 4}u; j++) {
+      let o = aq[j];
+      let b = 4u * j;
+      rk += select(0u, 1u, o.x > v || (o.x == v && b < lid)) + select(0u, 1u, o.y > v || (o.y == v && b + 1u < lid)) +
+        select(0u, 1u, o.z > v || (o.z == v && b + 2u < lid)) + select(0u, 1u, o.w > v || (o.w == v && b + 3u < lid));
+    }
+    rows[rk] = select(kv * ${D * ctx}u, (kv * ${D}u + lid) * ${ctx}u, rk < r);
+  }`;
+}
+
+/**
  * The approx kernel's work inside the select kernel (G = 1): i1 and τ, then ŝ of each thread's
  * positions t = lid + i·wg (as s{i}_0), r/4 rounds of 4 Kt rows with every position's loads in
  * flight, and the softmax statistics st[0] from two folds (max, then the sums).
@@ -501,19 +511,8 @@ function mergedScores(s: AttnShape, W: number, NPT: number): string {
     v = abs(x);
     aq[lid / 4u][lid % 4u] = v;
   }
-  workgroupBarrier();
-  var rk = ${D}u;
-  if (lid < ${D}u) {
-    rk = 0u;
-    for (var j = 0u; j < ${D / 4}u; j++) {
-      let o = aq[j];
-      let b = 4u * j;
-      rk += select(0u, 1u, o.x > v || (o.x == v && b < lid)) + select(0u, 1u, o.y > v || (o.y == v && b + 1u < lid)) +
-        select(0u, 1u, o.z > v || (o.z == v && b + 2u < lid)) + select(0u, 1u, o.w > v || (o.w == v && b + 3u < lid));
-    }
-    rows[rk] = select(kv * ${D * s.ctx}u, (kv * ${D}u + lid) * ${s.ctx}u, rk < r);
-    qs[rk] = select(0.0, x, rk < r);
-  }
+  ${topRRankWgsl(D, s.ctx)}
+  if (lid < ${D}u) { qs[rk] = select(0.0, x, rk < r); }
   let ts = wgSum2(lid, vec2<f32>(v, select(0.0, v, rk < r)));
   let tau = select(sqrt(${D}.0), sqrt(${D}.0 * ts.y / ts.x), ts.x > 0.0);
   ${rng(NPT).map((i) => `let t${i} = min(${pos(i)}, S - 1u);`).join(" ")}

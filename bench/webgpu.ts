@@ -63,11 +63,7 @@ if (v.micro) {
 /** Seconds of `n` replays of `ops` in one compute pass and one submit (after one untimed run), minus an empty submit. */
 async function timeOps(k: Kernels, ops: Op[], s: Parameters<Kernels["encode"]>[2], n: number): Promise<number> {
   const run = async (ops: Op[], n: number) => {
-    const enc = k.device.createCommandEncoder();
-    const pass = enc.beginComputePass();
-    for (let i = 0; i < n; i++) k.encode(pass, ops, s);
-    pass.end();
-    k.device.queue.submit([enc.finish()]);
+    k.submit(ops, s, n);
     await k.device.queue.onSubmittedWorkDone();
   };
   await run(ops, 1);
@@ -111,11 +107,7 @@ async function micro(): Promise<void> {
       });
       k.device.queue.writeBuffer(q, 0, Q);
       const fs = k.setStep({ pos0: 0, nTok: ctx - 1, fillLen: ctx - 1, seed: 12345 });
-      const enc = k.device.createCommandEncoder();
-      const pass = enc.beginComputePass();
-      k.encode(pass, att.randomFillOps(), fs);
-      pass.end();
-      k.device.queue.submit([enc.finish()]);
+      k.submit(att.randomFillOps(), fs);
       await k.device.queue.onSubmittedWorkDone();
       if (variant === v.variants!.split(",")[0]) {
         // The fixed cost of a dispatch: a one-thread kernel writing one word, nLayer times (a barrier between each).

@@ -103,12 +103,7 @@ async function checkSparq(gpu: Gpu, c: SparqCase, reallocate: boolean, opts: Spa
     k.device.queue.writeBuffer(l0.vsum!, 0, vsum);
     k.device.queue.writeBuffer(q, 0, Q);
     const fields = att.stepFields(S - 1, 1);
-    const s = k.setStep({ pos0: S - 1, nTok: 1, ...fields });
-    const enc = k.device.createCommandEncoder();
-    const pass = enc.beginComputePass();
-    k.encode(pass, att.ops(0, 1), s);
-    pass.end();
-    k.device.queue.submit([enc.finish()]);
+    k.submit(att.ops(0, 1), k.setStep({ pos0: S - 1, nTok: 1, ...fields }));
     const got = new Float32Array(await k.read(out, 0, nHead * d * 4));
     const sel = new Uint32Array(await k.read(att.selected!, 0, nKv * ctx * 4));
     k.throwIfFailed();
@@ -148,12 +143,7 @@ Deno.test("webgpu dense decode over many chunks and a partial last block matches
       k.device.queue.writeBuffer(att.layers[0].k, 0, K);
       k.device.queue.writeBuffer(att.layers[0].v, 0, V);
       k.device.queue.writeBuffer(q, 0, Q);
-      const s = k.setStep({ pos0: S - 1, nTok: 1, ...att.stepFields(S - 1, 1) });
-      const enc = k.device.createCommandEncoder();
-      const pass = enc.beginComputePass();
-      k.encode(pass, att.ops(0, 1), s);
-      pass.end();
-      k.device.queue.submit([enc.finish()]);
+      k.submit(att.ops(0, 1), k.setStep({ pos0: S - 1, nTok: 1, ...att.stepFields(S - 1, 1) }));
       const got = new Float32Array(await k.read(out, 0, nHead * d * 4));
       k.throwIfFailed();
       let max = 0;

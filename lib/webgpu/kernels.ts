@@ -111,6 +111,15 @@ export class Kernels {
     }
   }
 
+  /** Records `ops` `repeats` times into one compute pass and submits it (does not wait for the GPU). */
+  submit(ops: Op[], s: Required<StepValues>, repeats = 1): void {
+    const enc = this.device.createCommandEncoder();
+    const pass = enc.beginComputePass();
+    for (let i = 0; i < repeats; i++) this.encode(pass, ops, s);
+    pass.end();
+    this.device.queue.submit([enc.finish()]);
+  }
+
   /** Records `ops` into `pass`. */
   encode(pass: GPUComputePassEncoder, ops: Op[], s: Required<StepValues>): number {
     let n = 0;

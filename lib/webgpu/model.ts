@@ -731,11 +731,7 @@ class GpuModelImpl implements GpuModel {
     this.reset();
     // Random K/V for positions [0, context); the V sum is rebuilt from them.
     const s = this.k.setStep({ pos0: 0, nTok: context, fillLen: context, seed: 12345 });
-    const enc = this.k.device.createCommandEncoder();
-    const pass = enc.beginComputePass();
-    this.k.encode(pass, this.att.randomFillOps(), s);
-    pass.end();
-    this.k.device.queue.submit([enc.finish()]);
+    this.k.submit(this.att.randomFillOps(), s);
     this.pos = context;
     this.k.device.queue.writeBuffer(this.bufs.tokens, 0, new Uint32Array([1]));
     await this.k.device.queue.onSubmittedWorkDone();
@@ -816,11 +812,7 @@ class GpuModelImpl implements GpuModel {
     }
     const out: Record<string, number> = {};
     const runner = (ops: Op[]) => async (n: number) => {
-      const enc = this.k.device.createCommandEncoder();
-      const pass = enc.beginComputePass();
-      for (let i = 0; i < n; i++) this.k.encode(pass, ops, s);
-      pass.end();
-      this.k.device.queue.submit([enc.finish()]);
+      this.k.submit(ops, s, n);
       await this.k.device.queue.onSubmittedWorkDone();
     };
     const floor = await submitFloor(runner([]));

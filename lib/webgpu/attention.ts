@@ -17,20 +17,14 @@ import { tuningEnv } from "../env.ts";
 
 /** Fewest positions per chunk of the SparQ partial kernel (SPARQ_GPU_SPARQ_CHUNK, a multiple of ATTN_BLOCK; tuning). */
 const SPARQ_MIN_CHUNK = (() => {
-  try {
-    const v = Number(tuningEnv("SPARQ_GPU_SPARQ_CHUNK") ?? ATTN_BLOCK);
-    return Math.max(ATTN_BLOCK, Math.ceil(v / ATTN_BLOCK) * ATTN_BLOCK);
-  } catch { /* no --allow-env */ }
-  return ATTN_BLOCK;
+  const v = Number(tuningEnv("SPARQ_GPU_SPARQ_CHUNK") ?? ATTN_BLOCK);
+  return Math.max(ATTN_BLOCK, Math.ceil(v / ATTN_BLOCK) * ATTN_BLOCK);
 })();
 
 /** Threads of the SparQ select workgroup (SPARQ_GPU_SELECT_WG, 256…1024; 512 was a little faster than 1024 on an H200). */
 const SPARQ_SELECT_WG = (() => {
-  try {
-    const v = Number(tuningEnv("SPARQ_GPU_SELECT_WG") ?? 512);
-    return Math.min(1024, Math.max(256, 2 ** Math.round(Math.log2(v))));
-  } catch { /* no --allow-env */ }
-  return 1024;
+  const v = Number(tuningEnv("SPARQ_GPU_SELECT_WG") ?? 512);
+  return Math.min(1024, Math.max(256, 2 ** Math.round(Math.log2(v))));
 })();
 
 /**
@@ -80,19 +74,15 @@ export function lastWorkgroupMergesValidated(info: GPUAdapterInfo): boolean {
 }
 
 function envOptions(): SparqKernelOptions {
-  try {
-    const fuse = tuningEnv("SPARQ_GPU_FUSE");
-    return {
-      ...(fuse ? { fuseCombine: fuse !== "0" } : {}),
-      bins: tuningEnv("SPARQ_GPU_SELECT") !== "radix",
-      ...(tuningEnv("SPARQ_GPU_APPROX_P") ? { approxPerThread: Number(tuningEnv("SPARQ_GPU_APPROX_P")) } : {}),
-      ...(tuningEnv("SPARQ_GPU_MERGED_MAX") ? { mergedMax: Number(tuningEnv("SPARQ_GPU_MERGED_MAX")) } : {}),
-      ...(tuningEnv("SPARQ_GPU_SELECT_IN_APPROX")
-        ? { selectInApprox: tuningEnv("SPARQ_GPU_SELECT_IN_APPROX") !== "0" }
-        : {}),
-    };
-  } catch { /* no --allow-env */ }
-  return {};
+  const fuse = tuningEnv("SPARQ_GPU_FUSE"), sia = tuningEnv("SPARQ_GPU_SELECT_IN_APPROX");
+  const perThread = tuningEnv("SPARQ_GPU_APPROX_P"), mergedMax = tuningEnv("SPARQ_GPU_MERGED_MAX");
+  return {
+    ...(fuse ? { fuseCombine: fuse !== "0" } : {}),
+    bins: tuningEnv("SPARQ_GPU_SELECT") !== "radix",
+    ...(perThread ? { approxPerThread: Number(perThread) } : {}),
+    ...(mergedMax ? { mergedMax: Number(mergedMax) } : {}),
+    ...(sia ? { selectInApprox: sia !== "0" } : {}),
+  };
 }
 
 /** Sizes of the attention of one model. */

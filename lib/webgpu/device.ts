@@ -104,9 +104,7 @@ const probed = new WeakMap<GPUDevice, Promise<string | undefined>>();
 
 async function probeSubgroups(gpu: Gpu): Promise<string | undefined> {
   if (!gpu.features.has("subgroups")) return undefined;
-  try {
-    if (tuningEnv("SPARQ_GPU_SUBGROUPS") === "0") return undefined;
-  } catch { /* no --allow-env: keep them */ }
+  if (tuningEnv("SPARQ_GPU_SUBGROUPS") === "0") return undefined;
   for (const directive of ["enable subgroups;", ""]) {
     const code = `${directive}
 @group(0) @binding(0) var<storage, read_write> o: array<f32>;

@@ -30,24 +30,12 @@ import { f32Lit } from "./shaders/common.ts";
 import { submitFloor } from "./probe.ts";
 import { tuningEnv } from "../env.ts";
 
-/** SPARQ_GPU_TRACE=1 traces GPU steps; reading it must not need --allow-env (generate runs with --allow-read only). */
-const TRACE = (() => {
-  try {
-    return tuningEnv("SPARQ_GPU_TRACE") === "1";
-  } catch {
-    return false;
-  }
-})();
+/** SPARQ_GPU_TRACE=1 traces GPU steps (read only where --allow-env grants it: generate runs with --allow-read only). */
+const TRACE = tuningEnv("SPARQ_GPU_TRACE") === "1";
 
 /** SPARQ_GPU_MATVEC=word:128x8 (mode:threads×rows) overrides the matvec shape (benchmarks). */
 function matvecOverride(): Partial<MatmulShape> {
-  let v: string | undefined;
-  try {
-    v = tuningEnv("SPARQ_GPU_MATVEC");
-  } catch {
-    return {};
-  }
-  const m = v?.match(/^(word|block):(\d+)x(\d+)$/);
+  const m = tuningEnv("SPARQ_GPU_MATVEC")?.match(/^(word|block):(\d+)x(\d+)$/);
   return m ? { mvMode: m[1] as "word" | "block", mvThreads: Number(m[2]), mvRows: Number(m[3]) } : {};
 }
 

@@ -21,7 +21,7 @@ import { parseArgs } from "node:util";
 import process from "node:process";
 import { openGguf } from "../lib/gguf.ts";
 import { tokenizerFromGguf } from "../lib/tokenizer.ts";
-import { sharedPath } from "../lib/testing.ts";
+import { sharedPath } from "../tests/testing.ts";
 
 const VOCABS: Record<string, string> = {
   "llama-spm": "fixtures/tokenizer/ggml-vocab-llama-spm.gguf",

@@ -14,7 +14,7 @@ import {
 import { ggufBytes, meta } from "./gguf_writer.ts";
 import { GgmlType, ggmlTypeName } from "./ggml_types.ts";
 import { SparqError } from "./errors.ts";
-import { readJson, sharedPath } from "./testing.ts";
+import { readJson, sharedPath } from "../tests/testing.ts";
 import { allSharedGgufs } from "../tests/fixture_table.ts";
 
 interface Spec {

@@ -2,7 +2,7 @@ import { deepStrictEqual as assertEquals, ok, rejects } from "node:assert/strict
 import { GgufStringArray, GgufValueType, openGguf, parseGgufBytes, readTensorInto } from "./gguf.ts";
 import { GgmlType } from "./ggml_types.ts";
 import { ggufBytes, meta, writeGguf } from "./gguf_writer.ts";
-import { sharedPath } from "./testing.ts";
+import { sharedPath } from "../tests/testing.ts";
 
 const T = GgufValueType;
 

@@ -4,7 +4,7 @@ import { dequantize, embedRow } from "./kernels.ts";
 import { ggmlTypeName } from "./ggml_types.ts";
 import { openGguf, readTensorInto } from "./gguf.ts";
 import { dequantizeRef } from "./ref/quants.ts";
-import { sharedPath } from "./testing.ts";
+import { sharedPath } from "../tests/testing.ts";
 
 /** Largest relative RMS error vs the F32 weights we accept per type (quantization noise, roughly 2× typical). */
 const TOLERANCE: Record<string, number> = {

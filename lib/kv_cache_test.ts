@@ -3,7 +3,7 @@ import { type CacheShard, type CacheType, KvCache, parseCacheType } from "./kv_c
 import { SparqError } from "./errors.ts";
 import { f32ToF16, roundF16 } from "./ref/f16.ts";
 import { loadModel } from "./model.ts";
-import { sharedPath } from "./testing.ts";
+import { sharedPath } from "../tests/testing.ts";
 import { createRuntime } from "./wasm_runtime.ts";
 import { parseAttentionSpec } from "./attention/spec.ts";
 

@@ -3,7 +3,7 @@ import { openGguf, parseGgufBytes } from "./gguf.ts";
 import { configFromGguf } from "./model_config.ts";
 import { ggufBytes, meta } from "./gguf_writer.ts";
 import { SparqError } from "./errors.ts";
-import { sharedPath } from "./testing.ts";
+import { sharedPath } from "../tests/testing.ts";
 import { fixtureModels, REAL_MODELS } from "../tests/fixture_table.ts";
 
 Deno.test("configFromGguf gives the README hyperparameters for every fixture and real model", async () => {

@@ -5,7 +5,7 @@
  */
 import { ok } from "node:assert/strict";
 import { loadModel } from "./model.ts";
-import { readJson, sharedPath } from "./testing.ts";
+import { readJson, sharedPath } from "../tests/testing.ts";
 import { createRuntime } from "./wasm_runtime.ts";
 
 interface LogitsFixture {

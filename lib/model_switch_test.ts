@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { loadModel } from "./model.ts";
-import { repoRoot } from "./testing.ts";
+import { repoRoot } from "../tests/testing.ts";
 
 const MODEL = `${repoRoot}testdata/stories260K.gguf`;
 

@@ -9,7 +9,7 @@ import { openGguf } from "./gguf.ts";
 import { configFromGguf } from "./model_config.ts";
 import { ggufBytes } from "./gguf_writer.ts";
 import { SparqError } from "./errors.ts";
-import { repoRoot, sharedPath } from "./testing.ts";
+import { repoRoot, sharedPath } from "../tests/testing.ts";
 
 const STORIES = `${repoRoot}testdata/stories260K.gguf`;
 const isSparq = (msg: RegExp) => (e: unknown) => e instanceof SparqError && msg.test(e.message);

@@ -6,7 +6,7 @@
 import { deepStrictEqual as assertEquals, ok } from "node:assert/strict";
 import { loadModel } from "./model.ts";
 import { generate } from "./generate.ts";
-import { readJson, sharedPath } from "./testing.ts";
+import { readJson, sharedPath } from "../tests/testing.ts";
 import { DEFAULT_SAMPLER } from "./sampler.ts";
 
 interface TopEntry {

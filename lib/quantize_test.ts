@@ -2,7 +2,7 @@ import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { openGguf } from "./gguf.ts";
 import { GgmlType } from "./ggml_types.ts";
 import { fp16BitsToFp32, fp32ToBf16Bits, fp32ToFp16Bits, quantizeQ4_0, quantizeQ8_0, quantizeTo } from "./quantize.ts";
-import { sharedPath } from "./testing.ts";
+import { sharedPath } from "../tests/testing.ts";
 
 async function tensorBytes(path: string): Promise<Map<string, Uint8Array>> {
   const file = await openGguf(path);

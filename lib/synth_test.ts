@@ -4,7 +4,7 @@ import { GgmlType, tensorByteSize } from "./ggml_types.ts";
 import { configFromGguf, SUPPORTED_ARCHS } from "./model_config.ts";
 import { generatedVocab, SHAPES, synthModel, synthTensors } from "./synth.ts";
 import { SparqError } from "./errors.ts";
-import { sharedPath } from "./testing.ts";
+import { sharedPath } from "../tests/testing.ts";
 
 async function withDir(fn: (dir: string) => Promise<void>) {
   const dir = await Deno.makeTempDir();

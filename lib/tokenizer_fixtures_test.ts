@@ -7,7 +7,7 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { openGguf } from "./gguf.ts";
 import { type Tokenizer, tokenizerFromGguf } from "./tokenizer.ts";
-import { readJson, sharedPath } from "./testing.ts";
+import { readJson, sharedPath } from "../tests/testing.ts";
 
 interface Case {
   source: string;

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { openModel } from "../lib/backend.ts";
 import { generate } from "../lib/generate.ts";
 import { DEFAULT_SAMPLER } from "../lib/sampler.ts";
-import { sharedPath } from "../lib/testing.ts";
+import { sharedPath } from "./testing.ts";
 
 async function greedyIds(path: string, backend: "wasm" | "webgpu", attention: string): Promise<number[]> {
   const model = await openModel(path, { backend, attention, ctx: 128, threads: 1 });

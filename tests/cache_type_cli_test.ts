@@ -3,7 +3,7 @@
  * only an f32 cache) are one-line errors with exit 2; f16 runs end to end and halves the K/V bytes profile reports.
  */
 import { deepStrictEqual as assertEquals, ok } from "node:assert/strict";
-import { repoRoot } from "../lib/testing.ts";
+import { repoRoot } from "./testing.ts";
 
 const root = repoRoot.replace(/\/$/, "");
 const model = `${root}/testdata/stories260K.gguf`;

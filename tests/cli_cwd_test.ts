@@ -4,7 +4,7 @@
  * the working directory (wasm, workers, fixtures are all found through import.meta.url).
  */
 import { ok as assert } from "node:assert/strict";
-import { repoRoot } from "../lib/testing.ts";
+import { repoRoot } from "./testing.ts";
 
 const root = repoRoot.replace(/\/$/, "");
 const model = `${root}/testdata/stories260K.gguf`;

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { compareModes } from "../lib/compare.ts";
 import { compareSvg } from "../lib/commands/compare.ts";
-import { repoRoot } from "../lib/testing.ts";
+import { repoRoot } from "./testing.ts";
 import { checkXml } from "../lib/xml_check.ts";
 
 const MODEL = `${repoRoot}testdata/stories260K.gguf`;

@@ -6,7 +6,7 @@
  * run on the demo model; otherwise that part skips with the reason printed.
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { repoRoot } from "../lib/testing.ts";
+import { repoRoot } from "./testing.ts";
 
 const root = repoRoot.replace(/\/$/, "");
 const deno = Deno.execPath();

@@ -3,7 +3,7 @@
  * and `../shared/models/README.md` (three real models), as the READMEs state them.
  * @module
  */
-import { sharedPath } from "../lib/testing.ts";
+import { sharedPath } from "./testing.ts";
 
 /** Hyperparameters of one model, as its README states them. */
 export interface FixtureRow {

@@ -3,7 +3,7 @@
  * `--json` lines, stop strings, and bad input (exit 2, one line naming the flag or file).
  */
 import { deepStrictEqual as assertEquals, ok } from "node:assert/strict";
-import { readJson, repoRoot, sharedPath } from "../lib/testing.ts";
+import { readJson, repoRoot, sharedPath } from "./testing.ts";
 
 const root = repoRoot.replace(/\/$/, "");
 const model = `${root}/testdata/stories260K.gguf`;

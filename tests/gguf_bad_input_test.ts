@@ -8,7 +8,7 @@ import { GgufValueType, openGguf } from "../lib/gguf.ts";
 import { GgmlType } from "../lib/ggml_types.ts";
 import { ggufBytes, meta } from "../lib/gguf_writer.ts";
 import { SparqError } from "../lib/errors.ts";
-import { repoRoot } from "../lib/testing.ts";
+import { repoRoot } from "./testing.ts";
 
 /** A valid file: metadata with a string and an array, two F32 tensors `t.aa` [32] and `t.ab` [32, 2]. */
 function valid(): Uint8Array {

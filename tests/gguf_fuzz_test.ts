@@ -7,7 +7,7 @@
  */
 import { deepStrictEqual as assertEquals, ok } from "node:assert/strict";
 import { fuzz, ggufsIn } from "../tools/fuzz_gguf.ts";
-import { sharedPath } from "../lib/testing.ts";
+import { sharedPath } from "./testing.ts";
 
 Deno.test("fuzz: 10,000 mutated fixture GGUFs end in a SparqError or a valid parse, fast and small", async () => {
   const models = sharedPath("fixtures/models");

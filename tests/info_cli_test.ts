@@ -1,5 +1,5 @@
 import { deepStrictEqual as assertEquals, ok } from "node:assert/strict";
-import { repoRoot, sharedPath } from "../lib/testing.ts";
+import { repoRoot, sharedPath } from "./testing.ts";
 import { fixtureModels, REAL_MODELS } from "./fixture_table.ts";
 
 /** Runs `deno run -A cli.ts ARGS`; returns exit code, stdout, stderr. */

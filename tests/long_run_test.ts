@@ -7,7 +7,7 @@
 import { ok as assert, strictEqual as assertEquals } from "node:assert/strict";
 import { loadModel, type Model } from "../lib/model.ts";
 import { generate } from "../lib/generate.ts";
-import { repoRoot } from "../lib/testing.ts";
+import { repoRoot } from "./testing.ts";
 
 const modelPath = `${repoRoot}testdata/stories260K.gguf`;
 const sampler = { temp: 1, topK: 40, topP: 0.95, minP: 0.05, repeatPenalty: 1, repeatLastN: 64, seed: 3 };

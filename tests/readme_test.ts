@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { COMMANDS } from "../cli.ts";
-import { repoRoot } from "../lib/testing.ts";
+import { repoRoot } from "./testing.ts";
 
 Deno.test("README documents every subcommand and every flag its --help lists", () => {
   const readme = Deno.readTextFileSync(`${repoRoot}README.md`);

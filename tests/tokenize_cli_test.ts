@@ -1,6 +1,6 @@
 /** `sparq tokenize` and `sparq detokenize` end to end: output formats, flags, exit codes. */
 import { deepStrictEqual as assertEquals, ok } from "node:assert/strict";
-import { repoRoot, sharedPath } from "../lib/testing.ts";
+import { repoRoot, sharedPath } from "./testing.ts";
 import { command as tokenize } from "../lib/commands/tokenize.ts";
 import { command as detokenize } from "../lib/commands/detokenize.ts";
 

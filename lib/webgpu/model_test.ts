@@ -1,5 +1,5 @@
 import { ok as assert } from "node:assert/strict";
-import { readJson, sharedPath } from "../testing.ts";
+import { readJson, sharedPath } from "../../tests/testing.ts";
 import { loadGpuModel } from "./model.ts";
 import { gpuOrSkip } from "./test_util.ts";
 

@@ -23,32 +23,7 @@
  */
 
 import { cvtF16, ld4 } from "./common/kv_elem";
-
-// exp(x) for x ≤ 0 (scores minus their max), 4 lanes: Cephes expf polynomial, ~1 ulp.
-const LOG2E: f32 = 1.44269504088896341;
-const LN2_HI: f32 = 0.693359375;
-const LN2_LO: f32 = -2.12194440e-4;
-
-// @ts-ignore: decorator
-@inline
-function expv(x0: v128): v128 {
-  // Below -87.3 exp underflows to denormals; clamping keeps 2^n a normal float (the value is ~1e-38,
-  // negligible next to the max term's 1).
-  const x = f32x4.max(x0, f32x4.splat(-87.3));
-  const n = f32x4.nearest(f32x4.mul(x, f32x4.splat(LOG2E)));
-  let r = f32x4.sub(x, f32x4.mul(n, f32x4.splat(LN2_HI)));
-  r = f32x4.sub(r, f32x4.mul(n, f32x4.splat(LN2_LO)));
-  let p = f32x4.splat(1.9875691500e-4);
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.3981999507e-3));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(8.3334519073e-3));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(4.1665795894e-2));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.6666665459e-1));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(5.0000001201e-1));
-  const r2 = f32x4.mul(r, r);
-  p = f32x4.add(f32x4.add(f32x4.mul(p, r2), r), f32x4.splat(1.0));
-  const scale = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23);
-  return f32x4.mul(p, scale);
-}
+import { hsum8 } from "./common/simd";
 
 /** a·b + c: one fused multiply-add in the relaxed-SIMD build, mul + add otherwise. */
 // @ts-ignore: decorator
@@ -58,10 +33,42 @@ function madd(a: v128, b: v128, c: v128): v128 {
   return f32x4.add(f32x4.mul(a, b), c);
 }
 
+/** -(a·b) + c: fused in the relaxed-SIMD build (ggml's `_mm256_fnmadd_ps`), mul + sub otherwise. */
 // @ts-ignore: decorator
 @inline
-function hsum(v: v128): f32 {
-  return (f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1)) + (f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3));
+function nmadd(a: v128, b: v128, c: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_nmadd(a, b, c);
+  return f32x4.sub(c, f32x4.mul(a, b));
+}
+
+/**
+ * exp(x), 4 lanes, operation for operation ggml's AVX2 `ggml_v_expf` (the softmax of llama.cpp's CPU backend), so
+ * that the attention weights equal llama.cpp's bit for bit (with the relaxed build's fused multiply-adds).
+ */
+// @ts-ignore: decorator
+@inline
+function expGgml(x: v128): v128 {
+  const r = f32x4.splat(12582912.0); // 0x1.8p23
+  const z = madd(x, f32x4.splat(1.4426950216293335), r);
+  const n = f32x4.sub(z, r);
+  const b = nmadd(n, f32x4.splat(0.0000014286067653301870), nmadd(n, f32x4.splat(0.693145751953125), x));
+  const e = i32x4.shl(z, 23);
+  const k = i32x4.add(e, i32x4.splat(0x3f800000));
+  const an = f32x4.abs(n);
+  const c = f32x4.gt(an, f32x4.splat(126));
+  const u = f32x4.mul(b, b);
+  const j = madd(
+    madd(madd(f32x4.splat(0.0082473903894424438), b, f32x4.splat(0.041899766772985458)), u,
+      madd(f32x4.splat(0.16668395698070526), b, f32x4.splat(0.49999126791954041))),
+    u, f32x4.mul(f32x4.splat(0.99999940395355225), b));
+  if (!v128.any_true(c)) return madd(j, k, k);
+  // |n| > 126: the result is subnormal (2^n split into two factors) or, beyond 192, zero or infinity.
+  const g = v128.and(f32x4.le(n, f32x4.splat(0)), i32x4.splat(0x82000000));
+  const s1 = i32x4.add(g, i32x4.splat(0x7f000000));
+  const s2 = i32x4.sub(e, g);
+  const dd = f32x4.gt(an, f32x4.splat(192));
+  const mid = v128.or(v128.and(c, f32x4.mul(madd(s2, j, s2), s1)), v128.andnot(madd(k, j, k), c));
+  return v128.or(v128.and(dd, f32x4.mul(s1, s1)), v128.andnot(mid, dd));
 }
 
 // @ts-ignore: decorator
@@ -81,10 +88,53 @@ function dot<T>(a: usize, b: usize, d: i32): f32 {
     const o = <usize> i << 2;
     s0 = madd(v128.load(a + o), ld4<T>(b + <usize> i * E), s0);
   }
-  return hsum(f32x4.add(s0, s1));
+  return hsum8(s0, s1);
 }
 
-/** In-place softmax of `n` floats at `s` (n ≥ 1). */
+/**
+ * Σ a[i]·b[i] in the order of ggml's AVX2 `ggml_vec_dot_f32` (what llama.cpp uses for q·K in a prompt batch, where
+ * q is not contiguous): four 8-lane accumulators over steps of 32, summed (0+2)+(1+3), halves added, then
+ * `_mm_hadd_ps` twice: (t0+t1)+(t2+t3); the last d mod 32 products are added one by one.
+ */
+// @ts-ignore: decorator
+@inline
+function dotVec<T>(a: usize, b: usize, d: i32): f32 {
+  const E = <usize> sizeof<T>();
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
+  let i = 0;
+  for (; i + 32 <= d; i += 32) {
+    const o = a + (<usize> i << 2);
+    const ob = b + <usize> i * E;
+    a0 = madd(v128.load(o), ld4<T>(ob), a0);
+    b0 = madd(v128.load(o, 16), ld4<T>(ob + 4 * E), b0);
+    a1 = madd(v128.load(o, 32), ld4<T>(ob + 8 * E), a1);
+    b1 = madd(v128.load(o, 48), ld4<T>(ob + 12 * E), b1);
+    a2 = madd(v128.load(o, 64), ld4<T>(ob + 16 * E), a2);
+    b2 = madd(v128.load(o, 80), ld4<T>(ob + 20 * E), b2);
+    a3 = madd(v128.load(o, 96), ld4<T>(ob + 24 * E), a3);
+    b3 = madd(v128.load(o, 112), ld4<T>(ob + 28 * E), b3);
+  }
+  const t = f32x4.add(
+    f32x4.add(f32x4.add(a0, a2), f32x4.add(a1, a3)),
+    f32x4.add(f32x4.add(b0, b2), f32x4.add(b1, b3)),
+  );
+  let s = (f32x4.extract_lane(t, 0) + f32x4.extract_lane(t, 1)) + (f32x4.extract_lane(t, 2) + f32x4.extract_lane(t, 3));
+  for (; i < d; i += 4) {
+    const pr = f32x4.mul(v128.load(a + (<usize> i << 2)), ld4<T>(b + <usize> i * E));
+    s += f32x4.extract_lane(pr, 0);
+    s += f32x4.extract_lane(pr, 1);
+    s += f32x4.extract_lane(pr, 2);
+    s += f32x4.extract_lane(pr, 3);
+  }
+  return s;
+}
+
+/**
+ * In-place softmax of `n` floats at `s` (n ≥ 1), as ggml's `ggml_vec_soft_max_f32` + scale computes it: exp by
+ * {@link expGgml} in blocks of eight positions, each block summed in f32 (tinyBLAS-style tree) and added to an f64
+ * total, then every value × f32(1 / total). Positions past `n` count as masked (exp = 0).
+ */
 function softmaxInPlace(s: usize, n: i32): void {
   let mx: f32 = -Infinity;
   let i = 0;
@@ -98,28 +148,49 @@ function softmaxInPlace(s: usize, n: i32): void {
   }
   for (; i < n; i++) mx = max(mx, load<f32>(s + (<usize> i << 2)));
   const mv = f32x4.splat(mx);
-  let sum4 = f32x4.splat(0);
+  let sum: f64 = 0;
   i = 0;
-  for (; i + 4 <= n; i += 4) {
+  for (; i + 8 <= n; i += 8) {
     const p = s + (<usize> i << 2);
-    const e = expv(f32x4.sub(v128.load(p), mv));
-    v128.store(p, e);
-    sum4 = f32x4.add(sum4, e);
+    const lo = expGgml(f32x4.sub(v128.load(p), mv));
+    const hi = expGgml(f32x4.sub(v128.load(p, 16), mv));
+    v128.store(p, lo);
+    v128.store(p, hi, 16);
+    sum += <f64> hsum8(lo, hi);
   }
-  let sum = hsum(sum4);
-  for (; i < n; i++) {
+  if (i < n) {
+    // The last partial block: masked lanes are 0 (never read past n: the buffer may end there).
+    let lo = f32x4.splat(0), hi = f32x4.splat(0);
     const p = s + (<usize> i << 2);
-    const e = f32x4.extract_lane(expv(f32x4.splat(load<f32>(p) - mx)), 0);
-    store<f32>(p, e);
-    sum += e;
+    const r = n - i;
+    lo = f32x4.replace_lane(lo, 0, load<f32>(p) - mx);
+    if (r > 1) lo = f32x4.replace_lane(lo, 1, load<f32>(p, 4) - mx);
+    if (r > 2) lo = f32x4.replace_lane(lo, 2, load<f32>(p, 8) - mx);
+    if (r > 3) lo = f32x4.replace_lane(lo, 3, load<f32>(p, 12) - mx);
+    if (r > 4) hi = f32x4.replace_lane(hi, 0, load<f32>(p, 16) - mx);
+    if (r > 5) hi = f32x4.replace_lane(hi, 1, load<f32>(p, 20) - mx);
+    if (r > 6) hi = f32x4.replace_lane(hi, 2, load<f32>(p, 24) - mx);
+    lo = expGgml(lo);
+    hi = expGgml(hi);
+    const lanes = i32x4(0, 1, 2, 3);
+    lo = v128.and(lo, i32x4.lt_s(lanes, i32x4.splat(r)));
+    hi = v128.and(hi, i32x4.lt_s(lanes, i32x4.splat(r - 4)));
+    store<f32>(p, f32x4.extract_lane(lo, 0));
+    if (r > 1) store<f32>(p, f32x4.extract_lane(lo, 1), 4);
+    if (r > 2) store<f32>(p, f32x4.extract_lane(lo, 2), 8);
+    if (r > 3) store<f32>(p, f32x4.extract_lane(lo, 3), 12);
+    if (r > 4) store<f32>(p, f32x4.extract_lane(hi, 0), 16);
+    if (r > 5) store<f32>(p, f32x4.extract_lane(hi, 1), 20);
+    if (r > 6) store<f32>(p, f32x4.extract_lane(hi, 2), 24);
+    sum += <f64> hsum8(lo, hi);
   }
-  const inv = f32x4.splat(<f32> 1.0 / sum);
+  const invs = <f32> (1.0 / sum);
+  const inv = f32x4.splat(invs);
   i = 0;
   for (; i + 4 <= n; i += 4) {
     const p = s + (<usize> i << 2);
     v128.store(p, f32x4.mul(v128.load(p), inv));
   }
-  const invs: f32 = <f32> 1.0 / sum;
   for (; i < n; i++) {
     const p = s + (<usize> i << 2);
     store<f32>(p, load<f32>(p) * invs);
@@ -140,13 +211,23 @@ function hsum4(a: v128, b: v128, c: v128, d: v128): v128 {
 
 /** scores[g][p] = scale · q_g · K[p] for p in [0, nPos): four K rows at a time, each loaded once for all G heads. */
 function scores<T>(
-  q: usize, kBase: usize, sc: usize, G: i32, d: i32, nCtx: i32, nPos: i32, scale: f32, conv: usize,
+  q: usize, kBase: usize, sc: usize, G: i32, d: i32, nCtx: i32, nPos: i32, scale: f32, conv: usize, batch: bool,
 ): void {
   const E = <usize> sizeof<T>();
   const qBytes = <usize> d << 2;
   const rowBytes = <usize> d * E;
   const vs = f32x4.splat(scale);
   let p = 0;
+  if (batch) {
+    // A prompt batch: llama.cpp's q is a non-contiguous view there, so it takes ggml_vec_dot_f32's order.
+    for (; p < nPos; p++) {
+      const kr = kBase + <usize> p * rowBytes;
+      for (let g = 0; g < G; g++) {
+        store<f32>(sc + ((<usize> g * <usize> nCtx + <usize> p) << 2), dotVec<T>(q + <usize> g * qBytes, kr, d) * scale);
+      }
+    }
+    return;
+  }
   // MHA (G = 1) streams best one row at a time; with G > 1 four rows are shared by the G heads.
   for (; G > 1 && p + 4 <= nPos; p += 4) {
     // The four rows as f32: in place (f32 cache), or converted once into `conv` for the G heads (f16).
@@ -197,88 +278,85 @@ function scores<T>(
   }
 }
 
-/** out_g = Σ_p w[g][p] · V[p] (out zeroed first): V in blocks of VBLOCK rows, each block read from memory once. */
+/** Row p's four values from column c on: f32 rows `stride` bytes apart at `base`, or f16 rows streamed from the cache. */
+// @ts-ignore: decorator
+@inline
+function vload<T>(base: usize, stride: usize, p: i32, c: i32, conv: bool): v128 {
+  if (sizeof<T>() == 2 && !conv) return ld4<T>(base + <usize> p * stride + (<usize> c << 1));
+  return v128.load(base + <usize> p * stride + (<usize> c << 2));
+}
+
+/**
+ * out_g = Σ_p w[g][p] · V[p] in llamafile tinyBLAS's order (llama.cpp computes kq·V as an F32 GEMM over the
+ * positions): eight accumulators per output, position p in accumulator p mod 8, each a chain of fused
+ * multiply-adds, summed at the end as {@link hsum8} does. V goes in blocks of VBLOCK rows (a multiple of 8), each
+ * read from memory once and used by the G heads while it is in cache; the accumulators wait in `accs`
+ * (G·8·d floats) between blocks, four columns (eight registers) at a time.
+ */
 function weightedSum<T>(
-  out: usize, vBase: usize, sc: usize, G: i32, d: i32, nCtx: i32, nPos: i32, conv: usize,
+  out: usize, vBase: usize, sc: usize, G: i32, d: i32, nCtx: i32, nPos: i32, conv: usize, accs: usize,
 ): void {
   const E = <usize> sizeof<T>();
   const outBytes = <usize> d << 2;
   const rowBytes = <usize> d * E;
-  memory.fill(out, 0, <usize> G * outBytes);
-  if (G == 1) {
-    // MHA: nothing to share, so stream V row by row into the (L1-resident) output row.
-    for (let p = 0; p < nPos; p++) {
-      const wv = f32x4.splat(load<f32>(sc + (<usize> p << 2)));
-      const vr = vBase + <usize> p * rowBytes;
-      for (let c = 0; c < d; c += 4) {
-        const off = <usize> c << 2;
-        v128.store(out + off, madd(wv, ld4<T>(vr + <usize> c * E), v128.load(out + off)));
-      }
-    }
-    return;
-  }
+  memory.fill(accs, 0, <usize> G * 8 * outBytes);
   for (let p0 = 0; p0 < nPos; p0 += VBLOCK) {
     const p1 = min(p0 + VBLOCK, nPos);
-    // The block's rows as f32 (`vb` + p·outBytes is row p): in place, or converted once for the G heads (f16).
+    // f16 with G > 1: the block converted once into `conv` for the G heads (row p at vb + p·outBytes).
     let vb = vBase;
-    if (sizeof<T>() == 2) {
+    let stride = rowBytes;
+    const converted = sizeof<T>() == 2 && G > 1;
+    if (converted) {
       cvtF16(conv, vBase + <usize> p0 * rowBytes, (p1 - p0) * d);
       vb = conv - <usize> p0 * outBytes;
+      stride = outBytes;
     }
     for (let g = 0; g < G; g++) {
-      const o = out + <usize> g * outBytes;
       const w = sc + ((<usize> g * <usize> nCtx) << 2);
-      let c = 0;
-      // 32 columns at a time in eight registers (eight independent chains), then 16, then 4.
-      for (; c + 32 <= d; c += 32) {
-        const oc = o + (<usize> c << 2);
-        let a0 = v128.load(oc), a1 = v128.load(oc, 16), a2 = v128.load(oc, 32), a3 = v128.load(oc, 48);
-        let a4 = v128.load(oc, 64), a5 = v128.load(oc, 80), a6 = v128.load(oc, 96), a7 = v128.load(oc, 112);
-        for (let p = p0; p < p1; p++) {
-          const wv = f32x4.splat(load<f32>(w + (<usize> p << 2)));
-          const vr = vb + <usize> p * outBytes + (<usize> c << 2);
-          a0 = madd(wv, v128.load(vr), a0);
-          a1 = madd(wv, v128.load(vr, 16), a1);
-          a2 = madd(wv, v128.load(vr, 32), a2);
-          a3 = madd(wv, v128.load(vr, 48), a3);
-          a4 = madd(wv, v128.load(vr, 64), a4);
-          a5 = madd(wv, v128.load(vr, 80), a5);
-          a6 = madd(wv, v128.load(vr, 96), a6);
-          a7 = madd(wv, v128.load(vr, 112), a7);
+      const acc = accs + <usize> g * 8 * outBytes;
+      for (let c = 0; c < d; c += 4) {
+        const ac = acc + (<usize> c << 2);
+        let a0 = v128.load(ac), a1 = v128.load(ac + outBytes), a2 = v128.load(ac + 2 * outBytes);
+        let a3 = v128.load(ac + 3 * outBytes), a4 = v128.load(ac + 4 * outBytes), a5 = v128.load(ac + 5 * outBytes);
+        let a6 = v128.load(ac + 6 * outBytes), a7 = v128.load(ac + 7 * outBytes);
+        let p = p0;
+        for (; p + 8 <= p1; p += 8) {
+          const wp = w + (<usize> p << 2);
+          a0 = madd(f32x4.splat(load<f32>(wp)), vload<T>(vb, stride, p, c, converted), a0);
+          a1 = madd(f32x4.splat(load<f32>(wp, 4)), vload<T>(vb, stride, p + 1, c, converted), a1);
+          a2 = madd(f32x4.splat(load<f32>(wp, 8)), vload<T>(vb, stride, p + 2, c, converted), a2);
+          a3 = madd(f32x4.splat(load<f32>(wp, 12)), vload<T>(vb, stride, p + 3, c, converted), a3);
+          a4 = madd(f32x4.splat(load<f32>(wp, 16)), vload<T>(vb, stride, p + 4, c, converted), a4);
+          a5 = madd(f32x4.splat(load<f32>(wp, 20)), vload<T>(vb, stride, p + 5, c, converted), a5);
+          a6 = madd(f32x4.splat(load<f32>(wp, 24)), vload<T>(vb, stride, p + 6, c, converted), a6);
+          a7 = madd(f32x4.splat(load<f32>(wp, 28)), vload<T>(vb, stride, p + 7, c, converted), a7);
         }
-        v128.store(oc, a0);
-        v128.store(oc, a1, 16);
-        v128.store(oc, a2, 32);
-        v128.store(oc, a3, 48);
-        v128.store(oc, a4, 64);
-        v128.store(oc, a5, 80);
-        v128.store(oc, a6, 96);
-        v128.store(oc, a7, 112);
-      }
-      for (; c + 16 <= d; c += 16) {
-        const oc = o + (<usize> c << 2);
-        let a0 = v128.load(oc), a1 = v128.load(oc, 16), a2 = v128.load(oc, 32), a3 = v128.load(oc, 48);
-        for (let p = p0; p < p1; p++) {
-          const wv = f32x4.splat(load<f32>(w + (<usize> p << 2)));
-          const vr = vb + <usize> p * outBytes + (<usize> c << 2);
-          a0 = madd(wv, v128.load(vr), a0);
-          a1 = madd(wv, v128.load(vr, 16), a1);
-          a2 = madd(wv, v128.load(vr, 32), a2);
-          a3 = madd(wv, v128.load(vr, 48), a3);
+        // The last block's partial group: positions past nPos are masked (weight 0, the accumulator unchanged).
+        const r = p1 - p;
+        if (r > 0) {
+          const wp = w + (<usize> p << 2);
+          a0 = madd(f32x4.splat(load<f32>(wp)), vload<T>(vb, stride, p, c, converted), a0);
+          if (r > 1) a1 = madd(f32x4.splat(load<f32>(wp, 4)), vload<T>(vb, stride, p + 1, c, converted), a1);
+          if (r > 2) a2 = madd(f32x4.splat(load<f32>(wp, 8)), vload<T>(vb, stride, p + 2, c, converted), a2);
+          if (r > 3) a3 = madd(f32x4.splat(load<f32>(wp, 12)), vload<T>(vb, stride, p + 3, c, converted), a3);
+          if (r > 4) a4 = madd(f32x4.splat(load<f32>(wp, 16)), vload<T>(vb, stride, p + 4, c, converted), a4);
+          if (r > 5) a5 = madd(f32x4.splat(load<f32>(wp, 20)), vload<T>(vb, stride, p + 5, c, converted), a5);
+          if (r > 6) a6 = madd(f32x4.splat(load<f32>(wp, 24)), vload<T>(vb, stride, p + 6, c, converted), a6);
         }
-        v128.store(oc, a0);
-        v128.store(oc, a1, 16);
-        v128.store(oc, a2, 32);
-        v128.store(oc, a3, 48);
-      }
-      for (; c < d; c += 4) {
-        const oc = o + (<usize> c << 2);
-        let a0 = v128.load(oc);
-        for (let p = p0; p < p1; p++) {
-          const wv = f32x4.splat(load<f32>(w + (<usize> p << 2)));
-          a0 = madd(wv, v128.load(vb + <usize> p * outBytes + (<usize> c << 2)), a0);
+        if (p1 == nPos) {
+          // Last block: the tinyBLAS sum of the eight lanes, (t0 + t2) + (t1 + t3) with t_j = L_{j+4} + L_j.
+          const o = out + <usize> g * outBytes + (<usize> c << 2);
+          v128.store(o, f32x4.add(f32x4.add(f32x4.add(a4, a0), f32x4.add(a6, a2)), f32x4.add(f32x4.add(a5, a1), f32x4.add(a7, a3))));
+        } else {
+          v128.store(ac, a0);
+          v128.store(ac + outBytes, a1);
+          v128.store(ac + 2 * outBytes, a2);
+          v128.store(ac + 3 * outBytes, a3);
+          v128.store(ac + 4 * outBytes, a4);
+          v128.store(ac + 5 * outBytes, a5);
+          v128.store(ac + 6 * outBytes, a6);
+          v128.store(ac + 7 * outBytes, a7);
         }
-        v128.store(oc, a0);
       }
     }
   }
@@ -310,8 +388,11 @@ function attnDense<T>(
   const G = nHead / nKv;
   const rowBytes = <usize> d << 2;
   const sc = scoresBuf + ((<usize> ith * <usize> G * <usize> nCtx) << 2);
-  // This thread's f16 → f32 conversion buffer (VBLOCK rows of d), after every thread's scores.
+  // This thread's f16 → f32 conversion buffer (VBLOCK rows of d), after every thread's scores, then its G·8·d
+  // weighted-sum accumulators after every thread's conversion buffer.
   const conv = scoresBuf + ((<usize> nth * <usize> G * <usize> nCtx + <usize> ith * <usize> VBLOCK * <usize> d) << 2);
+  const accs = scoresBuf +
+    ((<usize> nth * (<usize> G * <usize> nCtx + <usize> VBLOCK * <usize> d) + <usize> ith * <usize> G * 8 * <usize> d) << 2);
   const nUnits = nTok * nKv;
   for (let u = ith; u < nUnits; u += nth) {
     const t = u / nKv;
@@ -319,9 +400,9 @@ function attnDense<T>(
     const nPos = pos0 + t + 1;
     const first = <usize> (t * nHead + h * G) * rowBytes;
     const kvOff = <usize> h * <usize> nCtx * <usize> d * <usize> sizeof<T>();
-    scores<T>(q + first, k + kvOff, sc, G, d, nCtx, nPos, scale, conv);
+    scores<T>(q + first, k + kvOff, sc, G, d, nCtx, nPos, scale, conv, nTok > 1);
     for (let g = 0; g < G; g++) softmaxInPlace(sc + ((<usize> g * <usize> nCtx) << 2), nPos);
-    weightedSum<T>(out + first, v + kvOff, sc, G, d, nCtx, nPos, conv);
+    weightedSum<T>(out + first, v + kvOff, sc, G, d, nCtx, nPos, conv, accs);
   }
 }
 

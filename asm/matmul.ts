@@ -12,7 +12,7 @@
  * differently) give identical results too.
  */
 import { splitStart } from "./common/split";
-import { dot16, dot16U7, dot32U5, dotI8, f16ToF32, f16x4ToF32, hsumF32, hsumI32 } from "./common/simd";
+import { dot16, dot16U7, dot32U5, dotI8, f16ToF32, f16x4ToF32, fmadd, hsum8, hsumF32, hsumI32 } from "./common/simd";
 import { q8kStride, q8Stride } from "./common/act";
 
 const TOKEN_BLOCK = 16;
@@ -211,6 +211,30 @@ const K_Q4_0 = 0, K_Q4_1 = 1, K_Q5_0 = 2, K_Q5_1 = 3, K_Q8_0 = 4;
   return hsumF32(acc) + tailQ32(w, x, b, nb, cols, kind, bytes, hasMin);
 }
 
+/**
+ * Row · Q8_1 activations for Q4_1/Q5_1 in the order of ggml's AVX2 `ggml_vec_dot_q4_1_q8_1`/`q5_1_q8_1` (both
+ * prompt and decode in llama.cpp: no repacked or llamafile path takes these types): per block, eight f32 lanes
+ * of four-element integer sums, fused into an eight-lane accumulator with d_w·d_x; the m_w·s_x terms summed on
+ * their own; `hsum_float_8(acc) + Σm·s`. The min terms nearly cancel the scaled sums, so a different rounding
+ * order shows in the result well above one ulp — enough to round the next layer's 8-bit activations apart.
+ */
+// @ts-ignore: decorator
+@inline function dotQ32Min(w: usize, x: usize, nb: i32, cols: i32, kind: i32, bytes: usize): f32 {
+  const xd = x + <usize>cols, xs = xd + (<usize>nb << 2);
+  let lo = f32x4.splat(0), hi = f32x4.splat(0);
+  let summs: f32 = 0;
+  for (let b = 0; b < nb; b++) {
+    const blk = w + <usize>b * bytes, xq = x + (<usize>b << 5), ob = <usize>b << 2;
+    summs += f16ToF32(load<u16>(blk, 2)) * load<f32>(xs + ob);
+    const dd = f32x4.splat(f16ToF32(load<u16>(blk)) * load<f32>(xd + ob));
+    const qlo = f32x4.convert_i32x4_s(i32x4.extadd_pairwise_i16x8_s(dot16(v128.load(xq), codesLo(kind, blk))));
+    const qhi = f32x4.convert_i32x4_s(i32x4.extadd_pairwise_i16x8_s(dot16(v128.load(xq, 16), codesHi(kind, blk))));
+    lo = fmadd(qlo, dd, lo);
+    hi = fmadd(qhi, dd, hi);
+  }
+  return hsum8(lo, hi) + summs;
+}
+
 /** The blocks b..nb of {@link dotQ32} that do not fill a group of four, one at a time. */
 // @ts-ignore: decorator
 @inline function tailQ32(w: usize, x: usize, b0: i32, nb: i32, cols: i32, kind: i32, bytes: usize, hasMin: bool): f32 {
@@ -269,6 +293,16 @@ const K_Q4_0 = 0, K_Q4_1 = 1, K_Q5_0 = 2, K_Q5_1 = 3, K_Q8_0 = 4;
 ): void {
   const r0 = splitStart(rows, ith, nth), r1 = splitStart(rows, ith + 1, nth);
   const nb = cols >> 5, rb = <usize>nb * bytes, xs = q8Stride(cols), ys = <usize>rows << 2;
+  if (hasMin) {
+    for (let t0 = 0; t0 < nTok; t0 += TOKEN_BLOCK) {
+      const t1 = min(nTok, t0 + TOKEN_BLOCK);
+      for (let r = r0; r < r1; r++) {
+        const wr = w + <usize>r * rb;
+        for (let t = t0; t < t1; t++) store<f32>(y + <usize>t * ys + (<usize>r << 2), dotQ32Min(wr, x + <usize>t * xs, nb, cols, kind, bytes));
+      }
+    }
+    return;
+  }
   for (let t0 = 0; t0 < nTok; t0 += TOKEN_BLOCK) {
     const t1 = min(nTok, t0 + TOKEN_BLOCK);
     for (let r = r0; r < r1; r++) {

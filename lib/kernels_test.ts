@@ -75,6 +75,9 @@ Deno.test("quantize_q8 / quantize_q8k activations equal the reference exactly", 
   });
 });
 
+/** Weight types whose dot products use fused multiply-adds in the relaxed build only (see asm/matmul.ts dotQ32Min). */
+const FUSED_TYPES = new Set([GgmlType.Q4_1, GgmlType.Q5_1]);
+
 for (const type of MATMUL_TYPES) {
   Deno.test(`matmul ${ggmlTypeName(type)}: 100 random shapes vs reference; 1/2 threads, SIMD/relaxed, matvec/matmul identical`, async () => {
     await withRuntimes((rts) => {
@@ -103,7 +106,9 @@ for (const type of MATMUL_TYPES) {
           s.release(m);
         }
         assertEquals(outs[1], outs[0]);
-        assertEquals(outs[2], outs[0]);
+        // Q4_1/Q5_1 follow ggml's fused multiply-adds (bit-exact with llama.cpp in the relaxed build); the plain-SIMD
+        // fallback has no fused operation, so it may differ in the last bits (checked against the reference below).
+        if (!FUSED_TYPES.has(type)) assertEquals(outs[2], outs[0]);
         const rowBytes = (cols / info.blockSize) * info.blockBytes;
         const wRows = Array.from({ length: rows }, (_, i) => {
           const bytes = wb.subarray(i * rowBytes, (i + 1) * rowBytes);
@@ -113,11 +118,13 @@ for (const type of MATMUL_TYPES) {
           const act = prepareActRef(type, x.subarray(t * cols, (t + 1) * cols));
           for (let i = 0; i < rows; i++) {
             const { value, mag } = dotRef(type, wRows[i], cols, act);
-            const got = outs[0][t * rows + i];
-            assert(
-              Math.abs(got - value) <= 1e-5 * mag + 1e-30,
-              `${ggmlTypeName(type)} rows=${rows} cols=${cols} tok ${t} row ${i}: ${got} vs ${value} (mag ${mag})`,
-            );
+            for (const out of [outs[0], outs[2]]) {
+              const got = out[t * rows + i];
+              assert(
+                Math.abs(got - value) <= 1e-5 * mag + 1e-30,
+                `${ggmlTypeName(type)} rows=${rows} cols=${cols} tok ${t} row ${i}: ${got} vs ${value} (mag ${mag})`,
+              );
+            }
           }
         }
       }

@@ -11,6 +11,23 @@
   return f32x4.extract_lane(s, 0) + f32x4.extract_lane(s, 1);
 }
 
+/**
+ * Sum of the eight lanes of an AVX accumulator held as `lo` (lanes 0–3) and `hi` (4–7), in the order of ggml's
+ * `hsum_float_8` and llamafile tinyBLAS's `hsum`: t = hi + lo, then (t0 + t2) + (t1 + t3).
+ */
+// @ts-ignore: decorator
+@inline export function hsum8(lo: v128, hi: v128): f32 {
+  const t = f32x4.add(hi, lo);
+  return (f32x4.extract_lane(t, 0) + f32x4.extract_lane(t, 2)) + (f32x4.extract_lane(t, 1) + f32x4.extract_lane(t, 3));
+}
+
+/** a·b + c: one fused multiply-add in the relaxed-SIMD build (ggml's `_mm256_fmadd_ps`), mul + add otherwise. */
+// @ts-ignore: decorator
+@inline export function fmadd(a: v128, b: v128, c: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
+  return f32x4.add(f32x4.mul(a, b), c);
+}
+
 /** Sum of the four i32 lanes. */
 // @ts-ignore: decorator
 @inline export function hsumI32(v: v128): i32 {

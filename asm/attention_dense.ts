@@ -71,29 +71,8 @@ function expGgml(x: v128): v128 {
   return v128.or(v128.and(dd, f32x4.mul(s1, s1)), v128.andnot(mid, dd));
 }
 
-// @ts-ignore: decorator
-@inline
-function dot<T>(a: usize, b: usize, d: i32): f32 {
-  const E = <usize> sizeof<T>();
-  let s0 = f32x4.splat(0);
-  let s1 = f32x4.splat(0);
-  let i = 0;
-  for (; i + 8 <= d; i += 8) {
-    const o = <usize> i << 2;
-    const ob = b + <usize> i * E;
-    s0 = madd(v128.load(a + o), ld4<T>(ob), s0);
-    s1 = madd(v128.load(a + o, 16), ld4<T>(ob + 4 * E), s1);
-  }
-  for (; i < d; i += 4) {
-    const o = <usize> i << 2;
-    s0 = madd(v128.load(a + o), ld4<T>(b + <usize> i * E), s0);
-  }
-  return hsum8(s0, s1);
-}
-
 /**
- * Σ a[i]·b[i] in the order of ggml's AVX2 `ggml_vec_dot_f32` (what llama.cpp uses for q·K in a prompt batch, where
- * q is not contiguous): four 8-lane accumulators over steps of 32, summed (0+2)+(1+3), halves added, then
+ * Σ a[i]·b[i] in the order of ggml's AVX2 `ggml_vec_dot_f32`: four 8-lane accumulators over steps of 32, summed (0+2)+(1+3), halves added, then
  * `_mm_hadd_ps` twice: (t0+t1)+(t2+t3); the last d mod 32 products are added one by one.
  */
 // @ts-ignore: decorator
@@ -200,80 +179,28 @@ function softmaxInPlace(s: usize, n: i32): void {
 /** Positions per V block: 32 rows of d ≤ 128 floats (16 KB) stay in L1 while the G heads use them. */
 const VBLOCK = 32;
 
-/** `[a·, b·, c·, d·]` lane sums of four accumulators, as one vector (two shuffle rounds). */
-// @ts-ignore: decorator
-@inline
-function hsum4(a: v128, b: v128, c: v128, d: v128): v128 {
-  const ab = f32x4.add(v128.shuffle<f32>(a, b, 0, 4, 1, 5), v128.shuffle<f32>(a, b, 2, 6, 3, 7));
-  const cd = f32x4.add(v128.shuffle<f32>(c, d, 0, 4, 1, 5), v128.shuffle<f32>(c, d, 2, 6, 3, 7));
-  return f32x4.add(v128.shuffle<f32>(ab, cd, 0, 1, 4, 5), v128.shuffle<f32>(ab, cd, 2, 3, 6, 7));
-}
-
-/** scores[g][p] = scale · q_g · K[p] for p in [0, nPos): four K rows at a time, each loaded once for all G heads. */
+/**
+ * scores[g][p] = scale · q_g · K[p] for p in [0, nPos), each dot in ggml_vec_dot_f32's order ({@link dotVec}): llama.cpp
+ * takes that path for q·K both in a prompt batch (q is a non-contiguous view) and in decode (llamafile's GEMM
+ * declines a single column). Each K row is loaded once for the G heads that share it (f16: converted once).
+ */
 function scores<T>(
-  q: usize, kBase: usize, sc: usize, G: i32, d: i32, nCtx: i32, nPos: i32, scale: f32, conv: usize, batch: bool,
+  q: usize, kBase: usize, sc: usize, G: i32, d: i32, nCtx: i32, nPos: i32, scale: f32, conv: usize,
 ): void {
-  const E = <usize> sizeof<T>();
   const qBytes = <usize> d << 2;
-  const rowBytes = <usize> d * E;
-  const vs = f32x4.splat(scale);
-  let p = 0;
-  if (batch) {
-    // A prompt batch: llama.cpp's q is a non-contiguous view there, so it takes ggml_vec_dot_f32's order.
-    for (; p < nPos; p++) {
-      const kr = kBase + <usize> p * rowBytes;
-      for (let g = 0; g < G; g++) {
-        store<f32>(sc + ((<usize> g * <usize> nCtx + <usize> p) << 2), dotVec<T>(q + <usize> g * qBytes, kr, d) * scale);
-      }
-    }
-    return;
-  }
-  // MHA (G = 1) streams best one row at a time; with G > 1 four rows are shared by the G heads.
-  for (; G > 1 && p + 4 <= nPos; p += 4) {
-    // The four rows as f32: in place (f32 cache), or converted once into `conv` for the G heads (f16).
-    let k0 = kBase + <usize> p * rowBytes;
-    if (sizeof<T>() == 2) {
-      cvtF16(conv, k0, 4 * d);
-      k0 = conv;
-    }
-    const k1 = k0 + qBytes, k2 = k1 + qBytes, k3 = k2 + qBytes;
-    for (let g = 0; g < G; g++) {
-      const qg = q + <usize> g * qBytes;
-      // Eight independent accumulator chains (two per row) keep the multiply-add pipeline full.
-      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
-      let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
-      let i = 0;
-      for (; i + 8 <= d; i += 8) {
-        const o = <usize> i << 2;
-        const qv = v128.load(qg + o), qw = v128.load(qg + o, 16);
-        a0 = madd(qv, v128.load(k0 + o), a0);
-        a1 = madd(qv, v128.load(k1 + o), a1);
-        a2 = madd(qv, v128.load(k2 + o), a2);
-        a3 = madd(qv, v128.load(k3 + o), a3);
-        b0 = madd(qw, v128.load(k0 + o, 16), b0);
-        b1 = madd(qw, v128.load(k1 + o, 16), b1);
-        b2 = madd(qw, v128.load(k2 + o, 16), b2);
-        b3 = madd(qw, v128.load(k3 + o, 16), b3);
-      }
-      for (; i < d; i += 4) {
-        const o = <usize> i << 2;
-        const qv = v128.load(qg + o);
-        a0 = madd(qv, v128.load(k0 + o), a0);
-        a1 = madd(qv, v128.load(k1 + o), a1);
-        a2 = madd(qv, v128.load(k2 + o), a2);
-        a3 = madd(qv, v128.load(k3 + o), a3);
-      }
-      a0 = f32x4.add(a0, b0);
-      a1 = f32x4.add(a1, b1);
-      a2 = f32x4.add(a2, b2);
-      a3 = f32x4.add(a3, b3);
-      v128.store(sc + ((<usize> g * <usize> nCtx + <usize> p) << 2), f32x4.mul(hsum4(a0, a1, a2, a3), vs));
-    }
-  }
-  for (; p < nPos; p++) {
+  const rowBytes = <usize> d * <usize> sizeof<T>();
+  for (let p = 0; p < nPos; p++) {
     const kr = kBase + <usize> p * rowBytes;
-    for (let g = 0; g < G; g++) {
-      store<f32>(sc + ((<usize> g * <usize> nCtx + <usize> p) << 2), dot<T>(q + <usize> g * qBytes, kr, d) * scale);
+    const out = sc + (<usize> p << 2);
+    if (sizeof<T>() == 2 && G > 1) {
+      cvtF16(conv, kr, d);
+      for (let g = 0; g < G; g++) {
+        store<f32>(out + ((<usize> g * <usize> nCtx) << 2), dotVec<f32>(q + <usize> g * qBytes, conv, d) * scale);
+      }
+    } else {
+      for (let g = 0; g < G; g++) {
+        store<f32>(out + ((<usize> g * <usize> nCtx) << 2), dotVec<T>(q + <usize> g * qBytes, kr, d) * scale);
+      }
     }
   }
 }
@@ -363,6 +290,127 @@ function weightedSum<T>(
 }
 
 /**
+ * Positions per block of the decode weighted sum over f32 rows: 256 rows of d ≤ 128 floats (128 KB) stay in L2
+ * while the 32 accumulator classes sweep them, column by column.
+ */
+const DBLOCK = 256;
+
+/** Eight fused multiply-adds of positions p..p+7 (weights at `wp`) into eight accumulators (the decode sum's inner step). */
+// @ts-ignore: decorator
+@inline
+function fma8<T>(
+  wp: usize, vb: usize, stride: usize, p: i32, c: i32, conv: bool, n: i32,
+  a0: v128, a1: v128, a2: v128, a3: v128, a4: v128, a5: v128, a6: v128, a7: v128, acc: usize, outBytes: usize,
+): void {
+  a0 = madd(f32x4.splat(load<f32>(wp)), vload<T>(vb, stride, p, c, conv), a0);
+  if (n > 1) a1 = madd(f32x4.splat(load<f32>(wp, 4)), vload<T>(vb, stride, p + 1, c, conv), a1);
+  if (n > 2) a2 = madd(f32x4.splat(load<f32>(wp, 8)), vload<T>(vb, stride, p + 2, c, conv), a2);
+  if (n > 3) a3 = madd(f32x4.splat(load<f32>(wp, 12)), vload<T>(vb, stride, p + 3, c, conv), a3);
+  if (n > 4) a4 = madd(f32x4.splat(load<f32>(wp, 16)), vload<T>(vb, stride, p + 4, c, conv), a4);
+  if (n > 5) a5 = madd(f32x4.splat(load<f32>(wp, 20)), vload<T>(vb, stride, p + 5, c, conv), a5);
+  if (n > 6) a6 = madd(f32x4.splat(load<f32>(wp, 24)), vload<T>(vb, stride, p + 6, c, conv), a6);
+  if (n > 7) a7 = madd(f32x4.splat(load<f32>(wp, 28)), vload<T>(vb, stride, p + 7, c, conv), a7);
+  v128.store(acc, a0);
+  v128.store(acc + outBytes, a1);
+  v128.store(acc + 2 * outBytes, a2);
+  v128.store(acc + 3 * outBytes, a3);
+  v128.store(acc + 4 * outBytes, a4);
+  v128.store(acc + 5 * outBytes, a5);
+  v128.store(acc + 6 * outBytes, a6);
+  v128.store(acc + 7 * outBytes, a7);
+}
+
+/**
+ * Decode: out_g = Σ_p w[g][p] · V[p] in ggml_vec_dot_f32's order over the positions (llama.cpp's kq·V for a single
+ * token, where llamafile's GEMM declines one column): position p goes to accumulator class p mod 32 (four 8-lane
+ * vectors), each a chain of fused multiply-adds; at the end the classes are summed (0+2)+(1+3), the halves added,
+ * then (t0+t1)+(t2+t3). The 32·d accumulators of each head wait in `accs` between blocks; within a block, eight of
+ * them (one vector class, four columns) stay in registers while every fourth group of eight rows is added.
+ */
+function weightedSumDecode<T>(
+  out: usize, vBase: usize, sc: usize, G: i32, d: i32, nCtx: i32, nPos: i32, conv: usize, accs: usize,
+): void {
+  const E = <usize> sizeof<T>();
+  const outBytes = <usize> d << 2;
+  const rowBytes = <usize> d * E;
+  const converted = sizeof<T>() == 2 && G > 1;
+  const blk = converted ? VBLOCK : DBLOCK;
+  memory.fill(accs, 0, <usize> G * 32 * outBytes);
+  for (let p0 = 0; p0 < nPos; p0 += blk) {
+    const p1 = min(p0 + blk, nPos);
+    let vb = vBase;
+    let stride = rowBytes;
+    if (converted) {
+      cvtF16(conv, vBase + <usize> p0 * rowBytes, (p1 - p0) * d);
+      vb = conv - <usize> p0 * outBytes;
+      stride = outBytes;
+    } else {
+      // One sequential pass brings the block in at streaming bandwidth; the column sweeps below then hit cache.
+      const end = vBase + <usize> p1 * rowBytes;
+      let t = i32x4.splat(0);
+      for (let a = vBase + <usize> p0 * rowBytes; a < end; a += 64) t = i32x4.add(t, v128.load32_zero(a));
+      v128.store(conv, t); // (conv is unused here; the store keeps the loads)
+    }
+    for (let g = 0; g < G; g++) {
+      const w = sc + ((<usize> g * <usize> nCtx) << 2);
+      const accG = accs + <usize> g * 32 * outBytes;
+      for (let c = 0; c < d; c += 4) {
+        for (let j = 0; j < 4; j++) {
+          const acc = accG + <usize> (8 * j) * outBytes + (<usize> c << 2);
+          let a0 = v128.load(acc), a1 = v128.load(acc + outBytes), a2 = v128.load(acc + 2 * outBytes);
+          let a3 = v128.load(acc + 3 * outBytes), a4 = v128.load(acc + 4 * outBytes), a5 = v128.load(acc + 5 * outBytes);
+          let a6 = v128.load(acc + 6 * outBytes), a7 = v128.load(acc + 7 * outBytes);
+          let p = p0 + 8 * j;
+          for (; p + 8 <= p1; p += 32) {
+            const wp = w + (<usize> p << 2);
+            a0 = madd(f32x4.splat(load<f32>(wp)), vload<T>(vb, stride, p, c, converted), a0);
+            a1 = madd(f32x4.splat(load<f32>(wp, 4)), vload<T>(vb, stride, p + 1, c, converted), a1);
+            a2 = madd(f32x4.splat(load<f32>(wp, 8)), vload<T>(vb, stride, p + 2, c, converted), a2);
+            a3 = madd(f32x4.splat(load<f32>(wp, 12)), vload<T>(vb, stride, p + 3, c, converted), a3);
+            a4 = madd(f32x4.splat(load<f32>(wp, 16)), vload<T>(vb, stride, p + 4, c, converted), a4);
+            a5 = madd(f32x4.splat(load<f32>(wp, 20)), vload<T>(vb, stride, p + 5, c, converted), a5);
+            a6 = madd(f32x4.splat(load<f32>(wp, 24)), vload<T>(vb, stride, p + 6, c, converted), a6);
+            a7 = madd(f32x4.splat(load<f32>(wp, 28)), vload<T>(vb, stride, p + 7, c, converted), a7);
+          }
+          // Positions past nPos are masked (weight 0): a partial group adds only its first p1 − p rows.
+          const n = p < p1 ? p1 - p : 0;
+          if (n > 0) {
+            fma8<T>(w + (<usize> p << 2), vb, stride, p, c, converted, n, a0, a1, a2, a3, a4, a5, a6, a7, acc, outBytes);
+          } else {
+            v128.store(acc, a0);
+            v128.store(acc + outBytes, a1);
+            v128.store(acc + 2 * outBytes, a2);
+            v128.store(acc + 3 * outBytes, a3);
+            v128.store(acc + 4 * outBytes, a4);
+            v128.store(acc + 5 * outBytes, a5);
+            v128.store(acc + 6 * outBytes, a6);
+            v128.store(acc + 7 * outBytes, a7);
+          }
+        }
+      }
+    }
+  }
+  for (let g = 0; g < G; g++) {
+    const accG = accs + <usize> g * 32 * outBytes;
+    for (let c = 0; c < d; c += 4) {
+      const a = accG + (<usize> c << 2);
+      // x_l = (A_l + A_{16+l}) + (A_{8+l} + A_{24+l}): the four 8-lane vectors summed (0+2)+(1+3), lane l.
+      const x0 = f32x4.add(f32x4.add(v128.load(a), v128.load(a + 16 * outBytes)), f32x4.add(v128.load(a + 8 * outBytes), v128.load(a + 24 * outBytes)));
+      const x1 = f32x4.add(f32x4.add(v128.load(a + outBytes), v128.load(a + 17 * outBytes)), f32x4.add(v128.load(a + 9 * outBytes), v128.load(a + 25 * outBytes)));
+      const x2 = f32x4.add(f32x4.add(v128.load(a + 2 * outBytes), v128.load(a + 18 * outBytes)), f32x4.add(v128.load(a + 10 * outBytes), v128.load(a + 26 * outBytes)));
+      const x3 = f32x4.add(f32x4.add(v128.load(a + 3 * outBytes), v128.load(a + 19 * outBytes)), f32x4.add(v128.load(a + 11 * outBytes), v128.load(a + 27 * outBytes)));
+      const x4 = f32x4.add(f32x4.add(v128.load(a + 4 * outBytes), v128.load(a + 20 * outBytes)), f32x4.add(v128.load(a + 12 * outBytes), v128.load(a + 28 * outBytes)));
+      const x5 = f32x4.add(f32x4.add(v128.load(a + 5 * outBytes), v128.load(a + 21 * outBytes)), f32x4.add(v128.load(a + 13 * outBytes), v128.load(a + 29 * outBytes)));
+      const x6 = f32x4.add(f32x4.add(v128.load(a + 6 * outBytes), v128.load(a + 22 * outBytes)), f32x4.add(v128.load(a + 14 * outBytes), v128.load(a + 30 * outBytes)));
+      const x7 = f32x4.add(f32x4.add(v128.load(a + 7 * outBytes), v128.load(a + 23 * outBytes)), f32x4.add(v128.load(a + 15 * outBytes), v128.load(a + 31 * outBytes)));
+      // Halves added (t_j = x_j + x_{j+4}), then _mm_hadd_ps twice: (t0 + t1) + (t2 + t3).
+      const t0 = f32x4.add(x0, x4), t1 = f32x4.add(x1, x5), t2 = f32x4.add(x2, x6), t3 = f32x4.add(x3, x7);
+      v128.store(out + <usize> g * outBytes + (<usize> c << 2), f32x4.add(f32x4.add(t0, t1), f32x4.add(t2, t3)));
+    }
+  }
+}
+
+/**
  * Causal attention for `nTok` query tokens at positions `pos0 ..` (decode: nTok = 1). Token t sees
  * positions `0 .. pos0 + t`. Query head j uses KV head `j / (nHead / nKv)` (ggml's GQA broadcast).
  * `d` must be a multiple of 4; `scale` multiplies q·k before the softmax. K and V elements are `T`.
@@ -388,11 +436,11 @@ function attnDense<T>(
   const G = nHead / nKv;
   const rowBytes = <usize> d << 2;
   const sc = scoresBuf + ((<usize> ith * <usize> G * <usize> nCtx) << 2);
-  // This thread's f16 → f32 conversion buffer (VBLOCK rows of d), after every thread's scores, then its G·8·d
+  // This thread's f16 → f32 conversion buffer (VBLOCK rows of d), after every thread's scores, then its G·32·d
   // weighted-sum accumulators after every thread's conversion buffer.
   const conv = scoresBuf + ((<usize> nth * <usize> G * <usize> nCtx + <usize> ith * <usize> VBLOCK * <usize> d) << 2);
   const accs = scoresBuf +
-    ((<usize> nth * (<usize> G * <usize> nCtx + <usize> VBLOCK * <usize> d) + <usize> ith * <usize> G * 8 * <usize> d) << 2);
+    ((<usize> nth * (<usize> G * <usize> nCtx + <usize> VBLOCK * <usize> d) + <usize> ith * <usize> G * 32 * <usize> d) << 2);
   const nUnits = nTok * nKv;
   for (let u = ith; u < nUnits; u += nth) {
     const t = u / nKv;
@@ -400,9 +448,11 @@ function attnDense<T>(
     const nPos = pos0 + t + 1;
     const first = <usize> (t * nHead + h * G) * rowBytes;
     const kvOff = <usize> h * <usize> nCtx * <usize> d * <usize> sizeof<T>();
-    scores<T>(q + first, k + kvOff, sc, G, d, nCtx, nPos, scale, conv, nTok > 1);
+    scores<T>(q + first, k + kvOff, sc, G, d, nCtx, nPos, scale, conv);
     for (let g = 0; g < G; g++) softmaxInPlace(sc + ((<usize> g * <usize> nCtx) << 2), nPos);
-    weightedSum<T>(out + first, v + kvOff, sc, G, d, nCtx, nPos, conv, accs);
+    // llama.cpp's kq·V: a GEMM (llamafile) for a prompt batch, ggml_vec_dot_f32 for one token.
+    if (nTok > 1) weightedSum<T>(out + first, v + kvOff, sc, G, d, nCtx, nPos, conv, accs);
+    else weightedSumDecode<T>(out + first, v + kvOff, sc, G, d, nCtx, nPos, conv, accs);
   }
 }
 

@@ -211,6 +211,109 @@ const K_Q4_0 = 0, K_Q4_1 = 1, K_Q5_0 = 2, K_Q5_1 = 3, K_Q8_0 = 4;
   return hsumF32(acc) + tailQ32(w, x, b, nb, cols, kind, bytes, hasMin);
 }
 
+/** Four-element group sums (i32x4) of a·b over 16 signed 8-bit lanes (|a|, |b| ≤ 128): exact, adjacent groups. */
+// @ts-ignore: decorator
+@inline function quadSums(a: v128, b: v128): v128 {
+  const lo = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(a), i16x8.extend_low_i8x16_s(b));
+  const hi = i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(a), i16x8.extend_high_i8x16_s(b));
+  return i32x4.add(i32x4.shuffle(lo, hi, 0, 2, 4, 6), i32x4.shuffle(lo, hi, 1, 3, 5, 7));
+}
+
+/**
+ * The integer sums of four consecutive elements (ggml's `mul_sum_i8_pairs_float` lanes) of 16 elements of a Q8_0
+ * or Q5_0 block (`codes` from {@link codesLo}/{@link codesHi}, `w16` their 16 raw bytes for Q8_0's signs) with
+ * the token's 16 Q8 values `xv`. Q5_0's offset 16 comes off each group as 16·Σx.
+ */
+// @ts-ignore: decorator
+@inline function laneSums(kind: i32, codes: v128, w16: usize, xv: v128): v128 {
+  if (kind == K_Q8_0) {
+    if (!ASC_FEATURE_RELAXED_SIMD) return quadSums(xv, codes);
+    const sx = i8x16.relaxed_laneselect(i8x16.neg(xv), xv, i8x16.lt_s(v128.load(w16), i32x4.splat(0)));
+    return i32x4.extadd_pairwise_i16x8_s(dot16(sx, codes));
+  }
+  const cx = ASC_FEATURE_RELAXED_SIMD ? i32x4.extadd_pairwise_i16x8_s(dot16(xv, codes)) : quadSums(xv, codes);
+  return i32x4.sub(cx, i32x4.shl(i32x4.extadd_pairwise_i16x8_s(i16x8.extadd_pairwise_i8x16_s(xv)), 4));
+}
+
+/** Lane sums of elements 0..15 (`half` 0) or 16..31 (`half` 1) of a Q8_0/Q5_0 block against one token, as f32x4. */
+// @ts-ignore: decorator
+@inline function laneHalf(kind: i32, blk: usize, xq: usize, half: i32): v128 {
+  const c0: usize = kind == K_Q8_0 ? 2 : 6; // Q8_0's raw bytes (signs); unused for Q5_0
+  const codes = half == 0 ? codesLo(kind, blk) : codesHi(kind, blk);
+  return f32x4.convert_i32x4_s(laneSums(kind, codes, blk + c0 + (<usize>half << 4), v128.load(xq + (<usize>half << 4))));
+}
+
+/**
+ * Row · Q8_0 activations for Q8_0/Q5_0 weights in the order of llama.cpp on x86 (ggml's AVX2
+ * `ggml_vec_dot_q8_0_q8_0`/`q5_0_q8_0` for one token, llamafile's tinyBLAS_Q0_AVX for a batch — the same
+ * arithmetic): per block, eight f32 lanes of four-element integer sums, fused into an eight-lane accumulator
+ * with d_w·d_x, then `hsum_float_8`.
+ */
+// @ts-ignore: decorator
+@inline function dotQ32Lanes(w: usize, x: usize, nb: i32, cols: i32, kind: i32, bytes: usize): f32 {
+  const xd = x + <usize>cols;
+  let lo = f32x4.splat(0), hi = f32x4.splat(0);
+  let b = 0;
+  // Four blocks' d_w·d_x in one vector (f16 scales converted together), then each block's lane sums.
+  for (; b + 4 <= nb; b += 4) {
+    const blk = w + <usize>b * bytes, xq = x + (<usize>b << 5);
+    const dd = f32x4.mul(f16x4At(blk, bytes), v128.load(xd + (<usize>b << 2)));
+    const d0 = v128.shuffle<f32>(dd, dd, 0, 0, 0, 0), d1 = v128.shuffle<f32>(dd, dd, 1, 1, 1, 1);
+    const d2 = v128.shuffle<f32>(dd, dd, 2, 2, 2, 2), d3 = v128.shuffle<f32>(dd, dd, 3, 3, 3, 3);
+    lo = fmadd(d0, laneHalf(kind, blk, xq, 0), lo);
+    hi = fmadd(d0, laneHalf(kind, blk, xq, 1), hi);
+    lo = fmadd(d1, laneHalf(kind, blk + bytes, xq + 32, 0), lo);
+    hi = fmadd(d1, laneHalf(kind, blk + bytes, xq + 32, 1), hi);
+    lo = fmadd(d2, laneHalf(kind, blk + 2 * bytes, xq + 64, 0), lo);
+    hi = fmadd(d2, laneHalf(kind, blk + 2 * bytes, xq + 64, 1), hi);
+    lo = fmadd(d3, laneHalf(kind, blk + 3 * bytes, xq + 96, 0), lo);
+    hi = fmadd(d3, laneHalf(kind, blk + 3 * bytes, xq + 96, 1), hi);
+  }
+  for (; b < nb; b++) {
+    const blk = w + <usize>b * bytes, xq = x + (<usize>b << 5);
+    const dd = f32x4.splat(f16ToF32(load<u16>(blk)) * load<f32>(xd + (<usize>b << 2)));
+    lo = fmadd(dd, laneHalf(kind, blk, xq, 0), lo);
+    hi = fmadd(dd, laneHalf(kind, blk, xq, 1), hi);
+  }
+  return hsum8(lo, hi);
+}
+
+/**
+ * {@link dotQ32Lanes} of one row with four tokens (Q8 records `xstride` apart), results `ystride` apart: each
+ * block's codes are unpacked once for the four tokens; every token's sum takes exactly dotQ32Lanes' operations.
+ */
+// @ts-ignore: decorator
+@inline function dotQ32LanesTok4(
+  w: usize, x: usize, xstride: usize, nb: i32, cols: i32, kind: i32, bytes: usize, y: usize, ystride: usize,
+): void {
+  const c0: usize = kind == K_Q8_0 ? 2 : 6;
+  const x1 = x + xstride, x2 = x + 2 * xstride, x3 = x + 3 * xstride;
+  let l0 = f32x4.splat(0), l1 = f32x4.splat(0), l2 = f32x4.splat(0), l3 = f32x4.splat(0);
+  let h0 = f32x4.splat(0), h1 = f32x4.splat(0), h2 = f32x4.splat(0), h3 = f32x4.splat(0);
+  for (let b = 0; b < nb; b++) {
+    const blk = w + <usize>b * bytes, ob = <usize>cols + (<usize>b << 2), oq = <usize>b << 5;
+    const dw = f16ToF32(load<u16>(blk));
+    const cl = codesLo(kind, blk), ch = codesHi(kind, blk);
+    const wl = blk + c0, wh = wl + 16;
+    let d = f32x4.splat(dw * load<f32>(x + ob));
+    l0 = fmadd(d, f32x4.convert_i32x4_s(laneSums(kind, cl, wl, v128.load(x + oq))), l0);
+    h0 = fmadd(d, f32x4.convert_i32x4_s(laneSums(kind, ch, wh, v128.load(x + oq, 16))), h0);
+    d = f32x4.splat(dw * load<f32>(x1 + ob));
+    l1 = fmadd(d, f32x4.convert_i32x4_s(laneSums(kind, cl, wl, v128.load(x1 + oq))), l1);
+    h1 = fmadd(d, f32x4.convert_i32x4_s(laneSums(kind, ch, wh, v128.load(x1 + oq, 16))), h1);
+    d = f32x4.splat(dw * load<f32>(x2 + ob));
+    l2 = fmadd(d, f32x4.convert_i32x4_s(laneSums(kind, cl, wl, v128.load(x2 + oq))), l2);
+    h2 = fmadd(d, f32x4.convert_i32x4_s(laneSums(kind, ch, wh, v128.load(x2 + oq, 16))), h2);
+    d = f32x4.splat(dw * load<f32>(x3 + ob));
+    l3 = fmadd(d, f32x4.convert_i32x4_s(laneSums(kind, cl, wl, v128.load(x3 + oq))), l3);
+    h3 = fmadd(d, f32x4.convert_i32x4_s(laneSums(kind, ch, wh, v128.load(x3 + oq, 16))), h3);
+  }
+  store<f32>(y, hsum8(l0, h0));
+  store<f32>(y + ystride, hsum8(l1, h1));
+  store<f32>(y + 2 * ystride, hsum8(l2, h2));
+  store<f32>(y + 3 * ystride, hsum8(l3, h3));
+}
+
 /**
  * Row · Q8_1 activations for Q4_1/Q5_1 in the order of ggml's AVX2 `ggml_vec_dot_q4_1_q8_1`/`q5_1_q8_1` (both
  * prompt and decode in llama.cpp: no repacked or llamafile path takes these types): per block, eight f32 lanes
@@ -293,12 +396,21 @@ const K_Q4_0 = 0, K_Q4_1 = 1, K_Q5_0 = 2, K_Q5_1 = 3, K_Q8_0 = 4;
 ): void {
   const r0 = splitStart(rows, ith, nth), r1 = splitStart(rows, ith + 1, nth);
   const nb = cols >> 5, rb = <usize>nb * bytes, xs = q8Stride(cols), ys = <usize>rows << 2;
-  if (hasMin) {
+  if (hasMin || kind == K_Q8_0 || kind == K_Q5_0) {
     for (let t0 = 0; t0 < nTok; t0 += TOKEN_BLOCK) {
       const t1 = min(nTok, t0 + TOKEN_BLOCK);
       for (let r = r0; r < r1; r++) {
         const wr = w + <usize>r * rb;
-        for (let t = t0; t < t1; t++) store<f32>(y + <usize>t * ys + (<usize>r << 2), dotQ32Min(wr, x + <usize>t * xs, nb, cols, kind, bytes));
+        let t = t0;
+        if (!hasMin) {
+          for (; t + 4 <= t1; t += 4) {
+            dotQ32LanesTok4(wr, x + <usize>t * xs, xs, nb, cols, kind, bytes, y + <usize>t * ys + (<usize>r << 2), ys);
+          }
+        }
+        for (; t < t1; t++) {
+          const xt = x + <usize>t * xs;
+          store<f32>(y + <usize>t * ys + (<usize>r << 2), hasMin ? dotQ32Min(wr, xt, nb, cols, kind, bytes) : dotQ32Lanes(wr, xt, nb, cols, kind, bytes));
+        }
       }
     }
     return;

@@ -75,8 +75,11 @@ Deno.test("quantize_q8 / quantize_q8k activations equal the reference exactly", 
   });
 });
 
-/** Weight types whose dot products use fused multiply-adds in the relaxed build only (see asm/matmul.ts dotQ32Min). */
-const FUSED_TYPES = new Set([GgmlType.Q4_1, GgmlType.Q5_1]);
+/**
+ * Weight types whose dot products follow ggml's fused multiply-adds in the relaxed build only (asm/matmul.ts
+ * dotQ32Min, dotQ32Lanes).
+ */
+const FUSED_TYPES = new Set([GgmlType.Q4_1, GgmlType.Q5_1, GgmlType.Q5_0, GgmlType.Q8_0]);
 
 for (const type of MATMUL_TYPES) {
   Deno.test(`matmul ${ggmlTypeName(type)}: 100 random shapes vs reference; 1/2 threads, SIMD/relaxed, matvec/matmul identical`, async () => {
@@ -106,7 +109,7 @@ for (const type of MATMUL_TYPES) {
           s.release(m);
         }
         assertEquals(outs[1], outs[0]);
-        // Q4_1/Q5_1 follow ggml's fused multiply-adds (bit-exact with llama.cpp in the relaxed build); the plain-SIMD
+        // FUSED_TYPES follow ggml's fused multiply-adds (bit-exact with llama.cpp in the relaxed build); the plain-SIMD
         // fallback has no fused operation, so it may differ in the last bits (checked against the reference below).
         if (!FUSED_TYPES.has(type)) assertEquals(outs[2], outs[0]);
         const rowBytes = (cols / info.blockSize) * info.blockBytes;

@@ -62,11 +62,11 @@ export class DenseAttention implements AttentionMode {
   /**
    * Bytes of scratch each shard needs for `threads` threads (for the loader's memory estimate): per thread, the
    * scores of G heads over nCtx positions, a conversion buffer of VBLOCK = 32 rows of d (the f16 kernel's) and
-   * the weighted sum's 8 accumulators of d for each of the G heads.
+   * the weighted sum's 32 accumulators of d for each of the G heads.
    */
   static scratchBytes(config: ModelConfig, nCtx: number, threads: number): number {
     const G = config.nHead / config.nHeadKv;
-    return threads * (G * nCtx + 32 * config.headDim + G * 8 * config.headDim) * 4 + 64;
+    return threads * (G * nCtx + 32 * config.headDim + G * 32 * config.headDim) * 4 + 64;
   }
 
   prefill(layer: number, pos0: number, nTok: number, q: number, out: number): void {

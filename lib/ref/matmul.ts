@@ -139,9 +139,13 @@ export function dotRef(
     const o = b * info.blockSize;
     if (act.kind === "q8") {
       const a = act.a;
-      let isum = 0;
-      for (let j = 0; j < 32; j++) isum += blk.q[j] * a.qs[o + j];
-      add(blk.d * a.d[b] * isum);
+      // One term per four elements: the kernels accumulate ggml's eight lanes of four-element sums, so the
+      // magnitude their rounding sees is the sum of those terms' sizes.
+      for (let g = 0; g < 32; g += 4) {
+        let isum = 0;
+        for (let j = g; j < g + 4; j++) isum += blk.q[j] * a.qs[o + j];
+        add(blk.d * a.d[b] * isum);
+      }
       if (type === GgmlType.Q4_1 || type === GgmlType.Q5_1) add(blk.m0 * a.s[b]);
     } else {
       const a = act.a;

@@ -93,7 +93,7 @@ for (const type of MATMUL_TYPES) {
         const cols = float
           ? 1 + Math.floor(r() * 300)
           : info.blockSize * (1 + Math.floor(r() * (info.blockSize > 32 ? 3 : 8)));
-        const nTok = 1 + Math.floor(r() * 3);
+        const nTok = 1 + Math.floor(r() * 6); // 4–6 take the four-token tiles and their remainder
         const wb = randomWeights(type, rows, cols, r);
         const x = randomVec(cols * nTok, r);
         const outs: Float32Array[] = [];

@@ -11,16 +11,24 @@
  * comma-separated `fused|split` + `bins|radix` [+ `merged`] [+ `sia`: select in the last approx workgroup]
  * [+ `wgN`: select threads] [+ `pN`: approx positions per thread]), per kind and as whole layers, and checks that every
  * variant selects the same positions as the first and writes the same output up to rounding.
+ *
+ * `--mv` times the Q4_0 decode matvec alone (random weights, `--mv-shapes rows×cols`) for each of
+ * `--mv-variants` (`mode:T×R`, mode vec|word|block, `g` prefix: gated gate·up with the same matrix
+ * twice), each checked against a CPU reference. `--matvec word,vec` runs the model section once per
+ * matvec mode (SPARQ_GPU_MATVEC set before each load), in the same process as the probe.
  * @module
  */
 import { parseArgs } from "node:util";
 import { describeGpu, getGpu } from "../lib/webgpu/device.ts";
 import { loadGpuModel } from "../lib/webgpu/model.ts";
-import { gpuBandwidthProbe } from "../lib/webgpu/probe.ts";
+import { gpuBandwidthProbe, probeGroups, probeWgsl } from "../lib/webgpu/probe.ts";
 import { Kernels, type Op } from "../lib/webgpu/kernels.ts";
 import { GpuAttention, type SparqKernelOptions } from "../lib/webgpu/attention.ts";
 import { parseAttentionSpec } from "../lib/attention/spec.ts";
 import { stepWgsl } from "../lib/webgpu/shaders/common.ts";
+import { groupRows, type MatmulShape, matmulWgsl } from "../lib/webgpu/shaders/matmul.ts";
+import { repack } from "../lib/webgpu/shaders/quant.ts";
+import { GgmlType } from "../lib/ggml_types.ts";
 
 const { values: v } = parseArgs({
   args: Deno.args,
@@ -36,9 +44,13 @@ const { values: v } = parseArgs({
     shape: { type: "string", default: "32,32,32,128" },
     variants: { type: "string", default: "fused+bins+merged,fused+bins,split+radix" },
     repeats: { type: "string", default: "50" },
+    mv: { type: "boolean", default: false },
+    "mv-shapes": { type: "string", default: "12288x4096,4096x4096,11008x4096,4096x11008" },
+    "mv-variants": { type: "string", default: "word:128x4,vec:64x8,gword:128x2,gvec:64x4" },
+    matvec: { type: "string", default: "" },
   },
 });
-if (!v.model && !v.micro) throw new Error("--model (or --micro) is required");
+if (!v.model && !v.micro && !v.mv) throw new Error("--model (or --micro) is required");
 const contexts = v.contexts!.split(",").map(Number);
 const modes = v.attention!.split(/,(?=dense|sparq)/);
 const steps = Number(v.steps);
@@ -55,9 +67,124 @@ console.log(
   } MiB in one submit, ${(probe.seconds * 1000).toFixed(1)} ms)  loadavg ${load()}`,
 );
 
-if (v.micro) {
-  await micro();
+if (v.micro || v.mv) {
+  if (v.mv) await mvBench();
+  if (v.micro) await micro();
   Deno.exit(0);
+}
+
+/** f16 bits → number. */
+function f16(h: number): number {
+  const e = (h >> 10) & 31, m = h & 1023, s = h & 0x8000 ? -1 : 1;
+  return e === 0 ? s * m * 2 ** -24 : s * (1 + m / 1024) * 2 ** (e - 15);
+}
+
+/** The Q4_0 decode matvec variants alone: µs per dispatch (n in one pass), GB/s of weights, error vs a CPU reference. */
+async function mvBench(): Promise<void> {
+  const k = new Kernels(gpu);
+  const n = Number(v.repeats);
+  const s = k.setStep({ nTok: 1 });
+  for (const shape of v["mv-shapes"]!.split(",")) {
+    const [rows, cols] = shape.split("x").map(Number);
+    const nb = rows * cols / 32;
+    const src = new Uint8Array(nb * 18);
+    let seed = 1;
+    const rnd = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 8;
+    for (let b = 0; b < nb; b++) {
+      const h = 0x1c00 + (rnd() % 1024); // scales in [2^-8, 2^-7)
+      src[b * 18] = h & 255;
+      src[b * 18 + 1] = h >> 8;
+      for (let i = 2; i < 18; i++) src[b * 18 + i] = rnd() & 255;
+    }
+    const xs = new Float32Array(cols).map(() => (rnd() % 2001) / 1000 - 1);
+    const ref = new Float64Array(rows);
+    for (let r = 0; r < rows; r++) {
+      let acc = 0;
+      for (let c = 0; c < cols / 32; c++) {
+        const o = (r * cols / 32 + c) * 18;
+        const d = f16(src[o] | (src[o + 1] << 8));
+        let a = 0;
+        for (let j = 0; j < 16; j++) {
+          const q = src[o + 2 + j];
+          a += ((q & 15) - 8) * xs[c * 32 + j] + ((q >> 4) - 8) * xs[c * 32 + 16 + j];
+        }
+        acc += d * a;
+      }
+      ref[r] = acc;
+    }
+    const data = repack(GgmlType.Q4_0, src);
+    const w = k.buffer(data.length), x = k.buffer(cols * 4), y = k.buffer(rows * 4);
+    k.device.queue.writeBuffer(w, 0, data);
+    k.device.queue.writeBuffer(x, 0, xs);
+    // The floor: the probe's plain read kernel over this matrix's bytes.
+    {
+      const bytes = nb * 18 - (nb * 18) % 16;
+      const [gx, gy] = probeGroups(bytes);
+      const pipeline = k.pipeline(probeWgsl(bytes / 16));
+      const bind = k.device.createBindGroup({
+        layout: pipeline.getBindGroupLayout(0),
+        entries: [{ binding: 0, resource: { buffer: w } }, { binding: 1, resource: { buffer: k.buffer(1024) } }],
+      });
+      const op: Op = { name: "read", pipeline, bind, groups: () => [gx, gy, 1] };
+      await timeOps(k, [op], s, Math.max(n, 200));
+      const gsec = (await k.gpuSeconds([op], s, n) ?? NaN) / n;
+      console.log(
+        `mv ${shape.padEnd(11)} ${"read".padEnd(12)}: GPU ${(gsec * 1e6).toFixed(1).padStart(6)} µs, ${
+          (bytes / gsec / 1e9).toFixed(0).padStart(5)
+        } GB/s (${(100 * bytes / gsec / probe.bytesPerSecond).toFixed(0)}% of probe)`,
+      );
+    }
+    for (const variant of v["mv-variants"]!.split(",")) {
+      const m = variant.match(/^(g?)(vec|dp4a|word|block):(\d+)x(\d+)$/);
+      if (!m) throw new Error(`--mv-variants: ${variant}`);
+      const ms: MatmulShape = {
+        type: GgmlType.Q4_0,
+        cols,
+        rows,
+        row0: 0,
+        biasRow0: 0,
+        xStride: cols,
+        yStride: rows,
+        tile: 1,
+        accumulate: false,
+        bias: false,
+        tokens: "nTok",
+        mvMode: m[2] as MatmulShape["mvMode"],
+        mvThreads: Number(m[3]),
+        mvRows: Number(m[4]),
+        gated: m[1] ? "swiglu" : undefined,
+      };
+      const op = k.op("mv", matmulWgsl(ms), { 0: w, 1: x, 2: y, 5: w, ...(ms.gated ? { 6: w, 7: w } : {}) }, 3, () => [
+        Math.ceil(rows / groupRows(ms)),
+        1,
+        1,
+      ]);
+      k.device.queue.writeBuffer(y, 0, new Float32Array(rows).fill(NaN));
+      await timeOps(k, [op], s, Math.max(n, 200)); // clocks up
+      const sec = await timeOps(k, [op], s, n) / n;
+      const gsec = (await k.gpuSeconds([op], s, n) ?? NaN) / n;
+      const got = new Float32Array(await k.read(y, 0, rows * 4));
+      k.throwIfFailed();
+      let err = 0, scale = 0;
+      for (let r = 0; r < rows; r++) {
+        const want = ms.gated ? ref[r] / (1 + Math.exp(-ref[r])) * ref[r] : ref[r];
+        err = Math.max(err, Math.abs(got[r] - want));
+        scale = Math.max(scale, Math.abs(want));
+      }
+      const rel = err / scale;
+      const bytes = (ms.gated ? 2 : 1) * nb * 18;
+      console.log(
+        `mv ${shape.padEnd(11)} ${variant.padEnd(12)}: GPU ${(gsec * 1e6).toFixed(1).padStart(6)} µs, ${
+          (bytes / gsec / 1e9).toFixed(0).padStart(5)
+        } GB/s (${(100 * bytes / gsec / probe.bytesPerSecond).toFixed(0)}% of probe); wall ${
+          (sec * 1e6).toFixed(1)
+        } µs; max rel err ${rel.toExponential(1)}${
+          rel > (ms.mvMode === "dp4a" ? 1e-2 : 1e-4) || !(rel >= 0) ? "  WRONG" : ""
+        }`,
+      );
+    }
+  }
+  k.destroy();
 }
 
 /** Seconds of `n` replays of `ops` in one compute pass and one submit (after one untimed run), minus an empty submit. */
@@ -184,65 +311,80 @@ async function micro(): Promise<void> {
 
 // One load for all modes: the model is built for the SparQ mode (Kt exists) and switched to dense.
 const sparqMode = modes.find((m) => m.startsWith("sparq"));
-const t0 = performance.now();
-const model = await loadGpuModel(v.model!, {
-  ctx: Math.max(...contexts) + steps + 2,
-  attention: sparqMode ?? "dense",
-});
-console.log(`loaded ${v.model} in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${model.config.name}`);
-const rows = [];
-for (const ctx of contexts) {
-  for (const mode of modes) {
-    model.setAttention(mode);
-    const b = await model.benchDecode(ctx, steps);
-    const prof = await model.profileOps(10);
-    console.log(
-      Object.entries(prof).map(([k, ms]) => `  ${k}: ${ms.toFixed(3)} ms`).join("\n"),
-    );
-    const gbs = b.bytesPerToken * b.tokensPerSecond;
-    const row = {
-      attention: model.attention,
-      ctx,
-      steps,
-      tokensPerSecond: b.tokensPerSecond,
-      msPerToken: 1000 / b.tokensPerSecond,
-      weightMBPerToken: b.weightBytesPerToken / 1e6,
-      kvMBPerToken: b.kvBytesPerToken / 1e6,
-      achievedTBs: gbs / 1e12,
-      ofPeak: gbs / peak,
-      ofProbe: gbs / probe.bytesPerSecond,
-      encodeMsPerToken: (1000 * b.encodeSeconds) / steps,
-      submitMsPerToken: (1000 * b.submitSeconds) / steps,
-      cpuMsPerToken: (1000 * b.cpuSeconds) / steps,
-      gpuMsPerToken: (1000 * b.gpuSeconds) / steps,
-      submits: model.counters.submits,
-      dispatchesPerToken: model.counters.dispatches / steps,
-      loadavg: load(),
-    };
-    rows.push(row);
-    console.log(
-      `${row.attention.padEnd(20)} ctx ${String(ctx).padStart(5)}: ${row.tokensPerSecond.toFixed(1)} tok/s ` +
-        `(${row.msPerToken.toFixed(2)} ms), ${(b.bytesPerToken / 1e6).toFixed(0)} MB/token ` +
-        `(weights ${row.weightMBPerToken.toFixed(0)}, kv+index ${row.kvMBPerToken.toFixed(0)}) → ` +
-        `${row.achievedTBs.toFixed(3)} TB/s = ${(100 * row.ofPeak).toFixed(1)}% of peak, ` +
-        `${
-          (100 * row.ofProbe).toFixed(1)
-        }% of probe; ${row.dispatchesPerToken} dispatches/token  loadavg ${row.loadavg}\n` +
-        `  per token: CPU encode ${row.encodeMsPerToken.toFixed(2)} ms + submit ${
-          row.submitMsPerToken.toFixed(2)
-        } ms (all CPU ${row.cpuMsPerToken.toFixed(2)} ms); GPU alone (steps in one submit) ${
-          row.gpuMsPerToken.toFixed(2)
-        } ms; empty-submit wait ${(1000 * b.waitSeconds).toFixed(1)} ms per run`,
-    );
+const rows: Record<string, unknown>[] = [];
+for (const mv of v.matvec ? v.matvec.split(",") : [""]) {
+  if (mv) {
+    Deno.env.set("SPARQ_GPU_MATVEC", mv);
+    console.log(`## SPARQ_GPU_MATVEC=${mv}`);
   }
+  await modelSection(mv);
 }
-for (const ctx of contexts) {
-  const d = rows.find((r) => r.ctx === ctx && r.attention === "dense");
-  for (const r of rows.filter((r) => r.ctx === ctx && r.attention !== "dense")) {
-    if (d) console.log(`${r.attention} vs dense at ctx ${ctx}: ${(r.tokensPerSecond / d.tokensPerSecond).toFixed(2)}×`);
+
+async function modelSection(mv: string): Promise<void> {
+  const t0 = performance.now();
+  const model = await loadGpuModel(v.model!, {
+    ctx: Math.max(...contexts) + steps + 2,
+    attention: sparqMode ?? "dense",
+  });
+  console.log(`loaded ${v.model} in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${model.config.name}`);
+  const mine = [];
+  for (const ctx of contexts) {
+    for (const mode of modes) {
+      model.setAttention(mode);
+      const b = await model.benchDecode(ctx, steps);
+      const prof = await model.profileOps(10);
+      console.log(
+        Object.entries(prof).map(([k, ms]) => `  ${k}: ${ms.toFixed(3)} ms`).join("\n"),
+      );
+      const gbs = b.bytesPerToken * b.tokensPerSecond;
+      const row = {
+        matvec: mv || "(default)",
+        attention: model.attention,
+        ctx,
+        steps,
+        tokensPerSecond: b.tokensPerSecond,
+        msPerToken: 1000 / b.tokensPerSecond,
+        weightMBPerToken: b.weightBytesPerToken / 1e6,
+        kvMBPerToken: b.kvBytesPerToken / 1e6,
+        achievedTBs: gbs / 1e12,
+        ofPeak: gbs / peak,
+        ofProbe: gbs / probe.bytesPerSecond,
+        encodeMsPerToken: (1000 * b.encodeSeconds) / steps,
+        submitMsPerToken: (1000 * b.submitSeconds) / steps,
+        cpuMsPerToken: (1000 * b.cpuSeconds) / steps,
+        gpuMsPerToken: (1000 * b.gpuSeconds) / steps,
+        submits: model.counters.submits,
+        dispatchesPerToken: model.counters.dispatches / steps,
+        loadavg: load(),
+      };
+      rows.push(row);
+      mine.push(row);
+      console.log(
+        `${row.attention.padEnd(20)} ctx ${String(ctx).padStart(5)}: ${row.tokensPerSecond.toFixed(1)} tok/s ` +
+          `(${row.msPerToken.toFixed(2)} ms), ${(b.bytesPerToken / 1e6).toFixed(0)} MB/token ` +
+          `(weights ${row.weightMBPerToken.toFixed(0)}, kv+index ${row.kvMBPerToken.toFixed(0)}) → ` +
+          `${row.achievedTBs.toFixed(3)} TB/s = ${(100 * row.ofPeak).toFixed(1)}% of peak, ` +
+          `${
+            (100 * row.ofProbe).toFixed(1)
+          }% of probe; ${row.dispatchesPerToken} dispatches/token  loadavg ${row.loadavg}\n` +
+          `  per token: CPU encode ${row.encodeMsPerToken.toFixed(2)} ms + submit ${
+            row.submitMsPerToken.toFixed(2)
+          } ms (all CPU ${row.cpuMsPerToken.toFixed(2)} ms); GPU alone (steps in one submit) ${
+            row.gpuMsPerToken.toFixed(2)
+          } ms; empty-submit wait ${(1000 * b.waitSeconds).toFixed(1)} ms per run`,
+      );
+    }
   }
+  for (const ctx of contexts) {
+    const d = mine.find((r) => r.ctx === ctx && r.attention === "dense");
+    for (const r of mine.filter((r) => r.ctx === ctx && r.attention !== "dense")) {
+      if (d) {
+        console.log(`${r.attention} vs dense at ctx ${ctx}: ${(r.tokensPerSecond / d.tokensPerSecond).toFixed(2)}×`);
+      }
+    }
+  }
+  model.close();
 }
-model.close();
 if (v.json) {
   Deno.writeTextFileSync(v.json, JSON.stringify({ gpu: await describeGpu(), probe, rows }, null, 2));
 }

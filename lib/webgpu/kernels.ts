@@ -120,6 +120,32 @@ export class Kernels {
     this.device.queue.submit([enc.finish()]);
   }
 
+  /**
+   * GPU seconds of `repeats` replays of `ops` in one compute pass (timestamps at the pass's start
+   * and end: no CPU encode or completion polling in the figure), or undefined without the
+   * timestamp-query feature.
+   */
+  async gpuSeconds(ops: Op[], s: Required<StepValues>, repeats = 1): Promise<number | undefined> {
+    if (!this.device.features.has("timestamp-query")) return undefined;
+    const qs = this.device.createQuerySet({ type: "timestamp", count: 2 });
+    const res = this.device.createBuffer({ size: 16, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+    try {
+      const enc = this.device.createCommandEncoder();
+      const pass = enc.beginComputePass({
+        timestampWrites: { querySet: qs, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 },
+      });
+      for (let i = 0; i < repeats; i++) this.encode(pass, ops, s);
+      pass.end();
+      enc.resolveQuerySet(qs, 0, 2, res, 0);
+      this.device.queue.submit([enc.finish()]);
+      const t = new BigUint64Array(await this.read(res, 0, 16));
+      return Number(t[1] - t[0]) / 1e9;
+    } finally {
+      qs.destroy();
+      res.destroy();
+    }
+  }
+
   /** Records `ops` into `pass`. */
   encode(pass: GPUComputePassEncoder, ops: Op[], s: Required<StepValues>): number {
     let n = 0;

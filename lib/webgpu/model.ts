@@ -17,14 +17,7 @@ import { getGpu, type Gpu, subgroupMode } from "./device.ts";
 import { Kernels, type Op, type StepValues } from "./kernels.ts";
 import { GpuAttention } from "./attention.ts";
 import { checkGpuType, ggufRowBytes, gpuRowBytes, repack, usesVecView } from "./shaders/quant.ts";
-import {
-  getRowsWgsl,
-  groupRows,
-  type MatmulShape,
-  matmulWgsl,
-  MATVEC_ROWS,
-  MATVEC_ROWS_PER_THREAD,
-} from "./shaders/matmul.ts";
+import { getRowsWgsl, groupRows, type MatmulShape, matmulWgsl, MATVEC_ROWS } from "./shaders/matmul.ts";
 import { actWgsl, argmaxWgsl, normWgsl, ropeWgsl } from "./shaders/elementwise.ts";
 import { f32Lit } from "./shaders/common.ts";
 import { submitFloor } from "./probe.ts";
@@ -33,10 +26,15 @@ import { tuningEnv } from "../env.ts";
 /** SPARQ_GPU_TRACE=1 traces GPU steps (read only where --allow-env grants it: generate runs with --allow-read only). */
 const TRACE = tuningEnv("SPARQ_GPU_TRACE") === "1";
 
-/** SPARQ_GPU_MATVEC=word:128x8 (mode:threads×rows) overrides the matvec shape (benchmarks). */
+/**
+ * SPARQ_GPU_MATVEC=vec:64x8 (mode:threads×rows; modes vec, word, block) or just the mode overrides
+ * the matvec shape (benchmarks; the gated FFN matvec uses half the rows).
+ */
 function matvecOverride(): Partial<MatmulShape> {
-  const m = tuningEnv("SPARQ_GPU_MATVEC")?.match(/^(word|block):(\d+)x(\d+)$/);
-  return m ? { mvMode: m[1] as "word" | "block", mvThreads: Number(m[2]), mvRows: Number(m[3]) } : {};
+  const m = tuningEnv("SPARQ_GPU_MATVEC")?.match(/^(vec|dp4a|word|block)(?::(\d+)x(\d+))?$/);
+  if (!m) return {};
+  const mode = { mvMode: m[1] as MatmulShape["mvMode"] };
+  return m[2] ? { ...mode, mvThreads: Number(m[2]), mvRows: Number(m[3]) } : mode;
 }
 
 /** Options of {@link loadGpuModel}. */
@@ -363,7 +361,14 @@ class GpuModelImpl implements GpuModel {
     const tiles = [1, this.k.gpu.info.isFallbackAdapter ? 1 : 8];
     const subgroups = await subgroupMode(this.k.gpu);
     // llvmpipe compiles the unrolled many-row matvec very slowly (minutes at 8 rows): 2 rows there.
-    const mv = { ...(this.k.gpu.info.isFallbackAdapter ? { mvRows: 2 } : {}), ...matvecOverride() };
+    // Q4_0 decode: integer dot products with Q8_0 activations where WGSL has them (H200: matvecs
+    // 15% faster than the word kernel, results as llama.cpp's); the word kernel elsewhere.
+    const dp4a = navigator.gpu.wgslLanguageFeatures?.has("packed_4x8_integer_dot_product");
+    const mv: Partial<MatmulShape> = {
+      ...(dp4a ? { mvMode: "dp4a" as const } : {}),
+      ...(this.k.gpu.info.isFallbackAdapter ? { mvRows: 2 } : {}),
+      ...matvecOverride(),
+    };
     const matmul = (
       w: Weight,
       x: GPUBuffer,
@@ -543,7 +548,7 @@ class GpuModelImpl implements GpuModel {
             subgroups,
             gated: cfg.ffn as "swiglu" | "geglu",
             ...mv,
-            mvRows: Math.max(1, (mv.mvRows ?? MATVEC_ROWS_PER_THREAD) / 2),
+            ...(mv.mvRows ? { mvRows: Math.max(1, mv.mvRows / 2) } : {}),
             ...(ffNorm ? { rmsNorm: { eps: cfg.normEps } } : {}),
           };
           const g = L.gate!.parts[0].buf, u = L.up.parts[0].buf;
@@ -807,6 +812,12 @@ class GpuModelImpl implements GpuModel {
     for (const [kind, ops] of kinds) {
       const run = runner(ops);
       await run(1);
+      // GPU timestamps where the adapter has them (wall time includes the CPU encode of every dispatch).
+      const gpu = await this.k.gpuSeconds(ops, s, repeats);
+      if (gpu !== undefined) {
+        out[`${kind} ×${ops.length}`] = gpu * 1000 / repeats;
+        continue;
+      }
       const t0 = performance.now();
       await run(repeats);
       out[`${kind} ×${ops.length}`] = ((performance.now() - t0) / 1000 - floor) * 1000 / repeats;

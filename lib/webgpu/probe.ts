@@ -10,8 +10,14 @@ const THREADS = 256;
 
 const PER_THREAD = 16;
 
+/** Workgroups of {@link probeWgsl} for `bytes` (x, y). */
+export function probeGroups(bytes: number): [number, number] {
+  const groups = Math.ceil(bytes / 16 / THREADS / PER_THREAD);
+  return [Math.min(groups, 65535), Math.ceil(groups / 65535)];
+}
+
 /** Each workgroup sums a contiguous span of 256·16 vec4s; four independent loads per iteration. */
-function probeWgsl(vec4s: number): string {
+export function probeWgsl(vec4s: number): string {
   return `@group(0) @binding(0) var<storage, read> src: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read_write> dst: array<f32>;
 @compute @workgroup_size(${THREADS})
@@ -58,8 +64,7 @@ export async function gpuBandwidthProbe(gpu: Gpu, bytes = 1 << 30, dispatches = 
   const dev = gpu.device;
   bytes = Math.min(bytes, gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize);
   bytes -= bytes % 16;
-  const groups = Math.ceil(bytes / 16 / THREADS / PER_THREAD);
-  const gx = Math.min(groups, 65535), gy = Math.ceil(groups / 65535);
+  const [gx, gy] = probeGroups(bytes);
   const src = dev.createBuffer({ size: bytes, usage: GPUBufferUsage.STORAGE });
   const dst = dev.createBuffer({ size: THREADS * 4, usage: GPUBufferUsage.STORAGE });
   const module = dev.createShaderModule({ code: probeWgsl(bytes / 16) });

@@ -36,11 +36,18 @@ export interface MatmulShape {
   /** Matvec overrides (benchmarks): threads per row set, rows per thread. */
   mvThreads?: number;
   mvRows?: number;
-  /** Matvec lane mapping for Q4_0: one u32 of a block per lane ("word", default) or a whole block ("block"). */
-  mvMode?: "word" | "block";
+  /**
+   * Matvec lane mapping for Q4_0: one u32 of a block per lane ("word", default), a whole block
+   * through `dot32` ("block"), or a whole block per lane as one 16-byte load with R rows' loads in
+   * flight ({@link q4VecMatvecWgsl}): "dp4a" quantizes the activations to Q8_0 as llama.cpp and the
+   * wasm backend do and uses integer dot products (WGSL language feature
+   * packed_4x8_integer_dot_product; the model's default where the adapter has it), "vec" keeps
+   * them f32 (nibbles to floats by bit tricks; slower than "word" on an H200).
+   */
+  mvMode?: "vec" | "dp4a" | "word" | "block";
   /**
    * Matvec with a second matrix of the same shape and type (bindings 6, 7: up): writes
-   * act(W·x)·(W₂·x) (the gated FFN in one dispatch). Q4_0 word mode only.
+   * act(W·x)·(W₂·x) (the gated FFN in one dispatch). Q4_0 vec and word modes only.
    */
   gated?: "swiglu" | "geglu";
   /**
@@ -75,6 +82,7 @@ function tiledLoop(s: MatmulShape): string {
 /** Threads sharing one set of rows in the matvec: a power of two ≥ 64 (a subgroup never straddles two sets), ≤ 256. */
 export function matvecThreads(s: MatmulShape): number {
   if (s.mvThreads) return s.mvThreads;
+  if (vecMode(s)) return s.cols > 8192 ? 2 * VEC_THREADS : VEC_THREADS;
   const n = s.cols / 32;
   let t = 64;
   while (t < 256 && t < n) t *= 2;
@@ -86,13 +94,26 @@ export const MATVEC_ROWS_PER_THREAD = 4;
 
 /** Rows per thread in the matvec (each lane's activations are used for that many rows). */
 export function matvecRowsPerThread(s: MatmulShape): number {
-  return s.mvRows ?? MATVEC_ROWS_PER_THREAD;
+  return s.mvRows ?? (vecMode(s) ? VEC_ROWS : Math.max(1, MATVEC_ROWS_PER_THREAD / (s.gated ? 2 : 1)));
 }
 
 /** Whether the matvec of `s` maps one u32 of a Q4_0 block per lane (see {@link matvecWgsl}). */
 export function wordMode(s: MatmulShape): boolean {
-  return s.type === GgmlType.Q4_0 && s.mvMode !== "block";
+  return s.type === GgmlType.Q4_0 && s.mvMode !== "block" && !vecMode(s);
 }
+
+/** Whether the matvec of `s` is the Q4_0 vec kernel ({@link q4VecMatvecWgsl}). */
+export function vecMode(s: MatmulShape): boolean {
+  return s.type === GgmlType.Q4_0 && (s.mvMode === "vec" || s.mvMode === "dp4a");
+}
+
+/**
+ * Threads per row set of the vec/dp4a kernel when the shape sets none (twice that for rows longer
+ * than 8192). H200 run 6 (GPU timestamps): 64 and 8 rows beat 32, 128 (rows of 4096) and 4 rows.
+ */
+export const VEC_THREADS = 64;
+/** Rows per thread of the vec/dp4a kernel when the shape sets none (also with a second matrix: 16 loads in flight). */
+export const VEC_ROWS = 8;
 
 /** Rows computed by one workgroup of the kernel of `s` (matvec when `tile` is 1). */
 export function groupRows(s: MatmulShape): number {
@@ -119,6 +140,7 @@ function q4WordWgsl(cols: number, rows: number, n: "" | "2"): string {
  * alone without subgroups). Bindings as {@link matmulWgsl}.
  */
 function matvecWgsl(s: MatmulShape): string {
+  if (vecMode(s)) return q4VecMatvecWgsl(s);
   const T = matvecThreads(s), R = matvecRowsPerThread(s), G = 256 / T;
   const nChunk = s.cols / 32;
   const sg = s.subgroups !== undefined;
@@ -215,6 +237,165 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   }
   ${reduce}
     let row = wg.x * ${G * R}u + lid;
+    if (row < ${s.rows}u) {
+      ${
+    s.rmsNorm
+      ? `let sc = inverseSqrt(nxt / ${s.cols}.0 + ${f32Lit(s.rmsNorm.eps)});
+      v *= sc;
+      ${s.gated ? "v2 *= sc;" : ""}`
+      : ""
+  }
+      ${s.bias ? `v += bias[${s.biasRow0}u + row];` : ""}
+      ${s.gated ? `v = ${s.gated === "swiglu" ? "silu" : "gelu"}(v) * v2;` : ""}
+      let o = t * ${s.yStride}u + ${s.row0}u + row;
+      ${s.accumulate ? "y[o] += v;" : "y[o] = v;"}
+    }
+  }
+}`;
+}
+
+/**
+ * WGSL of `q4v(q, L, H)`: one u32 of a Q4_0 block dotted with its 8 activations, prescaled (see
+ * {@link q4VecMatvecWgsl}). Nibble n at bit p ≤ 16 of a word, or-ed into the mantissa of 1.0, is
+ * the float 1 + n·2^(p−23); minus c_p = 1 + 8·2^(p−23) it is exactly (n − 8)·2^(p−23) (both in
+ * [1, 2): the subtraction is exact), and x·2^(23−p) undoes the power of two. The nibbles at bits
+ * 20, 24, 28 are read from q >> 12. So a nibble costs an and-or (one LOP3), a subtraction and a
+ * multiply-add, instead of a shift, an and and an integer-to-float conversion (a quarter-rate
+ * instruction on NVIDIA: it capped the word kernel near 1-2 TB/s on an H200).
+ */
+const Q4V_WGSL = `const Q4M = 0x3f800000u;
+fn q4f(v: u32) -> f32 { return bitcast<f32>(v | Q4M); }
+fn q4v(q: u32, L: vec4<f32>, H: vec4<f32>) -> f32 {
+  let s = q >> 12u;
+  let l = vec4<f32>(q4f(q & 0xfu), q4f(q & 0xf00u), q4f(q & 0xf0000u), q4f(s & 0xf000u)) - Q4CL;
+  let h = vec4<f32>(q4f(q & 0xf0u), q4f(q & 0xf000u), q4f(s & 0xf00u), q4f(s & 0xf0000u)) - Q4CH;
+  return dot(l, L) + dot(h, H);
+}
+// c_p for the lanes of l (bits 0, 8, 16, 12) and h (4, 12, 8, 16); XL, XH: the matching 2^(23−p).
+const Q4CL = vec4<f32>(${1 + 8 * 2 ** -23}, ${1 + 8 * 2 ** -15}, ${1 + 8 * 2 ** -7}, ${1 + 8 * 2 ** -11});
+const Q4CH = vec4<f32>(${1 + 8 * 2 ** -19}, ${1 + 8 * 2 ** -11}, ${1 + 8 * 2 ** -15}, ${1 + 8 * 2 ** -7});
+const XL = vec4<f32>(${2 ** 23}.0, ${2 ** 15}.0, ${2 ** 7}.0, ${2 ** 11}.0);
+const XH = vec4<f32>(${2 ** 19}.0, ${2 ** 11}.0, ${2 ** 15}.0, ${2 ** 7}.0);`;
+
+/** WGSL of `q4i(q, xl, xh)`: Σ n·x over one u32 of a Q4_0 block (nibbles n, unsigned) and its Q8 activations. */
+const Q4I_WGSL = `fn q4i(q: u32, xl: u32, xh: u32) -> i32 {
+  return dot4I8Packed(q & 0x0f0f0f0fu, xl) + dot4I8Packed((q >> 4u) & 0x0f0f0f0fu, xh);
+}`;
+
+/**
+ * WGSL of the Q4_0 decode matvec ("vec" mode; token wg.y). A workgroup of 256 threads holds
+ * G = 256/T sets of T threads; each set computes R rows (R of W and R of W₂ when gated). Thread i
+ * of a set walks blocks c = i, i+T, …: it loads the block's 32 activations once (prescaled for
+ * `q4v`, times the norm weight when fused), then the block's 16 quant bytes of each of its rows as
+ * one vec4<u32> each (all R loads issued before the math: R·16 bytes in flight per thread; a warp
+ * reads 512 contiguous bytes per row) and its f16 scale. The partial sums meet once in workgroup
+ * memory: every thread sums 8 interleaved slices of one (set, sum), then one thread per row adds
+ * the 8 (two barriers in all). Bindings as {@link matmulWgsl}.
+ */
+function q4VecMatvecWgsl(s: MatmulShape): string {
+  const T = matvecThreads(s), R = matvecRowsPerThread(s), G = 256 / T;
+  if (T < 8 || T > 256 || T & (T - 1)) throw new Error(`q4VecMatvecWgsl: ${T} threads per row set`);
+  const nb = s.cols / 32;
+  const rs = [...Array(R).keys()];
+  const sums = [...rs.map((r) => `a${r}`), ...(s.gated ? rs.map((r) => `b${r}`) : []), ...(s.rmsNorm ? ["nx"] : [])];
+  const K = sums.length;
+  const sOff = s.rows * nb * 4; // u32 index of the scales (see repackQ4_0)
+  const mats = s.gated ? ["", "2"] : [""];
+  const loads = mats.flatMap((m) =>
+    rs.map((r) =>
+      `let q${m}_${r} = wq${m}[r${r} + c];
+    let d${m}_${r} = unpack2x16float(w${m}[${sOff}u + (r${r} + c) / 2u]);`
+    )
+  );
+  const i8 = s.mvMode === "dp4a";
+  const math = mats.flatMap((m) =>
+    rs.map((r) => {
+      const d = `select(d${m}_${r}.x, d${m}_${r}.y, ((r${r} + c) & 1u) == 1u)`, q = `q${m}_${r}`;
+      return i8
+        ? `${
+          m ? "b" : "a"
+        }${r} += ${d} * dx * f32(q4i(${q}.x, xq0, xq4) + q4i(${q}.y, xq1, xq5) + q4i(${q}.z, xq2, xq6) + q4i(${q}.w, xq3, xq7) - xs8);`
+        : `${
+          m ? "b" : "a"
+        }${r} += ${d} * (q4v(${q}.x, L0, H0) + q4v(${q}.y, L1, H1) + q4v(${q}.z, L2, H2) + q4v(${q}.w, L3, H3));`;
+    })
+  );
+  // dp4a: the block's activations as Q8_0 (ggml's quantize_row_q8_0: d = amax/127, q = round(x·127/amax),
+  // ties to even), but d kept f32 (ggml rounds it to f16): the fused RMSNorm quantizes x∘w before the
+  // norm's scale, and only an f32 d makes the quantized values the same as the unfused kernels'.
+  // xs8 = 8·Σq undoes the nibbles' offset.
+  const prep = i8
+    ? `let am = max(max(max(abs(x0), abs(x1)), max(abs(x2), abs(x3))), max(max(abs(x4), abs(x5)), max(abs(x6), abs(x7))));
+    let amax = max(max(am.x, am.y), max(am.z, am.w));
+    let inv = select(0.0, 127.0 / amax, amax != 0.0);
+    let dx = amax / 127.0;
+    ${[0, 1, 2, 3, 4, 5, 6, 7].map((i) => `let xq${i} = pack4xI8(vec4<i32>(round(x${i} * inv)));`).join("\n    ")}
+    let xs8 = 8 * (${[0, 1, 2, 3, 4, 5, 6, 7].map((i) => `dot4I8Packed(xq${i}, 0x01010101u)`).join(" + ")});`
+    : [0, 1, 2, 3].map((i) => `let L${i} = x${i} * XL;\n    let H${i} = x${i + 4} * XH;`).join("\n    ");
+  const xRow = s.rmsNorm && s.tokens === "nOut" ? "step.outTok0 + t" : "t";
+  return `${stepWgsl(3)}
+@group(0) @binding(0) var<storage, read> w: array<u32>;
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@group(0) @binding(5) var<storage, read> wq: array<vec4<u32>>;
+${s.bias ? "@group(0) @binding(4) var<storage, read> bias: array<f32>;" : ""}
+${s.rmsNorm ? "@group(0) @binding(8) var<storage, read> nw: array<vec4<f32>>;" : ""}
+${
+    s.gated
+      ? `@group(0) @binding(6) var<storage, read> w2: array<u32>;
+@group(0) @binding(7) var<storage, read> wq2: array<vec4<u32>>;
+${ACT_WGSL}`
+      : ""
+  }
+${i8 ? Q4I_WGSL : Q4V_WGSL}
+var<workgroup> part: array<f32, ${256 * K}>;
+var<workgroup> part8: array<f32, ${G * K * 8}>;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let t = wg.y;
+  if (t >= step.${s.tokens}) { return; }
+  let tid = lid % ${T}u;
+  let rb = wg.x * ${G * R}u + (lid / ${T}u) * ${R}u;
+  ${rs.map((r) => `let r${r} = min(rb + ${r}u, ${s.rows - 1}u) * ${nb}u;`).join("\n  ")}
+  ${sums.map((a) => `var ${a} = 0.0;`).join("\n  ")}
+  let xb = (${xRow}) * ${s.xStride / 4}u;
+  for (var c = tid; c < ${nb}u; c += ${T}u) {
+    ${[0, 1, 2, 3, 4, 5, 6, 7].map((i) => `var x${i} = x[xb + c * 8u + ${i}u];`).join("\n    ")}
+    ${
+    s.rmsNorm
+      ? `nx += dot(x0, x0) + dot(x1, x1) + dot(x2, x2) + dot(x3, x3) + dot(x4, x4) + dot(x5, x5) + dot(x6, x6) + dot(x7, x7);
+    ${[0, 1, 2, 3, 4, 5, 6, 7].map((i) => `x${i} *= nw[c * 8u + ${i}u];`).join("\n    ")}`
+      : ""
+  }
+    ${prep}
+    ${loads.join("\n    ")}
+    ${math.join("\n    ")}
+  }
+  ${sums.map((a, i) => `part[${i * 256}u + lid] = ${a};`).join("\n  ")}
+  workgroupBarrier();
+  // part8[(g·K + k)·8 + j] = Σ_i part[k·256 + g·T + j + 8i]: slice j of sum k of set g.
+  for (var e = lid; e < ${G * K * 8}u; e += 256u) {
+    let g = e / ${K * 8}u;
+    let k = (e / 8u) % ${K}u;
+    let base = k * 256u + g * ${T}u + e % 8u;
+    var v = 0.0;
+    for (var i = 0u; i < ${T}u; i += 8u) { v += part[base + i]; }
+    part8[e] = v;
+  }
+  workgroupBarrier();
+  if (lid < ${G * R}u) {
+    let g = lid / ${R}u;
+    let r = lid % ${R}u;
+    let row = wg.x * ${G * R}u + lid;
+    let p = g * ${K * 8}u;
+    var v = 0.0;
+    ${s.gated ? "var v2 = 0.0;" : ""}
+    ${s.rmsNorm ? "var nxt = 0.0;" : ""}
+    for (var j = 0u; j < 8u; j++) {
+      v += part8[p + r * 8u + j];
+      ${s.gated ? `v2 += part8[p + (${R}u + r) * 8u + j];` : ""}
+      ${s.rmsNorm ? `nxt += part8[p + ${(K - 1) * 8}u + j];` : ""}
+    }
     if (row < ${s.rows}u) {
       ${
     s.rmsNorm

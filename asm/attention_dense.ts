@@ -290,42 +290,11 @@ function weightedSum<T>(
 }
 
 /**
- * Positions per block of the decode weighted sum over f32 rows: 256 rows of d ≤ 128 floats (128 KB) stay in L2
- * while the 32 accumulator classes sweep them, column by column.
- */
-const DBLOCK = 256;
-
-/** Eight fused multiply-adds of positions p..p+7 (weights at `wp`) into eight accumulators (the decode sum's inner step). */
-// @ts-ignore: decorator
-@inline
-function fma8<T>(
-  wp: usize, vb: usize, stride: usize, p: i32, c: i32, conv: bool, n: i32,
-  a0: v128, a1: v128, a2: v128, a3: v128, a4: v128, a5: v128, a6: v128, a7: v128, acc: usize, outBytes: usize,
-): void {
-  a0 = madd(f32x4.splat(load<f32>(wp)), vload<T>(vb, stride, p, c, conv), a0);
-  if (n > 1) a1 = madd(f32x4.splat(load<f32>(wp, 4)), vload<T>(vb, stride, p + 1, c, conv), a1);
-  if (n > 2) a2 = madd(f32x4.splat(load<f32>(wp, 8)), vload<T>(vb, stride, p + 2, c, conv), a2);
-  if (n > 3) a3 = madd(f32x4.splat(load<f32>(wp, 12)), vload<T>(vb, stride, p + 3, c, conv), a3);
-  if (n > 4) a4 = madd(f32x4.splat(load<f32>(wp, 16)), vload<T>(vb, stride, p + 4, c, conv), a4);
-  if (n > 5) a5 = madd(f32x4.splat(load<f32>(wp, 20)), vload<T>(vb, stride, p + 5, c, conv), a5);
-  if (n > 6) a6 = madd(f32x4.splat(load<f32>(wp, 24)), vload<T>(vb, stride, p + 6, c, conv), a6);
-  if (n > 7) a7 = madd(f32x4.splat(load<f32>(wp, 28)), vload<T>(vb, stride, p + 7, c, conv), a7);
-  v128.store(acc, a0);
-  v128.store(acc + outBytes, a1);
-  v128.store(acc + 2 * outBytes, a2);
-  v128.store(acc + 3 * outBytes, a3);
-  v128.store(acc + 4 * outBytes, a4);
-  v128.store(acc + 5 * outBytes, a5);
-  v128.store(acc + 6 * outBytes, a6);
-  v128.store(acc + 7 * outBytes, a7);
-}
-
-/**
  * Decode: out_g = Σ_p w[g][p] · V[p] in ggml_vec_dot_f32's order over the positions (llama.cpp's kq·V for a single
  * token, where llamafile's GEMM declines one column): position p goes to accumulator class p mod 32 (four 8-lane
  * vectors), each a chain of fused multiply-adds; at the end the classes are summed (0+2)+(1+3), the halves added,
- * then (t0+t1)+(t2+t3). The 32·d accumulators of each head wait in `accs` between blocks; within a block, eight of
- * them (one vector class, four columns) stay in registers while every fourth group of eight rows is added.
+ * then (t0+t1)+(t2+t3). V streams row by row (each row used by the G heads while in L1) into the 32·d accumulators
+ * of each head in `accs`, which stay in cache.
  */
 function weightedSumDecode<T>(
   out: usize, vBase: usize, sc: usize, G: i32, d: i32, nCtx: i32, nPos: i32, conv: usize, accs: usize,
@@ -334,58 +303,34 @@ function weightedSumDecode<T>(
   const outBytes = <usize> d << 2;
   const rowBytes = <usize> d * E;
   const converted = sizeof<T>() == 2 && G > 1;
-  const blk = converted ? VBLOCK : DBLOCK;
   memory.fill(accs, 0, <usize> G * 32 * outBytes);
-  for (let p0 = 0; p0 < nPos; p0 += blk) {
-    const p1 = min(p0 + blk, nPos);
+  for (let p0 = 0; p0 < nPos; p0 += VBLOCK) {
+    const p1 = min(p0 + VBLOCK, nPos);
     let vb = vBase;
     let stride = rowBytes;
     if (converted) {
       cvtF16(conv, vBase + <usize> p0 * rowBytes, (p1 - p0) * d);
       vb = conv - <usize> p0 * outBytes;
       stride = outBytes;
-    } else {
-      // One sequential pass brings the block in at streaming bandwidth; the column sweeps below then hit cache.
-      const end = vBase + <usize> p1 * rowBytes;
-      let t = i32x4.splat(0);
-      for (let a = vBase + <usize> p0 * rowBytes; a < end; a += 64) t = i32x4.add(t, v128.load32_zero(a));
-      v128.store(conv, t); // (conv is unused here; the store keeps the loads)
     }
-    for (let g = 0; g < G; g++) {
-      const w = sc + ((<usize> g * <usize> nCtx) << 2);
-      const accG = accs + <usize> g * 32 * outBytes;
-      for (let c = 0; c < d; c += 4) {
-        for (let j = 0; j < 4; j++) {
-          const acc = accG + <usize> (8 * j) * outBytes + (<usize> c << 2);
-          let a0 = v128.load(acc), a1 = v128.load(acc + outBytes), a2 = v128.load(acc + 2 * outBytes);
-          let a3 = v128.load(acc + 3 * outBytes), a4 = v128.load(acc + 4 * outBytes), a5 = v128.load(acc + 5 * outBytes);
-          let a6 = v128.load(acc + 6 * outBytes), a7 = v128.load(acc + 7 * outBytes);
-          let p = p0 + 8 * j;
-          for (; p + 8 <= p1; p += 32) {
-            const wp = w + (<usize> p << 2);
-            a0 = madd(f32x4.splat(load<f32>(wp)), vload<T>(vb, stride, p, c, converted), a0);
-            a1 = madd(f32x4.splat(load<f32>(wp, 4)), vload<T>(vb, stride, p + 1, c, converted), a1);
-            a2 = madd(f32x4.splat(load<f32>(wp, 8)), vload<T>(vb, stride, p + 2, c, converted), a2);
-            a3 = madd(f32x4.splat(load<f32>(wp, 12)), vload<T>(vb, stride, p + 3, c, converted), a3);
-            a4 = madd(f32x4.splat(load<f32>(wp, 16)), vload<T>(vb, stride, p + 4, c, converted), a4);
-            a5 = madd(f32x4.splat(load<f32>(wp, 20)), vload<T>(vb, stride, p + 5, c, converted), a5);
-            a6 = madd(f32x4.splat(load<f32>(wp, 24)), vload<T>(vb, stride, p + 6, c, converted), a6);
-            a7 = madd(f32x4.splat(load<f32>(wp, 28)), vload<T>(vb, stride, p + 7, c, converted), a7);
-          }
-          // Positions past nPos are masked (weight 0): a partial group adds only its first p1 − p rows.
-          const n = p < p1 ? p1 - p : 0;
-          if (n > 0) {
-            fma8<T>(w + (<usize> p << 2), vb, stride, p, c, converted, n, a0, a1, a2, a3, a4, a5, a6, a7, acc, outBytes);
-          } else {
-            v128.store(acc, a0);
-            v128.store(acc + outBytes, a1);
-            v128.store(acc + 2 * outBytes, a2);
-            v128.store(acc + 3 * outBytes, a3);
-            v128.store(acc + 4 * outBytes, a4);
-            v128.store(acc + 5 * outBytes, a5);
-            v128.store(acc + 6 * outBytes, a6);
-            v128.store(acc + 7 * outBytes, a7);
-          }
+    for (let p = p0; p < p1; p++) {
+      const cls = <usize> (p & 31) * outBytes;
+      for (let g = 0; g < G; g++) {
+        const wv = f32x4.splat(load<f32>(sc + ((<usize> g * <usize> nCtx + <usize> p) << 2)));
+        const a = accs + <usize> g * 32 * outBytes + cls;
+        let c = 0;
+        for (; c + 16 <= d; c += 16) {
+          const ac = a + (<usize> c << 2);
+          const v0 = vload<T>(vb, stride, p, c, converted), v1 = vload<T>(vb, stride, p, c + 4, converted);
+          const v2 = vload<T>(vb, stride, p, c + 8, converted), v3 = vload<T>(vb, stride, p, c + 12, converted);
+          v128.store(ac, madd(wv, v0, v128.load(ac)));
+          v128.store(ac, madd(wv, v1, v128.load(ac, 16)), 16);
+          v128.store(ac, madd(wv, v2, v128.load(ac, 32)), 32);
+          v128.store(ac, madd(wv, v3, v128.load(ac, 48)), 48);
+        }
+        for (; c < d; c += 4) {
+          const ac = a + (<usize> c << 2);
+          v128.store(ac, madd(wv, vload<T>(vb, stride, p, c, converted), v128.load(ac)));
         }
       }
     }

@@ -12,10 +12,12 @@
  * [+ `wgN`: select threads] [+ `pN`: approx positions per thread]), per kind and as whole layers, and checks that every
  * variant selects the same positions as the first and writes the same output up to rounding.
  *
- * `--mv` times the Q4_0 decode matvec alone (random weights, `--mv-shapes rows×cols`) for each of
- * `--mv-variants` (`mode:T×R`, mode vec|word|block, `g` prefix: gated gate·up with the same matrix
- * twice), each checked against a CPU reference. `--matvec word,vec` runs the model section once per
- * matvec mode (SPARQ_GPU_MATVEC set before each load), in the same process as the probe.
+ * `--mv` times the Q4_0 decode matvec alone (random weights, `--mv-shapes rows×cols`, `--mv-copies`
+ * copies dispatched in turn so that the weights come from memory) for each of `--mv-variants`
+ * (`mode:T×R`, mode vec|dp4a|dp4s|word|block, `g` prefix: gated gate·up with the same matrix twice,
+ * then `n`: RMSNorm fused), each checked against a CPU reference. `--matvec word,vec` runs the model section once per
+ * matvec mode (SPARQ_GPU_MATVEC set before each load), in the same process as the probe; `--sections
+ * "SPARQ_GPU_MATVEC=dp4a SPARQ_GPU_DENSE_FUSE=0,defaults"` once per set of tuning variables.
  * @module
  */
 import { parseArgs } from "node:util";
@@ -46,8 +48,10 @@ const { values: v } = parseArgs({
     repeats: { type: "string", default: "50" },
     mv: { type: "boolean", default: false },
     "mv-shapes": { type: "string", default: "12288x4096,4096x4096,11008x4096,4096x11008" },
-    "mv-variants": { type: "string", default: "word:128x4,vec:64x8,gword:128x2,gvec:64x4" },
+    "mv-variants": { type: "string", default: "dp4a:64x8,dp4s:64x8,gndp4a:64x8,gndp4s:64x8" },
+    "mv-copies": { type: "string", default: "8" },
     matvec: { type: "string", default: "" },
+    sections: { type: "string", default: "" },
   },
 });
 if (!v.model && !v.micro && !v.mv) throw new Error("--model (or --micro) is required");
@@ -113,21 +117,49 @@ async function mvBench(): Promise<void> {
       ref[r] = acc;
     }
     const data = repack(GgmlType.Q4_0, src);
-    const w = k.buffer(data.length), x = k.buffer(cols * 4), y = k.buffer(rows * 4);
-    k.device.queue.writeBuffer(w, 0, data);
+    // `--mv-copies` copies of the matrix, dispatched in turn, so that (as across a model's layers)
+    // the weights come from memory, not from the 50 MB L2.
+    const copies = Number(v["mv-copies"]);
+    const ws = Array.from({ length: copies }, () => k.buffer(data.length));
+    const x = k.buffer(cols * 4), y = k.buffer(rows * 4), nwb = k.buffer(cols * 4);
+    for (const b of ws) k.device.queue.writeBuffer(b, 0, data);
     k.device.queue.writeBuffer(x, 0, xs);
+    // Fused-RMSNorm variants: the reference's input is rmsnorm(x)∘nw.
+    const nw = new Float32Array(cols).map(() => 0.5 + (rnd() % 1001) / 1000);
+    k.device.queue.writeBuffer(nwb, 0, nw);
+    const eps = 1e-5;
+    const nsc = 1 / Math.sqrt(xs.reduce((a, e) => a + e * e, 0) / cols + eps);
+    const refN = new Float64Array(rows);
+    for (let r = 0; r < rows; r++) {
+      let acc = 0;
+      for (let c = 0; c < cols / 32; c++) {
+        const o = (r * cols / 32 + c) * 18;
+        const d = f16(src[o] | (src[o + 1] << 8));
+        let a = 0;
+        for (let j = 0; j < 16; j++) {
+          const q = src[o + 2 + j], i = c * 32 + j;
+          a += ((q & 15) - 8) * xs[i] * nw[i] + ((q >> 4) - 8) * xs[i + 16] * nw[i + 16];
+        }
+        acc += d * a;
+      }
+      refN[r] = acc * nsc;
+    }
     // The floor: the probe's plain read kernel over this matrix's bytes.
     {
       const bytes = nb * 18 - (nb * 18) % 16;
       const [gx, gy] = probeGroups(bytes);
       const pipeline = k.pipeline(probeWgsl(bytes / 16));
-      const bind = k.device.createBindGroup({
-        layout: pipeline.getBindGroupLayout(0),
-        entries: [{ binding: 0, resource: { buffer: w } }, { binding: 1, resource: { buffer: k.buffer(1024) } }],
-      });
-      const op: Op = { name: "read", pipeline, bind, groups: () => [gx, gy, 1] };
-      await timeOps(k, [op], s, Math.max(n, 200));
-      const gsec = (await k.gpuSeconds([op], s, n) ?? NaN) / n;
+      const ops: Op[] = ws.map((b) => ({
+        name: "read",
+        pipeline,
+        bind: k.device.createBindGroup({
+          layout: pipeline.getBindGroupLayout(0),
+          entries: [{ binding: 0, resource: { buffer: b } }, { binding: 1, resource: { buffer: k.buffer(1024) } }],
+        }),
+        groups: () => [gx, gy, 1],
+      }));
+      await timeOps(k, ops, s, Math.max(n, 200));
+      const gsec = (await k.gpuSeconds(ops, s, n) ?? NaN) / n / copies;
       console.log(
         `mv ${shape.padEnd(11)} ${"read".padEnd(12)}: GPU ${(gsec * 1e6).toFixed(1).padStart(6)} µs, ${
           (bytes / gsec / 1e9).toFixed(0).padStart(5)
@@ -135,7 +167,7 @@ async function mvBench(): Promise<void> {
       );
     }
     for (const variant of v["mv-variants"]!.split(",")) {
-      const m = variant.match(/^(g?)(vec|dp4a|word|block):(\d+)x(\d+)$/);
+      const m = variant.match(/^(g?)(n?)(vec|dp4a|dp4s|word|block):(\d+)x(\d+)$/);
       if (!m) throw new Error(`--mv-variants: ${variant}`);
       const ms: MatmulShape = {
         type: GgmlType.Q4_0,
@@ -149,25 +181,36 @@ async function mvBench(): Promise<void> {
         accumulate: false,
         bias: false,
         tokens: "nTok",
-        mvMode: m[2] as MatmulShape["mvMode"],
-        mvThreads: Number(m[3]),
-        mvRows: Number(m[4]),
+        mvMode: m[3] as MatmulShape["mvMode"],
+        mvThreads: Number(m[4]),
+        mvRows: Number(m[5]),
         gated: m[1] ? "swiglu" : undefined,
+        ...(m[2] ? { rmsNorm: { eps } } : {}),
       };
-      const op = k.op("mv", matmulWgsl(ms), { 0: w, 1: x, 2: y, 5: w, ...(ms.gated ? { 6: w, 7: w } : {}) }, 3, () => [
-        Math.ceil(rows / groupRows(ms)),
-        1,
-        1,
-      ]);
+      const wgsl = matmulWgsl(ms);
+      const ops = ws.map((w) =>
+        k.op(
+          "mv",
+          wgsl,
+          { 0: w, 1: x, 2: y, 5: w, ...(ms.gated ? { 6: w, 7: w } : {}), ...(m[2] ? { 8: nwb } : {}) },
+          3,
+          () => [
+            Math.ceil(rows / groupRows(ms)),
+            1,
+            1,
+          ],
+        )
+      );
       k.device.queue.writeBuffer(y, 0, new Float32Array(rows).fill(NaN));
-      await timeOps(k, [op], s, Math.max(n, 200)); // clocks up
-      const sec = await timeOps(k, [op], s, n) / n;
-      const gsec = (await k.gpuSeconds([op], s, n) ?? NaN) / n;
+      await timeOps(k, ops, s, Math.max(n, 200)); // clocks up
+      const sec = await timeOps(k, ops, s, n) / n / copies;
+      const gsec = (await k.gpuSeconds(ops, s, n) ?? NaN) / n / copies;
       const got = new Float32Array(await k.read(y, 0, rows * 4));
       k.throwIfFailed();
       let err = 0, scale = 0;
       for (let r = 0; r < rows; r++) {
-        const want = ms.gated ? ref[r] / (1 + Math.exp(-ref[r])) * ref[r] : ref[r];
+        const rr = ms.rmsNorm ? refN[r] : ref[r];
+        const want = ms.gated ? rr / (1 + Math.exp(-rr)) * rr : rr;
         err = Math.max(err, Math.abs(got[r] - want));
         scale = Math.max(scale, Math.abs(want));
       }
@@ -179,7 +222,7 @@ async function mvBench(): Promise<void> {
         } GB/s (${(100 * bytes / gsec / probe.bytesPerSecond).toFixed(0)}% of probe); wall ${
           (sec * 1e6).toFixed(1)
         } µs; max rel err ${rel.toExponential(1)}${
-          rel > (ms.mvMode === "dp4a" ? 1e-2 : 1e-4) || !(rel >= 0) ? "  WRONG" : ""
+          rel > (ms.mvMode?.startsWith("dp4") ? 1e-2 : 1e-4) || !(rel >= 0) ? "  WRONG" : ""
         }`,
       );
     }
@@ -312,12 +355,25 @@ async function micro(): Promise<void> {
 // One load for all modes: the model is built for the SparQ mode (Kt exists) and switched to dense.
 const sparqMode = modes.find((m) => m.startsWith("sparq"));
 const rows: Record<string, unknown>[] = [];
-for (const mv of v.matvec ? v.matvec.split(",") : [""]) {
-  if (mv) {
-    Deno.env.set("SPARQ_GPU_MATVEC", mv);
-    console.log(`## SPARQ_GPU_MATVEC=${mv}`);
+// `--sections "A=1 B=2,C=3"`: one model section per comma-separated item, with those SPARQ_GPU_*
+// variables set (and the previous section's unset); `--matvec m1,m2` is `--sections
+// SPARQ_GPU_MATVEC=m1,SPARQ_GPU_MATVEC=m2`.
+const sections = v.sections
+  ? v.sections.split(",")
+  : v.matvec
+  ? v.matvec.split(",").map((m) => `SPARQ_GPU_MATVEC=${m}`)
+  : [""];
+let setVars: string[] = [];
+for (const sec of sections) {
+  for (const k of setVars) Deno.env.delete(k);
+  setVars = [];
+  for (const kv of sec.split(" ").filter((x) => x.includes("="))) {
+    const [k, val] = kv.split("=");
+    Deno.env.set(k, val);
+    setVars.push(k);
   }
-  await modelSection(mv);
+  if (sec) console.log(`## ${sec.trim()}`);
+  await modelSection(sec.trim());
 }
 
 async function modelSection(mv: string): Promise<void> {
@@ -338,7 +394,7 @@ async function modelSection(mv: string): Promise<void> {
       );
       const gbs = b.bytesPerToken * b.tokensPerSecond;
       const row = {
-        matvec: mv || "(default)",
+        section: mv || "(default)",
         attention: model.attention,
         ctx,
         steps,

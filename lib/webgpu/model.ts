@@ -27,11 +27,11 @@ import { tuningEnv } from "../env.ts";
 const TRACE = tuningEnv("SPARQ_GPU_TRACE") === "1";
 
 /**
- * SPARQ_GPU_MATVEC=vec:64x8 (mode:threads×rows; modes vec, word, block) or just the mode overrides
+ * SPARQ_GPU_MATVEC=vec:64x8 (mode:threads×rows; modes vec, dp4a, dp4s, word, block) or just the mode overrides
  * the matvec shape (benchmarks; the gated FFN matvec uses half the rows).
  */
 function matvecOverride(): Partial<MatmulShape> {
-  const m = tuningEnv("SPARQ_GPU_MATVEC")?.match(/^(vec|dp4a|word|block)(?::(\d+)x(\d+))?$/);
+  const m = tuningEnv("SPARQ_GPU_MATVEC")?.match(/^(vec|dp4a|dp4s|word|block)(?::(\d+)x(\d+))?$/);
   if (!m) return {};
   const mode = { mvMode: m[1] as MatmulShape["mvMode"] };
   return m[2] ? { ...mode, mvThreads: Number(m[2]), mvRows: Number(m[3]) } : mode;
@@ -362,10 +362,11 @@ class GpuModelImpl implements GpuModel {
     const subgroups = await subgroupMode(this.k.gpu);
     // llvmpipe compiles the unrolled many-row matvec very slowly (minutes at 8 rows): 2 rows there.
     // Q4_0 decode: integer dot products with Q8_0 activations where WGSL has them (H200: matvecs
-    // 15% faster than the word kernel, results as llama.cpp's); the word kernel elsewhere.
+    // 15% faster than the word kernel, results as llama.cpp's), the activations quantized once per
+    // workgroup (dp4s: another 12%); the word kernel elsewhere.
     const dp4a = navigator.gpu.wgslLanguageFeatures?.has("packed_4x8_integer_dot_product");
     const mv: Partial<MatmulShape> = {
-      ...(dp4a ? { mvMode: "dp4a" as const } : {}),
+      ...(dp4a ? { mvMode: "dp4s" as const } : {}),
       ...(this.k.gpu.info.isFallbackAdapter ? { mvRows: 2 } : {}),
       ...matvecOverride(),
     };

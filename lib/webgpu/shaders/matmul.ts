@@ -42,9 +42,10 @@ export interface MatmulShape {
    * flight ({@link q4VecMatvecWgsl}): "dp4a" quantizes the activations to Q8_0 as llama.cpp and the
    * wasm backend do and uses integer dot products (WGSL language feature
    * packed_4x8_integer_dot_product; the model's default where the adapter has it), "vec" keeps
-   * them f32 (nibbles to floats by bit tricks; slower than "word" on an H200).
+   * them f32 (nibbles to floats by bit tricks; slower than "word" on an H200). "dp4s" is "dp4a" with
+   * the activations quantized once per workgroup into workgroup memory (see {@link q4VecMatvecWgsl}).
    */
-  mvMode?: "vec" | "dp4a" | "word" | "block";
+  mvMode?: "vec" | "dp4a" | "dp4s" | "word" | "block";
   /**
    * Matvec with a second matrix of the same shape and type (bindings 6, 7: up): writes
    * act(W·x)·(W₂·x) (the gated FFN in one dispatch). Q4_0 vec and word modes only.
@@ -79,9 +80,15 @@ function tiledLoop(s: MatmulShape): string {
     }`;
 }
 
-/** Threads sharing one set of rows in the matvec: a power of two ≥ 64 (a subgroup never straddles two sets), ≤ 256. */
+/**
+ * Threads sharing one set of rows in the matvec: a power of two ≥ 64 (a subgroup never straddles two
+ * sets), ≤ 256; dp4s (H200, run 7, weights from memory): 32 for ≥ 8192 rows of ≤ 8192 columns
+ * (7B qkv 16.0 µs vs 17.7 at 64), 128 for longer rows, else 64 (also gated: 64 × 4 rows, 25.6 µs
+ * for gate·up vs 27.0 at 64 × 8).
+ */
 export function matvecThreads(s: MatmulShape): number {
   if (s.mvThreads) return s.mvThreads;
+  if (s.mvMode === "dp4s") return s.cols > 8192 ? 128 : !s.gated && s.rows >= 8192 ? 32 : 64;
   if (vecMode(s)) return s.cols > 8192 ? 2 * VEC_THREADS : VEC_THREADS;
   const n = s.cols / 32;
   let t = 64;
@@ -94,7 +101,9 @@ export const MATVEC_ROWS_PER_THREAD = 4;
 
 /** Rows per thread in the matvec (each lane's activations are used for that many rows). */
 export function matvecRowsPerThread(s: MatmulShape): number {
-  return s.mvRows ?? (vecMode(s) ? VEC_ROWS : Math.max(1, MATVEC_ROWS_PER_THREAD / (s.gated ? 2 : 1)));
+  if (s.mvRows) return s.mvRows;
+  if (s.mvMode === "dp4s") return s.gated ? 4 : 8;
+  return vecMode(s) ? VEC_ROWS : Math.max(1, MATVEC_ROWS_PER_THREAD / (s.gated ? 2 : 1));
 }
 
 /** Whether the matvec of `s` maps one u32 of a Q4_0 block per lane (see {@link matvecWgsl}). */
@@ -104,7 +113,7 @@ export function wordMode(s: MatmulShape): boolean {
 
 /** Whether the matvec of `s` is the Q4_0 vec kernel ({@link q4VecMatvecWgsl}). */
 export function vecMode(s: MatmulShape): boolean {
-  return s.type === GgmlType.Q4_0 && (s.mvMode === "vec" || s.mvMode === "dp4a");
+  return s.type === GgmlType.Q4_0 && (s.mvMode === "vec" || s.mvMode === "dp4a" || s.mvMode === "dp4s");
 }
 
 /**
@@ -293,6 +302,7 @@ const Q4I_WGSL = `fn q4i(q: u32, xl: u32, xh: u32) -> i32 {
  * the 8 (two barriers in all). Bindings as {@link matmulWgsl}.
  */
 function q4VecMatvecWgsl(s: MatmulShape): string {
+  if (s.mvMode === "dp4s") return q4SharedMatvecWgsl(s);
   const T = matvecThreads(s), R = matvecRowsPerThread(s), G = 256 / T;
   if (T < 8 || T > 256 || T & (T - 1)) throw new Error(`q4VecMatvecWgsl: ${T} threads per row set`);
   const nb = s.cols / 32;
@@ -371,7 +381,20 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     ${loads.join("\n    ")}
     ${math.join("\n    ")}
   }
-  ${sums.map((a, i) => `part[${i * 256}u + lid] = ${a};`).join("\n  ")}
+  ${q4ReduceWgsl(s, sums, false)}
+}`;
+}
+
+/**
+ * WGSL of the end of the Q4_0 vec/dp4a/dp4s matvecs: the per-thread `sums` (R row sums, R of W₂ when
+ * gated, then nx when the norm is fused) meet in workgroup memory (`part`, `part8`): every thread
+ * sums 8 interleaved slices of one (set, sum), then one thread per row adds the 8 and writes y (two
+ * barriers in all). `nxAll`: each thread's nx covers part of the whole row for the whole workgroup
+ * (dp4s), so the norm's sum adds every set's slices, not just the row's own set's.
+ */
+function q4ReduceWgsl(s: MatmulShape, sums: string[], nxAll: boolean): string {
+  const T = matvecThreads(s), R = matvecRowsPerThread(s), G = 256 / T, K = sums.length;
+  return `${sums.map((a, i) => `part[${i * 256}u + lid] = ${a};`).join("\n  ")}
   workgroupBarrier();
   // part8[(g·K + k)·8 + j] = Σ_i part[k·256 + g·T + j + 8i]: slice j of sum k of set g.
   for (var e = lid; e < ${G * K * 8}u; e += 256u) {
@@ -394,7 +417,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     for (var j = 0u; j < 8u; j++) {
       v += part8[p + r * 8u + j];
       ${s.gated ? `v2 += part8[p + (${R}u + r) * 8u + j];` : ""}
-      ${s.rmsNorm ? `nxt += part8[p + ${(K - 1) * 8}u + j];` : ""}
+      ${
+    s.rmsNorm
+      ? nxAll
+        ? `for (var g2 = 0u; g2 < ${G}u; g2++) { nxt += part8[g2 * ${K * 8}u + ${(K - 1) * 8}u + j]; }`
+        : `nxt += part8[p + ${(K - 1) * 8}u + j];`
+      : ""
+  }
     }
     if (row < ${s.rows}u) {
       ${
@@ -409,7 +438,107 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       let o = t * ${s.yStride}u + ${s.row0}u + row;
       ${s.accumulate ? "y[o] += v;" : "y[o] = v;"}
     }
+  }`;
+}
+
+/**
+ * WGSL of the Q4_0 "dp4s" decode matvec: {@link q4VecMatvecWgsl}'s dp4a kernel with the activations
+ * quantized to Q8_0 once per workgroup instead of once per row set and block. The first block's
+ * weight loads of every row are issued first; then the workgroup loads x (and the norm weight),
+ * quantizes it block by block (one block per thread) into workgroup memory — quants as two
+ * vec4<u32> planes, so neighbouring threads read neighbouring 16 bytes, and (d, 8·Σq) — and sums
+ * x² for the fused norm; after one barrier the threads dot their blocks as before, reading the
+ * activations from workgroup memory. Each x element is then read from L2 once per workgroup
+ * (G = 256/T times less often) and quantized once.
+ */
+function q4SharedMatvecWgsl(s: MatmulShape): string {
+  const T = matvecThreads(s), R = matvecRowsPerThread(s), G = 256 / T;
+  if (T < 8 || T > 256 || T & (T - 1)) throw new Error(`q4SharedMatvecWgsl: ${T} threads per row set`);
+  const nb = s.cols / 32;
+  const rs = [...Array(R).keys()];
+  const sums = [...rs.map((r) => `a${r}`), ...(s.gated ? rs.map((r) => `b${r}`) : []), ...(s.rmsNorm ? ["nx"] : [])];
+  const K = sums.length;
+  const sOff = s.rows * nb * 4; // u32 index of the scales (see repackQ4_0)
+  const mats = s.gated ? ["", "2"] : [""];
+  const loads = (decl: string) =>
+    mats.flatMap((m) =>
+      rs.map((r) =>
+        `${decl} q${m}_${r} = wq${m}[r${r} + c];
+    ${decl} d${m}_${r} = unpack2x16float(w${m}[${sOff}u + (r${r} + c) / 2u]);`
+      )
+    ).join("\n    ");
+  const math = mats.flatMap((m) =>
+    rs.map((r) => {
+      const d = `select(d${m}_${r}.x, d${m}_${r}.y, ((r${r} + c) & 1u) == 1u)`, q = `q${m}_${r}`;
+      return `${m ? "b" : "a"}${r} += ${d} * xd.x * (f32(q4i(${q}.x, xa.x, xb.x) + q4i(${q}.y, xa.y, xb.y) + ` +
+        `q4i(${q}.z, xa.z, xb.z) + q4i(${q}.w, xa.w, xb.w)) - xd.y);`;
+    })
+  ).join("\n    ");
+  const xRow = s.rmsNorm && s.tokens === "nOut" ? "step.outTok0 + t" : "t";
+  const i8 = [0, 1, 2, 3, 4, 5, 6, 7];
+  return `${stepWgsl(3)}
+@group(0) @binding(0) var<storage, read> w: array<u32>;
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@group(0) @binding(5) var<storage, read> wq: array<vec4<u32>>;
+${s.bias ? "@group(0) @binding(4) var<storage, read> bias: array<f32>;" : ""}
+${s.rmsNorm ? "@group(0) @binding(8) var<storage, read> nw: array<vec4<f32>>;" : ""}
+${
+    s.gated
+      ? `@group(0) @binding(6) var<storage, read> w2: array<u32>;
+@group(0) @binding(7) var<storage, read> wq2: array<vec4<u32>>;
+${ACT_WGSL}`
+      : ""
   }
+${Q4I_WGSL}
+var<workgroup> part: array<f32, ${256 * K}>;
+var<workgroup> part8: array<f32, ${G * K * 8}>;
+// Block b of x as Q8_0: quants 0-15 (xqa), 16-31 (xqb), (d, 8·Σq) (xqd).
+var<workgroup> xqa: array<vec4<u32>, ${nb}>;
+var<workgroup> xqb: array<vec4<u32>, ${nb}>;
+var<workgroup> xqd: array<vec2<f32>, ${nb}>;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let t = wg.y;
+  if (t >= step.${s.tokens}) { return; }
+  let tid = lid % ${T}u;
+  let rb = wg.x * ${G * R}u + (lid / ${T}u) * ${R}u;
+  ${rs.map((r) => `let r${r} = min(rb + ${r}u, ${s.rows - 1}u) * ${nb}u;`).join("\n  ")}
+  ${sums.map((a) => `var ${a} = 0.0;`).join("\n  ")}
+  // The first block's weights, in flight while x is quantized.
+  var c = min(tid, ${nb - 1}u);
+  ${loads("var")}
+  let xb0 = (${xRow}) * ${s.xStride / 4}u;
+  for (var b = lid; b < ${nb}u; b += 256u) {
+    ${i8.map((i) => `var x${i} = x[xb0 + b * 8u + ${i}u];`).join("\n    ")}
+    ${
+    s.rmsNorm
+      ? `nx += ${i8.map((i) => `dot(x${i}, x${i})`).join(" + ")};
+    ${i8.map((i) => `x${i} *= nw[b * 8u + ${i}u];`).join("\n    ")}`
+      : ""
+  }
+    // ggml's quantize_row_q8_0 (d = amax/127, q = round(x·127/amax)), d kept f32 as in q4VecMatvecWgsl.
+    let am = max(max(max(abs(x0), abs(x1)), max(abs(x2), abs(x3))), max(max(abs(x4), abs(x5)), max(abs(x6), abs(x7))));
+    let amax = max(max(am.x, am.y), max(am.z, am.w));
+    let inv = select(0.0, 127.0 / amax, amax != 0.0);
+    ${i8.map((i) => `let xq${i} = pack4xI8(vec4<i32>(round(x${i} * inv)));`).join("\n    ")}
+    xqa[b] = vec4<u32>(xq0, xq1, xq2, xq3);
+    xqb[b] = vec4<u32>(xq4, xq5, xq6, xq7);
+    xqd[b] = vec2<f32>(amax / 127.0, f32(8 * (${i8.map((i) => `dot4I8Packed(xq${i}, 0x01010101u)`).join(" + ")})));
+  }
+  workgroupBarrier();
+  c = tid;
+  loop {
+    if (c >= ${nb}u) { break; }
+    let xa = xqa[c];
+    let xb = xqb[c];
+    let xd = xqd[c];
+    ${math}
+    c += ${T}u;
+    if (c >= ${nb}u) { break; }
+    ${loads("")}
+  }
+  ${q4ReduceWgsl(s, sums, true)}
 }`;
 }
 

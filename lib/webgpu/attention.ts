@@ -43,6 +43,8 @@ export interface SparqKernelOptions {
    * {@link lastWorkgroupMergesValidated}; SPARQ_GPU_FUSE=0/1 forces it).
    */
   fuseCombine?: boolean;
+  /** The same for dense decode steps (default: as `fuseCombine`; SPARQ_GPU_DENSE_FUSE=0/1 forces it). */
+  fuseDenseCombine?: boolean;
   /** First select pass over linear score bins (SPARQ_GPU_SELECT=radix: radix select only). */
   bins?: boolean;
   /** Threads of the select workgroup. */
@@ -75,9 +77,11 @@ export function lastWorkgroupMergesValidated(info: GPUAdapterInfo): boolean {
 
 function envOptions(): SparqKernelOptions {
   const fuse = tuningEnv("SPARQ_GPU_FUSE"), sia = tuningEnv("SPARQ_GPU_SELECT_IN_APPROX");
+  const denseFuse = tuningEnv("SPARQ_GPU_DENSE_FUSE");
   const perThread = tuningEnv("SPARQ_GPU_APPROX_P"), mergedMax = tuningEnv("SPARQ_GPU_MERGED_MAX");
   return {
     ...(fuse ? { fuseCombine: fuse !== "0" } : {}),
+    ...(denseFuse ? { fuseDenseCombine: denseFuse !== "0" } : {}),
     bins: tuningEnv("SPARQ_GPU_SELECT") !== "radix",
     ...(perThread ? { approxPerThread: Number(perThread) } : {}),
     ...(mergedMax ? { mergedMax: Number(mergedMax) } : {}),
@@ -153,6 +157,7 @@ export class GpuAttention {
     const opt = { ...envOptions(), ...options };
     const merges = lastWorkgroupMergesValidated(k.gpu.info);
     const fuse = opt.fuseCombine ?? merges;
+    const denseFuse = opt.fuseDenseCombine ?? fuse;
     const sia = opt.selectInApprox ?? merges;
     const ap = Math.max(1, Math.round(opt.approxPerThread ?? (sia ? SIA_PER_THREAD : APPROX_PER_THREAD)));
     const part = k.buffer(batch * nHead * MAX_CHUNKS * (d + 2) * 4, undefined, "attn partial");
@@ -167,6 +172,8 @@ export class GpuAttention {
       }
       : undefined;
     this.selected = sp?.idx;
+    // The fused dense decode's done-counters (after nHead unused α words, as the SparQ aux buffer).
+    const denseAux = denseFuse ? k.buffer(2 * nHead * 4, undefined, "attn counters") : undefined;
     // One workgroup per KV head selects (ctx/selectWg positions per thread, in registers).
     const lim = k.gpu.limits;
     const selectWg = Math.min(
@@ -192,6 +199,16 @@ export class GpuAttention {
         k.op("attn.combine", combineWgsl(a, false), { 0: part, 1: out }, 2, (s) => [nHead, s.nTok, 1]),
       ];
       this.prefillOps.push(dense);
+      // Dense decode: the last partial workgroup of each head merges the chunks (one dispatch less).
+      const denseDecode = denseFuse
+        ? [k.op(
+          "attn.partial+combine",
+          partialWgsl(a, false, { reallocate: false }),
+          { 0: q, 1: c.k, 2: c.v, 4: part, 6: out, 7: denseAux! },
+          3,
+          chunked,
+        )]
+        : dense;
       const fill = [
         k.op("fill", fillWgsl(nKv, d, ctx, !!sp), { 0: c.k, 1: c.v, ...(c.kt ? { 3: c.kt } : {}) }, 2, (s) => {
           const n = Math.ceil((nKv * s.fillLen * d) / 256);
@@ -257,7 +274,7 @@ export class GpuAttention {
         }
         this.sparqOps.push(ops);
       }
-      this.decodeOps.push(dense);
+      this.decodeOps.push(denseDecode);
       this.fillOps.push(fill);
     }
   }

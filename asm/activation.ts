@@ -6,6 +6,7 @@
  */
 import { splitStart } from "./common/split";
 import { roundF16 } from "./common/simd";
+import { expGgml } from "./common/exp_ggml";
 
 const SQRT_2_OVER_PI: f32 = 0.7978845608028654;
 const GELU_COEF_A: f32 = 0.044715;
@@ -46,12 +47,32 @@ export function gelu_f16(out: usize, x: usize, n: i32, ith: i32, nth: i32): void
   for (let i = i0; i < i1; i++) store<f32>(out + (<usize>i << 2), geluF16(load<f32>(x + (<usize>i << 2))));
 }
 
-/** SwiGLU: `out[i] = silu(gate[i]) · up[i]`. */
-export function swiglu(out: usize, gate: usize, up: usize, n: i32, ith: i32, nth: i32): void {
-  const i0 = splitStart(n, ith, nth), i1 = splitStart(n, ith + 1, nth);
-  for (let i = i0; i < i1; i++) {
-    const o = <usize>i << 2;
-    store<f32>(out + o, siluF(load<f32>(gate + o)) * load<f32>(up + o));
+/**
+ * SwiGLU over rows of `rowLen`: `out[i] = silu(gate[i]) · up[i]`, as ggml's AVX2 `ggml_vec_swiglu_f32` computes it
+ * row by row — each full block of eight as x / (1 + {@link expGgml}(0 − x)) · g, the last rowLen mod 8 values of a row
+ * with the scalar exp. Parallel over blocks of eight (a row's tail is one block).
+ */
+export function swiglu(out: usize, gate: usize, up: usize, n: i32, rowLen: i32, ith: i32, nth: i32): void {
+  const full = rowLen >> 3, tail = rowLen & 7;
+  const perRow = full + (tail ? 1 : 0);
+  const units = (n / rowLen) * perRow;
+  const u0 = splitStart(units, ith, nth), u1 = splitStart(units, ith + 1, nth);
+  const one = f32x4.splat(1), zero = f32x4.splat(0);
+  for (let u = u0; u < u1; u++) {
+    const row = u / perRow, blk = u % perRow;
+    const i = row * rowLen + (blk << 3);
+    if (blk < full) {
+      for (let h = 0; h < 8; h += 4) {
+        const o = <usize>(i + h) << 2;
+        const x = v128.load(gate + o);
+        v128.store(out + o, f32x4.mul(f32x4.div(x, f32x4.add(one, expGgml(f32x4.sub(zero, x)))), v128.load(up + o)));
+      }
+    } else {
+      for (let j = i; j < i + tail; j++) {
+        const o = <usize>j << 2;
+        store<f32>(out + o, siluF(load<f32>(gate + o)) * load<f32>(up + o));
+      }
+    }
   }
 }
 

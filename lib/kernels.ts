@@ -191,9 +191,9 @@ export function gelu(shard: Shard, out: number, x: number, n: number, f16Table =
   exec(shard, f16Table ? "gelu_f16" : "gelu", [out, x, n], n * 4);
 }
 
-/** SwiGLU: `out = silu(gate) · up`. */
-export function swiglu(shard: Shard, out: number, gate: number, up: number, n: number): void {
-  exec(shard, "swiglu", [out, gate, up, n], n * 4);
+/** SwiGLU: `out = silu(gate) · up` over `n` values in rows of `rowLen` (default one row), as ggml computes it. */
+export function swiglu(shard: Shard, out: number, gate: number, up: number, n: number, rowLen = n): void {
+  exec(shard, "swiglu", [out, gate, up, n, rowLen], n * 4);
 }
 
 /** GeGLU: `out = gelu(gate) · up` (`f16Table` as in `gelu`). */

@@ -468,7 +468,7 @@ export class Model {
       K.gelu(s, b.hb, b.hb2, n, GELU_F16_TABLE);
     } else {
       linear(L.wGate!, x, b.hb);
-      if (c.ffn === "swiglu") K.swiglu(s, b.hb, b.hb, b.hb2, n);
+      if (c.ffn === "swiglu") K.swiglu(s, b.hb, b.hb, b.hb2, n, c.nFf);
       else K.geglu(s, b.hb, b.hb, b.hb2, n, GELU_F16_TABLE);
     }
     linear(L.wDown, b.hb, b.ffnOut, L.bDown);

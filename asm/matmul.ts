@@ -629,65 +629,10 @@ const K_Q4_0 = 0, K_Q4_1 = 1, K_Q5_0 = 2, K_Q5_1 = 3, K_Q8_0 = 4;
  * bits from qh; one scale per 16 values. In 128-value chunk n, for l in 0..31: values l, l+32, l+64, l+96 take the
  * low nibble of ql[l], low of ql[l+32], high of ql[l], high of ql[l+32], and bits 0-1, 2-3, 4-5, 6-7 of qh[l].
  */
-// @ts-ignore: decorator
-@inline function dotQ6_K(w: usize, x: usize, nb: i32, cols: i32): f32 {
-  const xd = x + <usize>cols;
-  const bs = xd + (<usize>nb << 2);
-  const m30 = i8x16.splat(0x30);
-  let sum: f32 = 0;
-  for (let b = 0; b < nb; b++) {
-    const blk = w + <usize>b * 210;
-    const xq = x + (<usize>b << 8);
-    const bsb = bs + (<usize>b << 6);
-    let isum = i32x4.splat(0);
-    for (let n = 0; n < 2; n++) {
-      const ql = blk + (<usize>n << 6);
-      const qh = blk + 128 + (<usize>n << 5);
-      const xn = xq + (<usize>n << 7);
-      // Group g (16 values) of this chunk: half h = g & 1 of the l range, which code (q1..q4) = g >> 1.
-      let g0 = v128.splat<i32>(0), g1 = g0, g2 = g0, g3 = g0, g4 = g0, g5 = g0, g6 = g0, g7 = g0;
-      for (let h = 0; h < 2; h++) {
-        const o = <usize>h << 4;
-        const la = v128.load(ql + o), lb = v128.load(ql + o, 32), hb = v128.load(qh + o);
-        const q1 = v128.or(v128.and(la, LOW4), v128.and(i16x8.shl(hb, 4), m30));
-        const q2 = v128.or(v128.and(lb, LOW4), v128.and(i16x8.shl(hb, 2), m30));
-        const q3 = v128.or(v128.and(i16x8.shr_u(la, 4), LOW4), v128.and(hb, m30));
-        const q4 = v128.or(v128.and(i16x8.shr_u(lb, 4), LOW4), v128.and(i16x8.shr_u(hb, 2), m30));
-        const s1 = dot16U7(v128.load(xn + o), q1);
-        const s2 = dot16U7(v128.load(xn + o, 32), q2);
-        const s3 = dot16U7(v128.load(xn + o, 64), q3);
-        const s4 = dot16U7(v128.load(xn + o, 96), q4);
-        if (h == 0) {
-          g0 = s1;
-          g2 = s2;
-          g4 = s3;
-          g6 = s4;
-        } else {
-          g1 = s1;
-          g3 = s2;
-          g5 = s3;
-          g7 = s4;
-        }
-      }
-      // Per-group totals minus 32·Σx (the code offset), times the signed 8-bit scales.
-      const gs = bsb + (<usize>n << 5);
-      const sc = blk + 192 + (<usize>n << 3);
-      const t03 = i32x4.sub(reduce4(g0, g1, g2, g3), i32x4.shl(v128.load(gs), 5));
-      const t47 = i32x4.sub(reduce4(g4, g5, g6, g7), i32x4.shl(v128.load(gs, 16), 5));
-      const sc16 = i16x8.extend_low_i8x16_s(v128.load64_zero(sc));
-      isum = i32x4.add(isum, i32x4.add(
-        i32x4.mul(t03, i32x4.extend_low_i16x8_s(sc16)),
-        i32x4.mul(t47, i32x4.extend_high_i16x8_s(sc16)),
-      ));
-    }
-    sum += f16ToF32(load<u16>(blk + 208)) * load<f32>(xd + (<usize>b << 2)) * <f32>hsumI32(isum);
-  }
-  return sum;
-}
 
 /**
- * The code vector of a Q6_K chunk for values `o`..`o`+15 of quarter `which` (0..3: l, l+32, l+64, l+96 of
- * {@link dotQ6_K}): 4 bits from `ql` | 2 bits from `qh`, as unsigned 0..63.
+ * The code vector of a Q6_K chunk for values `o`..`o`+15 of quarter `which` (0..3: l, l+32, l+64, l+96 above):
+ * 4 bits from `ql` | 2 bits from `qh`, as unsigned 0..63.
  */
 // @ts-ignore: decorator
 @inline function codeQ6(ql: usize, qh: usize, o: usize, which: i32): v128 {
@@ -699,60 +644,119 @@ const K_Q4_0 = 0, K_Q4_1 = 1, K_Q5_0 = 2, K_Q5_1 = 3, K_Q8_0 = 4;
   return v128.or(v128.and(i16x8.shr_u(v128.load(ql + o, 32), 4), LOW4), v128.and(i16x8.shr_u(hb, 2), m30));
 }
 
-/**
- * `isum +` one token's chunk `n` of a Q6_K super-block (its Q8K values at `xn`, 16-wide sums at `gs`) from the
- * chunk's eight code vectors (c<which><half>) and its 8-bit scales `sc16`: exact integers, as in {@link dotQ6_K}.
- */
+/** Four signed 8-bit scales at `p` as i32x4. */
 // @ts-ignore: decorator
-@inline function chunkQ6(
-  isum: v128, xn: usize, gs: usize, c00: v128, c01: v128, c10: v128, c11: v128, c20: v128, c21: v128, c30: v128,
-  c31: v128, sc16: v128,
-): v128 {
-  const g0 = dot16U7(v128.load(xn), c00), g1 = dot16U7(v128.load(xn, 16), c01);
-  const g2 = dot16U7(v128.load(xn, 32), c10), g3 = dot16U7(v128.load(xn, 48), c11);
-  const g4 = dot16U7(v128.load(xn, 64), c20), g5 = dot16U7(v128.load(xn, 80), c21);
-  const g6 = dot16U7(v128.load(xn, 96), c30), g7 = dot16U7(v128.load(xn, 112), c31);
-  const t03 = i32x4.sub(reduce4(g0, g1, g2, g3), i32x4.shl(v128.load(gs), 5));
-  const t47 = i32x4.sub(reduce4(g4, g5, g6, g7), i32x4.shl(v128.load(gs, 16), 5));
-  return i32x4.add(isum, i32x4.add(
-    i32x4.mul(t03, i32x4.extend_low_i16x8_s(sc16)),
-    i32x4.mul(t47, i32x4.extend_high_i16x8_s(sc16)),
-  ));
+@inline function scales4(p: usize): v128 {
+  return i32x4.extend_low_i16x8_s(i16x8.extend_low_i8x16_s(v128.load32_zero(p)));
 }
 
 /**
- * {@link dotQ6_K} of one row with four tokens (Q8K records `xstride` apart), results `ystride` apart: each chunk's
- * codes are unpacked once for the four tokens; results equal dotQ6_K's bit for bit.
+ * The code offset of ggml's Q6_K lanes 4·`half` .. 4·`half`+3 (`q8sclsub`): lane m takes 32·(sc[2m]·Σx[2m] +
+ * sc[2m+1]·Σx[2m+1]) of the 16-value sums `bsb` — values 32m..32m+31, not the values the lane's products cover;
+ * only the total is meaningful, but the lanes are what the f32 accumulation rounds.
+ */
+// @ts-ignore: decorator
+@inline function q6Offset(blk: usize, bsb: usize, half: i32): v128 {
+  const o = <usize>half << 3;
+  const p0 = i32x4.mul(v128.load(bsb + (o << 2)), scales4(blk + 192 + o));
+  const p1 = i32x4.mul(v128.load(bsb + (o << 2), 16), scales4(blk + 196 + o));
+  return i32x4.shl(i32x4.add(i32x4.shuffle(p0, p1, 0, 2, 4, 6), i32x4.shuffle(p0, p1, 1, 3, 5, 7)), 5);
+}
+
+/**
+ * One half chunk of a Q6_K super-block's lanes: `a +` Σ_which sc·quads(x, codes), chunk n's four code vectors
+ * `c0..c3` of this half and their scales at `sc` (two apart).
+ */
+// @ts-ignore: decorator
+@inline function q6Chunk(a: v128, xn: usize, c0: v128, c1: v128, c2: v128, c3: v128, sc: usize): v128 {
+  a = i32x4.add(a, i32x4.mul(dot16U7(v128.load(xn), c0), i32x4.splat(<i32>load<i8>(sc))));
+  a = i32x4.add(a, i32x4.mul(dot16U7(v128.load(xn, 32), c1), i32x4.splat(<i32>load<i8>(sc, 2))));
+  a = i32x4.add(a, i32x4.mul(dot16U7(v128.load(xn, 64), c2), i32x4.splat(<i32>load<i8>(sc, 4))));
+  return i32x4.add(a, i32x4.mul(dot16U7(v128.load(xn, 96), c3), i32x4.splat(<i32>load<i8>(sc, 6))));
+}
+
+/**
+ * ggml's Q6_K lanes 4·`half` .. 4·`half`+3 of one super-block against one token (Q8K values `xq`, 16-value sums
+ * `bsb`), as f32x4: lane m sums sc·code·x over the values l ≡ 4m..4m+3 (mod 32) of every quarter of both chunks,
+ * minus {@link q6Offset}. Exact integers.
+ */
+// @ts-ignore: decorator
+@inline function q6Half(blk: usize, xq: usize, bsb: usize, half: i32): v128 {
+  const o = <usize>half << 4;
+  let a = i32x4.splat(0);
+  for (let n = 0; n < 2; n++) {
+    const ql = blk + (<usize>n << 6), qh = blk + 128 + (<usize>n << 5);
+    a = q6Chunk(a, xq + (<usize>n << 7) + o, codeQ6(ql, qh, o, 0), codeQ6(ql, qh, o, 1), codeQ6(ql, qh, o, 2),
+      codeQ6(ql, qh, o, 3), blk + 192 + (<usize>n << 3) + <usize>half);
+  }
+  return f32x4.convert_i32x4_s(i32x4.sub(a, q6Offset(blk, bsb, half)));
+}
+
+/**
+ * Row · Q8K activations for Q6_K in the order of ggml's AVX2 `ggml_vec_dot_q6_K_q8_K` (llama.cpp's path on x86 for
+ * prompts and decode alike: no repacking or llamafile for Q6_K there): per super-block eight i32 lanes
+ * ({@link q6Half}), fused into an eight-lane f32 accumulator with d_x·d_w, then `hsum_float_8`.
+ */
+// @ts-ignore: decorator
+@inline function dotQ6_K(w: usize, x: usize, nb: i32, cols: i32): f32 {
+  const xd = x + <usize>cols;
+  const bs = xd + (<usize>nb << 2);
+  let lo = f32x4.splat(0), hi = f32x4.splat(0);
+  for (let b = 0; b < nb; b++) {
+    const blk = w + <usize>b * 210;
+    const xq = x + (<usize>b << 8), bsb = bs + (<usize>b << 6);
+    const d = f32x4.splat(load<f32>(xd + (<usize>b << 2)) * f16ToF32(load<u16>(blk + 208)));
+    lo = fmadd(d, q6Half(blk, xq, bsb, 0), lo);
+    hi = fmadd(d, q6Half(blk, xq, bsb, 1), hi);
+  }
+  return hsum8(lo, hi);
+}
+
+/**
+ * {@link dotQ6_K} of one row with four tokens (Q8K records `xstride` apart), results `ystride` apart: each half
+ * chunk's codes are unpacked once for the four tokens; every token's sum takes exactly dotQ6_K's operations.
  */
 // @ts-ignore: decorator
 @inline function dotQ6_KTok4(w: usize, x: usize, xstride: usize, nb: i32, cols: i32, y: usize, ystride: usize): void {
   const x1 = x + xstride, x2 = x + 2 * xstride, x3 = x + 3 * xstride;
   const gOff = <usize>cols + (<usize>nb << 2);
-  let s0: f32 = 0, s1: f32 = 0, s2: f32 = 0, s3: f32 = 0;
+  let l0 = f32x4.splat(0), l1 = l0, l2 = l0, l3 = l0, h0 = l0, h1 = l0, h2 = l0, h3 = l0;
   for (let b = 0; b < nb; b++) {
     const blk = w + <usize>b * 210;
-    let i0 = i32x4.splat(0), i1 = i0, i2 = i0, i3 = i0;
-    for (let n = 0; n < 2; n++) {
-      const ql = blk + (<usize>n << 6), qh = blk + 128 + (<usize>n << 5);
-      const c00 = codeQ6(ql, qh, 0, 0), c01 = codeQ6(ql, qh, 16, 0), c10 = codeQ6(ql, qh, 0, 1), c11 = codeQ6(ql, qh, 16, 1);
-      const c20 = codeQ6(ql, qh, 0, 2), c21 = codeQ6(ql, qh, 16, 2), c30 = codeQ6(ql, qh, 0, 3), c31 = codeQ6(ql, qh, 16, 3);
-      const sc16 = i16x8.extend_low_i8x16_s(v128.load64_zero(blk + 192 + (<usize>n << 3)));
-      const xo = (<usize>b << 8) + (<usize>n << 7), go = gOff + (<usize>b << 6) + (<usize>n << 5);
-      i0 = chunkQ6(i0, x + xo, x + go, c00, c01, c10, c11, c20, c21, c30, c31, sc16);
-      i1 = chunkQ6(i1, x1 + xo, x1 + go, c00, c01, c10, c11, c20, c21, c30, c31, sc16);
-      i2 = chunkQ6(i2, x2 + xo, x2 + go, c00, c01, c10, c11, c20, c21, c30, c31, sc16);
-      i3 = chunkQ6(i3, x3 + xo, x3 + go, c00, c01, c10, c11, c20, c21, c30, c31, sc16);
+    const dw = f16ToF32(load<u16>(blk + 208)), xd = <usize>cols + (<usize>b << 2), go = gOff + (<usize>b << 6);
+    for (let half = 0; half < 2; half++) {
+      const o = <usize>half << 4;
+      let a0 = i32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+      for (let n = 0; n < 2; n++) {
+        const ql = blk + (<usize>n << 6), qh = blk + 128 + (<usize>n << 5);
+        const c0 = codeQ6(ql, qh, o, 0), c1 = codeQ6(ql, qh, o, 1), c2 = codeQ6(ql, qh, o, 2), c3 = codeQ6(ql, qh, o, 3);
+        const sc = blk + 192 + (<usize>n << 3) + <usize>half, xo = (<usize>b << 8) + (<usize>n << 7) + o;
+        a0 = q6Chunk(a0, x + xo, c0, c1, c2, c3, sc);
+        a1 = q6Chunk(a1, x1 + xo, c0, c1, c2, c3, sc);
+        a2 = q6Chunk(a2, x2 + xo, c0, c1, c2, c3, sc);
+        a3 = q6Chunk(a3, x3 + xo, c0, c1, c2, c3, sc);
+      }
+      const q0 = f32x4.convert_i32x4_s(i32x4.sub(a0, q6Offset(blk, x + go, half)));
+      const q1 = f32x4.convert_i32x4_s(i32x4.sub(a1, q6Offset(blk, x1 + go, half)));
+      const q2 = f32x4.convert_i32x4_s(i32x4.sub(a2, q6Offset(blk, x2 + go, half)));
+      const q3 = f32x4.convert_i32x4_s(i32x4.sub(a3, q6Offset(blk, x3 + go, half)));
+      if (half == 0) {
+        l0 = fmadd(f32x4.splat(load<f32>(x + xd) * dw), q0, l0);
+        l1 = fmadd(f32x4.splat(load<f32>(x1 + xd) * dw), q1, l1);
+        l2 = fmadd(f32x4.splat(load<f32>(x2 + xd) * dw), q2, l2);
+        l3 = fmadd(f32x4.splat(load<f32>(x3 + xd) * dw), q3, l3);
+      } else {
+        h0 = fmadd(f32x4.splat(load<f32>(x + xd) * dw), q0, h0);
+        h1 = fmadd(f32x4.splat(load<f32>(x1 + xd) * dw), q1, h1);
+        h2 = fmadd(f32x4.splat(load<f32>(x2 + xd) * dw), q2, h2);
+        h3 = fmadd(f32x4.splat(load<f32>(x3 + xd) * dw), q3, h3);
+      }
     }
-    const d = f16ToF32(load<u16>(blk + 208)), xd = <usize>cols + (<usize>b << 2);
-    s0 += d * load<f32>(x + xd) * <f32>hsumI32(i0);
-    s1 += d * load<f32>(x1 + xd) * <f32>hsumI32(i1);
-    s2 += d * load<f32>(x2 + xd) * <f32>hsumI32(i2);
-    s3 += d * load<f32>(x3 + xd) * <f32>hsumI32(i3);
   }
-  store<f32>(y, s0);
-  store<f32>(y + ystride, s1);
-  store<f32>(y + 2 * ystride, s2);
-  store<f32>(y + 3 * ystride, s3);
+  store<f32>(y, hsum8(l0, h0));
+  store<f32>(y + ystride, hsum8(l1, h1));
+  store<f32>(y + 2 * ystride, hsum8(l2, h2));
+  store<f32>(y + 3 * ystride, hsum8(l3, h3));
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -77,9 +77,9 @@ Deno.test("quantize_q8 / quantize_q8k activations equal the reference exactly", 
 
 /**
  * Weight types whose dot products follow ggml's fused multiply-adds in the relaxed build only (asm/matmul.ts
- * dotQ32Min, dotQ32Lanes).
+ * dotQ32Min, dotQ32Lanes, dotQ6_K).
  */
-const FUSED_TYPES = new Set([GgmlType.Q4_1, GgmlType.Q5_1, GgmlType.Q5_0, GgmlType.Q8_0]);
+const FUSED_TYPES = new Set([GgmlType.Q4_1, GgmlType.Q5_1, GgmlType.Q5_0, GgmlType.Q8_0, GgmlType.Q6_K]);
 
 for (const type of MATMUL_TYPES) {
   Deno.test(`matmul ${ggmlTypeName(type)}: 100 random shapes vs reference; 1/2 threads, SIMD/relaxed, matvec/matmul identical`, async () => {

@@ -147,6 +147,18 @@ export function dotRef(
         add(blk.d * a.d[b] * isum);
       }
       if (type === GgmlType.Q4_1 || type === GgmlType.Q5_1) add(blk.m0 * a.s[b]);
+    } else if (type === GgmlType.Q6_K) {
+      // ggml's eight lanes (asm/matmul.ts q6Half): lane m = Σ sc·code·x over values ≡ 4m..4m+3 (mod 32), minus
+      // 32·Σ sc·x over values 32m..32m+31. One term per lane: the lanes, not the total, are what the kernel rounds.
+      const a = act.a;
+      for (let m = 0; m < 8; m++) {
+        let lane = 0;
+        for (let e = 0; e < 256; e++) {
+          if (((e & 31) >> 2) === m) lane += blk.sc[e >> 4] * (blk.q[e] + 32) * a.qs[o + e];
+        }
+        for (let e = 32 * m; e < 32 * m + 32; e++) lane -= 32 * blk.sc[e >> 4] * a.qs[o + e];
+        add(blk.d * a.d[b] * lane);
+      }
     } else {
       const a = act.a;
       let isum = 0, msum = 0;

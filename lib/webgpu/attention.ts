@@ -45,6 +45,8 @@ export interface SparqKernelOptions {
   fuseCombine?: boolean;
   /** The same for dense decode steps (default: as `fuseCombine`; SPARQ_GPU_DENSE_FUSE=0/1 forces it). */
   fuseDenseCombine?: boolean;
+  /** Dense attention issues a block's K and V loads together (default true; SPARQ_GPU_DENSE_PREFETCH=0: K, then V). */
+  densePrefetch?: boolean;
   /** First select pass over linear score bins (SPARQ_GPU_SELECT=radix: radix select only). */
   bins?: boolean;
   /** Threads of the select workgroup. */
@@ -77,11 +79,12 @@ export function lastWorkgroupMergesValidated(info: GPUAdapterInfo): boolean {
 
 function envOptions(): SparqKernelOptions {
   const fuse = tuningEnv("SPARQ_GPU_FUSE"), sia = tuningEnv("SPARQ_GPU_SELECT_IN_APPROX");
-  const denseFuse = tuningEnv("SPARQ_GPU_DENSE_FUSE");
+  const denseFuse = tuningEnv("SPARQ_GPU_DENSE_FUSE"), densePre = tuningEnv("SPARQ_GPU_DENSE_PREFETCH");
   const perThread = tuningEnv("SPARQ_GPU_APPROX_P"), mergedMax = tuningEnv("SPARQ_GPU_MERGED_MAX");
   return {
     ...(fuse ? { fuseCombine: fuse !== "0" } : {}),
     ...(denseFuse ? { fuseDenseCombine: denseFuse !== "0" } : {}),
+    ...(densePre ? { densePrefetch: densePre !== "0" } : {}),
     bins: tuningEnv("SPARQ_GPU_SELECT") !== "radix",
     ...(perThread ? { approxPerThread: Number(perThread) } : {}),
     ...(mergedMax ? { mergedMax: Number(mergedMax) } : {}),
@@ -195,7 +198,13 @@ export class GpuAttention {
       }
       this.layers.push(c);
       const dense = [
-        k.op("attn.partial", partialWgsl(a, false), { 0: q, 1: c.k, 2: c.v, 4: part }, 3, chunked),
+        k.op(
+          "attn.partial",
+          partialWgsl(a, false, undefined, opt.densePrefetch ?? true),
+          { 0: q, 1: c.k, 2: c.v, 4: part },
+          3,
+          chunked,
+        ),
         k.op("attn.combine", combineWgsl(a, false), { 0: part, 1: out }, 2, (s) => [nHead, s.nTok, 1]),
       ];
       this.prefillOps.push(dense);
@@ -203,7 +212,7 @@ export class GpuAttention {
       const denseDecode = denseFuse
         ? [k.op(
           "attn.partial+combine",
-          partialWgsl(a, false, { reallocate: false }),
+          partialWgsl(a, false, { reallocate: false }, opt.densePrefetch ?? true),
           { 0: q, 1: c.k, 2: c.v, 4: part, 6: out, 7: denseAux! },
           3,
           chunked,

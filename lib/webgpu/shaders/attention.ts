@@ -32,18 +32,23 @@ const NEG = "-3.0e38";
  * warp reads 8 rows in 64-byte runs); ATTN_BLOCK threads turn the block's scores into weights
  * exp(s − m) in workgroup memory; then every thread folds them into the running softmax and adds
  * the block's V rows for its dimensions, with the ATTN_BLOCK loads written out one by one (all in
- * flight, in registers). No tree reductions: four barriers per block. Indexed (SparQ, d ≤ 128 and
- * a multiple of 16): the positions, K and V loads of a block are all issued before its first
- * barrier (see `prefetchBlock`).
+ * flight, in registers). No tree reductions: four barriers per block. Indexed (SparQ), and dense
+ * unless `densePrefetch` is false (d ≤ 128 and a multiple of 16): the positions, K and V loads of a
+ * block are all issued before its first barrier (see `prefetchBlock`).
  *
  * With `fuse` (SparQ decode, one token): the last workgroup of each head merges the chunks (see
  * `fusedCombine`); extra bindings 6 out `[nHead][d]`, 7 aux (α bits `[nHead]`, then done-counters
  * `[nHead]`), 8 vsum (with reallocation).
  */
-export function partialWgsl(s: AttnShape, indexed: boolean, fuse?: { reallocate: boolean }): string {
+export function partialWgsl(
+  s: AttnShape,
+  indexed: boolean,
+  fuse?: { reallocate: boolean },
+  densePrefetch = true,
+): string {
   const G = s.nHead / s.nKv, D = s.d, W = ATTN_WG, P = ATTN_BLOCK;
   const slots = Math.ceil(D / W);
-  const pre = indexed && D <= W && D % 16 === 0;
+  const pre = (indexed || densePrefetch) && D <= W && D % 16 === 0;
   // Fused: part is written (and read back by the last workgroup) through atomics, which go to the
   // device-coherent cache level.
   const put = (i: string, x: string) => fuse ? `atomicStore(&part[${i}], bitcast<u32>(${x}))` : `part[${i}] = ${x}`;
@@ -87,7 +92,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   var l = 0.0;
   var acc: array<f32, ${slots}>;
   for (var b = start; b < end; b += ${P}u) {
-${pre ? prefetchBlock(s) : denseBlock(s, indexed)}
+${pre ? prefetchBlock(s, indexed) : denseBlock(s, indexed)}
     workgroupBarrier();
     if (lid < ${P}u) {
       let sc = (sp[4u * lid] + sp[4u * lid + 1u] + sp[4u * lid + 2u] + sp[4u * lid + 3u]) * ${f32Lit(1 / Math.sqrt(D))};
@@ -149,19 +154,21 @@ function denseBlock(s: AttnShape, indexed: boolean): string {
 }
 
 /**
- * Scores of one block of listed positions with every load issued up front (the SparQ partial is
- * latency-bound): each thread reads the block's positions itself (the same words across the
- * workgroup), then its quarter of a K row and its dimension of the block's V rows (past the end:
- * the last listed row, with weight 0), before the barrier that publishes q on the first block.
+ * Scores of one block of positions (listed when `indexed`) with every load issued up front (the
+ * SparQ partial is latency-bound; dense decode waits one memory round trip per block instead of
+ * two): each thread reads the block's positions itself (the same words across the workgroup), then
+ * its quarter of a K row and its dimension of the block's V rows (past the end: the last row, with
+ * weight 0), before the barrier that publishes q on the first block.
  */
-function prefetchBlock(s: AttnShape): string {
+function prefetchBlock(s: AttnShape, indexed: boolean): string {
   const D = s.d, P = ATTN_BLOCK, rng = (n: number) => [...Array(n).keys()];
+  const at = (j: string) => indexed ? `idx[ib + min(${j}, end - 1u)]` : `min(${j}, end - 1u)`;
   return `    let ib = kv * ${s.ctx}u;
-    let p = idx[ib + min(b + lid / 4u, end - 1u)];
+    let p = ${at("b + lid / 4u")};
     let kb = (vb + p) * ${D / 4}u + r;
     ${rng(D / 16).map((i) => `let k${i} = kc[kb + ${4 * i}u];`).join(" ")}
     let dim = min(lid, ${D - 1}u);
-    ${rng(P).map((k) => `let v${k} = vc[(vb + idx[ib + min(b + ${k}u, end - 1u)]) * ${D}u + dim];`).join("\n    ")}
+    ${rng(P).map((k) => `let v${k} = vc[(vb + ${at(`b + ${k}u`)}) * ${D}u + dim];`).join("\n    ")}
     if (b == start) { workgroupBarrier(); }
     sp[lid] = ${rng(D / 16).map((i) => `dot(qs[r + ${4 * i}u], k${i})`).join(" + ")};`;
 }

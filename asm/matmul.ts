@@ -20,54 +20,94 @@ const TOKEN_BLOCK = 16;
 // ---------------------------------------------------------------------------------------------------------------
 // Float rows
 
-/** Σ a·b over `n` f32: four 4-lane accumulators over 16 floats, then 4 at a time, then a scalar tail. */
+const W_F32 = 0, W_F16 = 1, W_BF16 = 2;
+
+/** Four weights of a float row (`kind` W_F32, W_F16 or W_BF16 bits) from index `i`, as f32x4 (exact). */
 // @ts-ignore: decorator
-@inline function dotF32(a: usize, b: usize, n: i32): f32 {
-  let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
-  let i = 0;
-  for (; i + 16 <= n; i += 16) {
-    const o = <usize>i << 2;
-    s0 = f32x4.add(s0, f32x4.mul(v128.load(a + o), v128.load(b + o)));
-    s1 = f32x4.add(s1, f32x4.mul(v128.load(a + o, 16), v128.load(b + o, 16)));
-    s2 = f32x4.add(s2, f32x4.mul(v128.load(a + o, 32), v128.load(b + o, 32)));
-    s3 = f32x4.add(s3, f32x4.mul(v128.load(a + o, 48), v128.load(b + o, 48)));
-  }
-  for (; i + 4 <= n; i += 4) s0 = f32x4.add(s0, f32x4.mul(v128.load(a + (<usize>i << 2)), v128.load(b + (<usize>i << 2))));
-  let s = hsumF32(f32x4.add(f32x4.add(s0, s1), f32x4.add(s2, s3)));
-  for (; i < n; i++) s += load<f32>(a + (<usize>i << 2)) * load<f32>(b + (<usize>i << 2));
-  return s;
+@inline function ldw(kind: i32, a: usize, i: i32): v128 {
+  if (kind == W_F32) return v128.load(a + (<usize>i << 2));
+  const h = i32x4.extend_low_i16x8_u(v128.load64_zero(a + (<usize>i << 1)));
+  return kind == W_F16 ? f16x4ToF32(h) : i32x4.shl(h, 16);
 }
 
-/** Σ f16(a)·b over `n` values, `a` f16 bits. */
+/** One weight of a float row as f32. */
 // @ts-ignore: decorator
-@inline function dotF16(a: usize, b: usize, n: i32): f32 {
-  let s0 = f32x4.splat(0), s1 = f32x4.splat(0);
-  let i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const h = v128.load(a + (<usize>i << 1));
-    const o = b + (<usize>i << 2);
-    s0 = f32x4.add(s0, f32x4.mul(f16x4ToF32(i32x4.extend_low_i16x8_u(h)), v128.load(o)));
-    s1 = f32x4.add(s1, f32x4.mul(f16x4ToF32(i32x4.extend_high_i16x8_u(h)), v128.load(o, 16)));
-  }
-  let s = hsumF32(f32x4.add(s0, s1));
-  for (; i < n; i++) s += f16ToF32(load<u16>(a + (<usize>i << 1))) * load<f32>(b + (<usize>i << 2));
-  return s;
+@inline function ldw1(kind: i32, a: usize, i: i32): f32 {
+  if (kind == W_F32) return load<f32>(a + (<usize>i << 2));
+  const h = <u32>load<u16>(a + (<usize>i << 1));
+  return kind == W_F16 ? f16ToF32(h) : reinterpret<f32>(h << 16);
 }
 
-/** Σ bf16(a)·b over `n` values, `a` bf16 bits. */
+/**
+ * Σ w·x of a float row in llamafile tinyBLAS's order (llama.cpp's GEMM for F32/F16 weights in a batch, `n` a
+ * multiple of 8): one 8-lane accumulator of fused multiply-adds over steps of 8, then {@link hsum8}. (F16 products
+ * of f16-rounded activations are exact, so fusing does not matter there.)
+ */
+// @ts-ignore: decorator
+@inline function dotFloatGemm(kind: i32, a: usize, b: usize, n: i32): f32 {
+  let lo = f32x4.splat(0), hi = f32x4.splat(0);
+  for (let i = 0; i < n; i += 8) {
+    lo = fmadd(ldw(kind, a, i), v128.load(b + (<usize>i << 2)), lo);
+    hi = fmadd(ldw(kind, a, i + 4), v128.load(b + (<usize>i << 2), 16), hi);
+  }
+  return hsum8(lo, hi);
+}
+
+/**
+ * Σ w·x of a float row in the order of ggml's AVX2 `ggml_vec_dot_f32`/`ggml_vec_dot_f16` (one token, or a batch
+ * whose row length is not a multiple of 8): four 8-lane accumulators of fused multiply-adds over steps of 32,
+ * summed (0+2)+(1+3), the halves added, `_mm_hadd_ps` twice; the last n mod 32 products added one by one (in f64
+ * for F16, as ggml does).
+ */
+// @ts-ignore: decorator
+@inline function dotFloatVec(kind: i32, a: usize, b: usize, n: i32): f32 {
+  let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0, h0 = a0, h1 = a0, h2 = a0, h3 = a0;
+  let i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const x = b + (<usize>i << 2);
+    a0 = fmadd(ldw(kind, a, i), v128.load(x), a0);
+    h0 = fmadd(ldw(kind, a, i + 4), v128.load(x, 16), h0);
+    a1 = fmadd(ldw(kind, a, i + 8), v128.load(x, 32), a1);
+    h1 = fmadd(ldw(kind, a, i + 12), v128.load(x, 48), h1);
+    a2 = fmadd(ldw(kind, a, i + 16), v128.load(x, 64), a2);
+    h2 = fmadd(ldw(kind, a, i + 20), v128.load(x, 80), h2);
+    a3 = fmadd(ldw(kind, a, i + 24), v128.load(x, 96), a3);
+    h3 = fmadd(ldw(kind, a, i + 28), v128.load(x, 112), h3);
+  }
+  const t = f32x4.add(f32x4.add(f32x4.add(a0, a2), f32x4.add(a1, a3)), f32x4.add(f32x4.add(h0, h2), f32x4.add(h1, h3)));
+  const s = (f32x4.extract_lane(t, 0) + f32x4.extract_lane(t, 1)) + (f32x4.extract_lane(t, 2) + f32x4.extract_lane(t, 3));
+  if (kind == W_F32) {
+    let sf = s;
+    for (; i < n; i++) sf += ldw1(kind, a, i) * load<f32>(b + (<usize>i << 2));
+    return sf;
+  }
+  let sd = <f64>s;
+  for (; i < n; i++) sd += <f64>(ldw1(kind, a, i) * load<f32>(b + (<usize>i << 2)));
+  return <f32>sd;
+}
+
+/**
+ * Σ bf16(w)·x in the order of ggml's AVX2 `ggml_vec_dot_bf16` (llama.cpp's path for one token): four 8-lane accumulators over steps of 32, summed (0+2)+(1+3), the halves added, then
+ * (t0+t2)+(t1+t3); the last n mod 32 products added in f64. Products of bf16 values are exact in f32.
+ */
 // @ts-ignore: decorator
 @inline function dotBf16(a: usize, b: usize, n: i32): f32 {
-  let s0 = f32x4.splat(0), s1 = f32x4.splat(0);
+  let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0, h0 = a0, h1 = a0, h2 = a0, h3 = a0;
   let i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const h = v128.load(a + (<usize>i << 1));
-    const o = b + (<usize>i << 2);
-    s0 = f32x4.add(s0, f32x4.mul(i32x4.shl(i32x4.extend_low_i16x8_u(h), 16), v128.load(o)));
-    s1 = f32x4.add(s1, f32x4.mul(i32x4.shl(i32x4.extend_high_i16x8_u(h), 16), v128.load(o, 16)));
+  for (; i + 32 <= n; i += 32) {
+    const x = b + (<usize>i << 2);
+    a0 = f32x4.add(f32x4.mul(ldw(W_BF16, a, i), v128.load(x)), a0);
+    h0 = f32x4.add(f32x4.mul(ldw(W_BF16, a, i + 4), v128.load(x, 16)), h0);
+    a1 = f32x4.add(f32x4.mul(ldw(W_BF16, a, i + 8), v128.load(x, 32)), a1);
+    h1 = f32x4.add(f32x4.mul(ldw(W_BF16, a, i + 12), v128.load(x, 48)), h1);
+    a2 = f32x4.add(f32x4.mul(ldw(W_BF16, a, i + 16), v128.load(x, 64)), a2);
+    h2 = f32x4.add(f32x4.mul(ldw(W_BF16, a, i + 20), v128.load(x, 80)), h2);
+    a3 = f32x4.add(f32x4.mul(ldw(W_BF16, a, i + 24), v128.load(x, 96)), a3);
+    h3 = f32x4.add(f32x4.mul(ldw(W_BF16, a, i + 28), v128.load(x, 112)), h3);
   }
-  let s = hsumF32(f32x4.add(s0, s1));
-  for (; i < n; i++) s += reinterpret<f32>(<u32>load<u16>(a + (<usize>i << 1)) << 16) * load<f32>(b + (<usize>i << 2));
-  return s;
+  let sd = <f64>hsum8(f32x4.add(f32x4.add(a0, a2), f32x4.add(a1, a3)), f32x4.add(f32x4.add(h0, h2), f32x4.add(h1, h3)));
+  for (; i < n; i++) sd += <f64>(ldw1(W_BF16, a, i) * load<f32>(b + (<usize>i << 2)));
+  return <f32>sd;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -763,31 +803,37 @@ const K_Q4_0 = 0, K_Q4_1 = 1, K_Q5_0 = 2, K_Q5_1 = 3, K_Q8_0 = 4;
 // Exports: one per weight type, same loop. `x` is f32 rows (F32/F16/BF16, `cols` apart) or quantized
 // activation records (`q8Stride`/`q8kStride` apart).
 
-export function matmul_f32(w: usize, x: usize, y: usize, rows: i32, cols: i32, nTok: i32, ith: i32, nth: i32): void {
+/**
+ * F32/F16/BF16 weights: llama.cpp multiplies a batch with llamafile's GEMM (tinyBLAS order) when the row length is
+ * a multiple of 8, and one token with ggml_vec_dot_f32/f16/bf16, so the two paths take different orders.
+ */
+// @ts-ignore: decorator
+@inline function matmulFloat(kind: i32, w: usize, x: usize, y: usize, rows: i32, cols: i32, nTok: i32, ith: i32, nth: i32): void {
   const r0 = splitStart(rows, ith, nth), r1 = splitStart(rows, ith + 1, nth);
-  const rb = <usize>cols << 2, xs = <usize>cols << 2;
+  const rb = <usize>cols << (kind == W_F32 ? 2 : 1), xs = <usize>cols << 2;
+  const gemm = nTok > 1 && (cols & 7) == 0;
   for (let t0 = 0; t0 < nTok; t0 += TOKEN_BLOCK) {
     const t1 = min(nTok, t0 + TOKEN_BLOCK);
-    for (let r = r0; r < r1; r++) for (let t = t0; t < t1; t++) store<f32>(y + ((<usize>t * <usize>rows + <usize>r) << 2), dotF32(w + <usize>r * rb, x + <usize>t * xs, cols));
+    for (let r = r0; r < r1; r++) {
+      for (let t = t0; t < t1; t++) {
+        const wr = w + <usize>r * rb, xt = x + <usize>t * xs;
+        const v = gemm ? dotFloatGemm(kind, wr, xt, cols) : kind == W_BF16 ? dotBf16(wr, xt, cols) : dotFloatVec(kind, wr, xt, cols);
+        store<f32>(y + ((<usize>t * <usize>rows + <usize>r) << 2), v);
+      }
+    }
   }
+}
+
+export function matmul_f32(w: usize, x: usize, y: usize, rows: i32, cols: i32, nTok: i32, ith: i32, nth: i32): void {
+  matmulFloat(W_F32, w, x, y, rows, cols, nTok, ith, nth);
 }
 
 export function matmul_f16(w: usize, x: usize, y: usize, rows: i32, cols: i32, nTok: i32, ith: i32, nth: i32): void {
-  const r0 = splitStart(rows, ith, nth), r1 = splitStart(rows, ith + 1, nth);
-  const rb = <usize>cols << 1, xs = <usize>cols << 2;
-  for (let t0 = 0; t0 < nTok; t0 += TOKEN_BLOCK) {
-    const t1 = min(nTok, t0 + TOKEN_BLOCK);
-    for (let r = r0; r < r1; r++) for (let t = t0; t < t1; t++) store<f32>(y + ((<usize>t * <usize>rows + <usize>r) << 2), dotF16(w + <usize>r * rb, x + <usize>t * xs, cols));
-  }
+  matmulFloat(W_F16, w, x, y, rows, cols, nTok, ith, nth);
 }
 
 export function matmul_bf16(w: usize, x: usize, y: usize, rows: i32, cols: i32, nTok: i32, ith: i32, nth: i32): void {
-  const r0 = splitStart(rows, ith, nth), r1 = splitStart(rows, ith + 1, nth);
-  const rb = <usize>cols << 1, xs = <usize>cols << 2;
-  for (let t0 = 0; t0 < nTok; t0 += TOKEN_BLOCK) {
-    const t1 = min(nTok, t0 + TOKEN_BLOCK);
-    for (let r = r0; r < r1; r++) for (let t = t0; t < t1; t++) store<f32>(y + ((<usize>t * <usize>rows + <usize>r) << 2), dotBf16(w + <usize>r * rb, x + <usize>t * xs, cols));
-  }
+  matmulFloat(W_BF16, w, x, y, rows, cols, nTok, ith, nth);
 }
 
 export function matmul_q4_0(w: usize, x: usize, y: usize, rows: i32, cols: i32, nTok: i32, ith: i32, nth: i32): void {

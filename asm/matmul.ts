@@ -529,24 +529,56 @@ const K_Q4_0 = 0, K_Q4_1 = 1, K_Q5_0 = 2, K_Q5_1 = 3, K_Q8_0 = 4;
   return i32x4.add(isum, i32x4.mul(reduce4(v0, v1, v2, v3), scv));
 }
 
+/** a·b + c for scalars: one fused multiply-add in the relaxed-SIMD build (as GCC contracts it), mul + add otherwise. */
+// @ts-ignore: decorator
+@inline function fma32(a: f32, b: f32, c: f32): f32 {
+  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.extract_lane(f32x4.relaxed_madd(f32x4.splat(a), f32x4.splat(b), f32x4.splat(c)), 0);
+  return a * b + c;
+}
+
 /**
- * Super-block b's contribution for one token (Q8K record `x`): d·d_x·isum − dmin·d_x·Σ m_s·(Σx of sub-block s),
- * the mins from the 16-wide activation sums. `sm`: {@link scalesMinsK4} of the block.
+ * m_s·(Σx of sub-block s) for sub-blocks 4·`half` .. 4·`half`+3 of super-block b, one token (Q8K record `x`), as
+ * i32x4 lanes: exact integers.
  */
 // @ts-ignore: decorator
-@inline function finishQK45(blk: usize, x: usize, b: i32, nb: i32, cols: i32, sm: v128, isum: v128): f32 {
-  const xd = x + <usize>cols;
-  const g = xd + (<usize>nb << 2) + (<usize>b << 6);
+@inline function minLanesQK45(x: usize, b: i32, nb: i32, cols: i32, sm: v128, half: i32): v128 {
+  const g = x + <usize>cols + (<usize>nb << 2) + (<usize>b << 6) + (<usize>half << 5);
+  const a0 = v128.load(g), a1 = v128.load(g, 16);
+  const p = i32x4.add(i32x4.shuffle(a0, a1, 0, 2, 4, 6), i32x4.shuffle(a0, a1, 1, 3, 5, 7));
+  const m16 = i16x8.extend_high_i8x16_u(sm);
+  return i32x4.mul(p, half == 0 ? i32x4.extend_low_i16x8_u(m16) : i32x4.extend_high_i16x8_u(m16));
+}
+
+/**
+ * One token's half super-block of {@link dotQK45Tok4} in the order of llama.cpp's repacked Q4_K GEMM
+ * (ggml_gemm_q4_K_8x8_q8_K): per pair of sub-blocks (64 values), the scaled integer sum and the min sum are each
+ * fused into their own accumulator. `acc` holds [sum, mins] in lanes 0 and 1.
+ */
+// @ts-ignore: decorator
+@inline function pairsQK45(acc: v128, p: v128, mins: v128, d: f32, dm: f32): v128 {
+  let s = f32x4.extract_lane(acc, 0), m = f32x4.extract_lane(acc, 1);
+  s = fma32(<f32>(i32x4.extract_lane(p, 0) + i32x4.extract_lane(p, 1)), d, s);
+  m = fma32(<f32>(i32x4.extract_lane(mins, 0) + i32x4.extract_lane(mins, 1)), dm, m);
+  s = fma32(<f32>(i32x4.extract_lane(p, 2) + i32x4.extract_lane(p, 3)), d, s);
+  m = fma32(<f32>(i32x4.extract_lane(mins, 2) + i32x4.extract_lane(mins, 3)), dm, m);
+  return f32x4.replace_lane(f32x4.replace_lane(acc, 0, s), 1, m);
+}
+
+/**
+ * Σ m_s·(Σx of sub-block s) of super-block b for one token (Q8K record `x`, its 16-wide sums), the mins from
+ * `sm` ({@link scalesMinsK4}): an exact integer.
+ */
+// @ts-ignore: decorator
+@inline function minSumQK45(x: usize, b: i32, nb: i32, cols: i32, sm: v128): i32 {
+  const g = x + <usize>cols + (<usize>nb << 2) + (<usize>b << 6);
   const a0 = v128.load(g), a1 = v128.load(g, 16), a2 = v128.load(g, 32), a3 = v128.load(g, 48);
   const p03 = i32x4.add(i32x4.shuffle(a0, a1, 0, 2, 4, 6), i32x4.shuffle(a0, a1, 1, 3, 5, 7));
   const p47 = i32x4.add(i32x4.shuffle(a2, a3, 0, 2, 4, 6), i32x4.shuffle(a2, a3, 1, 3, 5, 7));
   const m16 = i16x8.extend_high_i8x16_u(sm);
-  const msum = hsumI32(i32x4.add(
+  return hsumI32(i32x4.add(
     i32x4.mul(p03, i32x4.extend_low_i16x8_u(m16)),
     i32x4.mul(p47, i32x4.extend_high_i16x8_u(m16)),
   ));
-  const dy = load<f32>(xd + (<usize>b << 2));
-  return f16ToF32(load<u16>(blk)) * dy * <f32>hsumI32(isum) - f16ToF32(load<u16>(blk, 2)) * dy * <f32>msum;
 }
 
 /**
@@ -558,7 +590,7 @@ const K_Q4_0 = 0, K_Q4_1 = 1, K_Q5_0 = 2, K_Q5_1 = 3, K_Q8_0 = 4;
   const bytes = kBytes(five);
   const bit16 = i8x16.splat(0x10);
   const zero = i8x16.splat(0);
-  let sum: f32 = 0;
+  let sum: f32 = 0, mins: f32 = 0;
   for (let b = 0; b < nb; b++) {
     const blk = w + <usize>b * bytes;
     const qs = blk + (five ? 48 : 16);
@@ -602,21 +634,26 @@ const K_Q4_0 = 0, K_Q4_1 = 1, K_Q5_0 = 2, K_Q5_1 = 3, K_Q8_0 = 4;
       const scv = half == 0 ? i32x4.extend_low_i16x8_u(sc16) : i32x4.extend_high_i16x8_u(sc16);
       isum = i32x4.add(isum, i32x4.mul(reduce4(v0, v1, v2, v3), scv));
     }
-    sum += finishQK45(blk, x, b, nb, cols, sm, isum);
+    // llama.cpp repacks Q4_K on x86 (ggml_gemv/gemm_q4_K_8x8_q8_K): per super-block, the whole integer sum and
+    // the whole min sum are each fused into their own f32 accumulator; the result is their difference.
+    const dy = load<f32>(x + <usize>cols + (<usize>b << 2));
+    sum = fma32(<f32>hsumI32(isum), f16ToF32(load<u16>(blk)) * dy, sum);
+    mins = fma32(<f32>minSumQK45(x, b, nb, cols, sm), f16ToF32(load<u16>(blk, 2)) * dy, mins);
   }
-  return sum;
+  return sum - mins;
 }
 
 /**
- * {@link dotQK45} of one row with four tokens (Q8K records `xstride` apart), results `ystride` apart: each half
- * super-block's codes are unpacked once for the four tokens; each token's sum is computed as in dotQK45, so the
- * results are equal bit for bit.
+ * Q4_K row · four tokens (Q8K records `xstride` apart), results `ystride` apart, in the order of llama.cpp's
+ * repacked GEMM, which takes a prompt four rows at a time (the last nTok mod 4 go through the GEMV order of
+ * {@link dotQK45}): each half super-block's codes are unpacked once for the four tokens.
  */
 // @ts-ignore: decorator
 @inline function dotQK45Tok4(w: usize, x: usize, xstride: usize, nb: i32, cols: i32, five: bool, y: usize, ystride: usize): void {
   const zero = i8x16.splat(0);
   const x1 = x + xstride, x2 = x + 2 * xstride, x3 = x + 3 * xstride;
-  let s0: f32 = 0, s1: f32 = 0, s2: f32 = 0, s3: f32 = 0;
+  // Lanes 0 and 1 of each: the token's sum and min-sum accumulators.
+  let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
   for (let b = 0; b < nb; b++) {
     const blk = w + <usize>b * kBytes(five);
     const qs = blk + (five ? 48 : 16);
@@ -624,7 +661,8 @@ const K_Q4_0 = 0, K_Q4_1 = 1, K_Q5_0 = 2, K_Q5_1 = 3, K_Q8_0 = 4;
     const sm = scalesMinsK4(blk + 4);
     const sc16 = i16x8.extend_low_i8x16_u(sm);
     const xo = <usize>b << 8;
-    let i0 = i32x4.splat(0), i1 = i0, i2 = i0, i3 = i0;
+    const dw = f16ToF32(load<u16>(blk)), dm = f16ToF32(load<u16>(blk, 2)), xd = <usize>cols + (<usize>b << 2);
+    const y0 = load<f32>(x + xd), y1 = load<f32>(x1 + xd), y2 = load<f32>(x2 + xd), y3 = load<f32>(x3 + xd);
     for (let half = 0; half < 2; half++) {
       const j = 2 * half;
       const l0 = codeQK45(qs, j, false, false, five, h0), l1 = codeQK45(qs, j, false, true, five, h1);
@@ -632,20 +670,52 @@ const K_Q4_0 = 0, K_Q4_1 = 1, K_Q5_0 = 2, K_Q5_1 = 3, K_Q8_0 = 4;
       const l2 = codeQK45(qs, j + 1, false, false, five, h0), l3 = codeQK45(qs, j + 1, false, true, five, h1);
       const u2 = codeQK45(qs, j + 1, true, false, five, h0), u3 = codeQK45(qs, j + 1, true, true, five, h1);
       const scv = half == 0 ? i32x4.extend_low_i16x8_u(sc16) : i32x4.extend_high_i16x8_u(sc16);
-      i0 = halfQK45(i0, x + xo, half, l0, l1, u0, u1, l2, l3, u2, u3, scv);
-      i1 = halfQK45(i1, x1 + xo, half, l0, l1, u0, u1, l2, l3, u2, u3, scv);
-      i2 = halfQK45(i2, x2 + xo, half, l0, l1, u0, u1, l2, l3, u2, u3, scv);
-      i3 = halfQK45(i3, x3 + xo, half, l0, l1, u0, u1, l2, l3, u2, u3, scv);
+      const z = i32x4.splat(0);
+      a0 = pairsQK45(a0, halfQK45(z, x + xo, half, l0, l1, u0, u1, l2, l3, u2, u3, scv), minLanesQK45(x, b, nb, cols, sm, half), dw * y0, dm * y0);
+      a1 = pairsQK45(a1, halfQK45(z, x1 + xo, half, l0, l1, u0, u1, l2, l3, u2, u3, scv), minLanesQK45(x1, b, nb, cols, sm, half), dw * y1, dm * y1);
+      a2 = pairsQK45(a2, halfQK45(z, x2 + xo, half, l0, l1, u0, u1, l2, l3, u2, u3, scv), minLanesQK45(x2, b, nb, cols, sm, half), dw * y2, dm * y2);
+      a3 = pairsQK45(a3, halfQK45(z, x3 + xo, half, l0, l1, u0, u1, l2, l3, u2, u3, scv), minLanesQK45(x3, b, nb, cols, sm, half), dw * y3, dm * y3);
     }
-    s0 += finishQK45(blk, x, b, nb, cols, sm, i0);
-    s1 += finishQK45(blk, x1, b, nb, cols, sm, i1);
-    s2 += finishQK45(blk, x2, b, nb, cols, sm, i2);
-    s3 += finishQK45(blk, x3, b, nb, cols, sm, i3);
   }
-  store<f32>(y, s0);
-  store<f32>(y + ystride, s1);
-  store<f32>(y + 2 * ystride, s2);
-  store<f32>(y + 3 * ystride, s3);
+  store<f32>(y, f32x4.extract_lane(a0, 0) - f32x4.extract_lane(a0, 1));
+  store<f32>(y + ystride, f32x4.extract_lane(a1, 0) - f32x4.extract_lane(a1, 1));
+  store<f32>(y + 2 * ystride, f32x4.extract_lane(a2, 0) - f32x4.extract_lane(a2, 1));
+  store<f32>(y + 3 * ystride, f32x4.extract_lane(a3, 0) - f32x4.extract_lane(a3, 1));
+}
+
+/**
+ * Row · Q8K activations for Q5_K in the order of ggml's AVX2 `ggml_vec_dot_q5_K_q8_K` (llama.cpp's path on x86,
+ * batch or not: Q5_K is not repacked there): per super-block eight i32 lanes — lane m sums sc_s·Σ code·x over the
+ * values 4m..4m+3 (mod 32) of every sub-block s — fused into an eight-lane f32 accumulator with d_x·d_w; the mins
+ * summed apart as (−d_x·dmin)·Σ m_s·Σx; `hsum_float_8(acc) + Σ`.
+ */
+// @ts-ignore: decorator
+@inline function dotQ5_K(w: usize, x: usize, nb: i32, cols: i32): f32 {
+  let lo = f32x4.splat(0), hi = f32x4.splat(0);
+  let summs: f32 = 0;
+  for (let b = 0; b < nb; b++) {
+    const blk = w + <usize>b * 176;
+    const qs = blk + 48, xq = x + (<usize>b << 8);
+    const h0 = v128.load(blk + 16), h1 = v128.load(blk + 32);
+    const sm = scalesMinsK4(blk + 4);
+    let sLo = i32x4.splat(0), sHi = i32x4.splat(0);
+    const scales = <u64>i64x2.extract_lane(sm, 0); // the eight 6-bit sub-block scales, byte s for sub-block s
+    for (let j = 0; j < 4; j++) {
+      const xa = xq + (<usize>j << 6);
+      const scA = i32x4.splat(<i32>((scales >> (<u64>(16 * j))) & 0xff));
+      const scB = i32x4.splat(<i32>((scales >> (<u64>(16 * j + 8))) & 0xff));
+      sLo = i32x4.add(sLo, i32x4.mul(dot16U7(v128.load(xa), codeQK45(qs, j, false, false, true, h0)), scA));
+      sHi = i32x4.add(sHi, i32x4.mul(dot16U7(v128.load(xa, 16), codeQK45(qs, j, false, true, true, h1)), scA));
+      sLo = i32x4.add(sLo, i32x4.mul(dot16U7(v128.load(xa, 32), codeQK45(qs, j, true, false, true, h0)), scB));
+      sHi = i32x4.add(sHi, i32x4.mul(dot16U7(v128.load(xa, 48), codeQK45(qs, j, true, true, true, h1)), scB));
+    }
+    const dy = load<f32>(x + <usize>cols + (<usize>b << 2));
+    summs = fma32(-dy * f16ToF32(load<u16>(blk, 2)), <f32>minSumQK45(x, b, nb, cols, sm), summs);
+    const d = f32x4.splat(dy * f16ToF32(load<u16>(blk)));
+    lo = fmadd(d, f32x4.convert_i32x4_s(sLo), lo);
+    hi = fmadd(d, f32x4.convert_i32x4_s(sHi), hi);
+  }
+  return hsum8(lo, hi) + summs;
 }
 
 /** `Y = X·Wᵀ` for Q4_K/Q5_K: as {@link matmulQ32}, four tokens at a time ({@link dotQK45Tok4}). */
@@ -658,6 +728,10 @@ const K_Q4_0 = 0, K_Q4_1 = 1, K_Q5_0 = 2, K_Q5_1 = 3, K_Q8_0 = 4;
     for (let r = r0; r < r1; r++) {
       const wr = w + <usize>r * rb;
       let t = t0;
+      if (five) {
+        for (; t < t1; t++) store<f32>(y + <usize>t * ys + (<usize>r << 2), dotQ5_K(wr, x + <usize>t * xs, nb, cols));
+        continue;
+      }
       for (; t + 4 <= t1; t += 4) dotQK45Tok4(wr, x + <usize>t * xs, xs, nb, cols, five, y + <usize>t * ys + (<usize>r << 2), ys);
       for (; t < t1; t++) store<f32>(y + <usize>t * ys + (<usize>r << 2), dotQK45(wr, x + <usize>t * xs, nb, cols, five));
     }

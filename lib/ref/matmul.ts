@@ -159,6 +159,18 @@ export function dotRef(
         for (let e = 32 * m; e < 32 * m + 32; e++) lane -= 32 * blk.sc[e >> 4] * a.qs[o + e];
         add(blk.d * a.d[b] * lane);
       }
+    } else if (type === GgmlType.Q5_K) {
+      // ggml_vec_dot_q5_K_q8_K's eight lanes (asm/matmul.ts dotQ5_K): lane m = Σ_s sc_s·Σ code·x over the values
+      // 4m..4m+3 (mod 32) of each sub-block s; the mins are one more term.
+      const a = act.a;
+      let msum = 0;
+      for (let m = 0; m < 8; m++) {
+        let lane = 0;
+        for (let e = 0; e < 256; e++) if (((e & 31) >> 2) === m) lane += blk.sc[e >> 5] * blk.q[e] * a.qs[o + e];
+        add(blk.d * a.d[b] * lane);
+      }
+      for (let g = 0; g < 8; g++) msum += blk.mins[g] * (a.bsums[o / 16 + 2 * g] + a.bsums[o / 16 + 2 * g + 1]);
+      if (msum) add(-blk.dmin * a.d[b] * msum);
     } else {
       const a = act.a;
       let isum = 0, msum = 0;

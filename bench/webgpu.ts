@@ -9,7 +9,8 @@
  * `--micro` times the attention kernels alone (no model: random K/V/q of `--shape
  * layers,heads,kvHeads,headDim`, llama2-7b by default) for SparQ kernel variants (`--variants`,
  * comma-separated `fused|split` + `bins|radix` [+ `merged`] [+ `sia`: select in the last approx workgroup]
- * [+ `wgN`: select threads] [+ `pN`: approx positions per thread]), per kind and as whole layers, and checks that every
+ * [+ `wgN`: select threads] [+ `pN`: approx positions per thread] [+ `awgN`: approx threads] [+ `reserve`: one
+ * reservation per select thread in the positions list] [+ `fold`: softmax statistics in one fold]), per kind and as whole layers, and checks that every
  * variant selects the same positions as the first and writes the same output up to rounding.
  *
  * `--mv` times the Q4_0 decode matvec alone (random weights, `--mv-shapes rows×cols`, `--mv-copies`
@@ -257,7 +258,7 @@ async function micro(): Promise<void> {
   const ref = new Map<number, { sel: number[][]; out: Float32Array }>();
   console.log(`micro: ${nLayer} layers × ${nHead} heads (${nKv} KV) × ${d}, ${mode}, ${n} repeats per timing`);
   for (const variant of v.variants!.split(",")) {
-    const wg = variant.match(/wg(\d+)/), ap = variant.match(/p(\d+)/);
+    const wg = variant.match(/(?<!a)wg(\d+)/), ap = variant.match(/(?<!a)p(\d+)/), aw = variant.match(/awg(\d+)/);
     const opts: SparqKernelOptions = {
       fuseCombine: variant.includes("fused"),
       bins: !variant.includes("radix"),
@@ -265,6 +266,11 @@ async function micro(): Promise<void> {
       ...(ap ? { approxPerThread: Number(ap[1]) } : {}),
       mergedMax: variant.includes("merged") ? 1 << 30 : 0,
       selectInApprox: variant.includes("sia"),
+      tune: {
+        ...(aw ? { approxWg: Number(aw[1]) } : {}),
+        reserve: variant.includes("reserve"),
+        oneFold: variant.includes("fold"),
+      },
     };
     const k = new Kernels(gpu);
     try {

@@ -11,7 +11,14 @@ import { type AttentionSpec, sparqParams } from "../attention/spec.ts";
 import type { AttentionBytes } from "../attention/mode.ts";
 import type { Kernels, Op, StepValues } from "./kernels.ts";
 import { ATTN_BLOCK, combineWgsl, MAX_CHUNKS, partialWgsl } from "./shaders/attention.ts";
-import { APPROX_PER_THREAD, approxBlocks, approxWgsl, selectWgsl } from "./shaders/sparq.ts";
+import {
+  APPROX_PER_THREAD,
+  APPROX_WG,
+  approxBlocks,
+  approxWgsl,
+  type SelectTune,
+  selectWgsl,
+} from "./shaders/sparq.ts";
 import { fillWgsl, vsumWgsl } from "./shaders/elementwise.ts";
 import { tuningEnv } from "../env.ts";
 
@@ -35,6 +42,11 @@ const SPARQ_SELECT_WG = (() => {
 const MERGED_MAX = 2048;
 /** Positions per approx thread when the last approx workgroup selects (8 was faster than 4 on an H200). */
 const SIA_PER_THREAD = 8;
+/**
+ * Threads of the approx workgroup when its last workgroup selects (the select's threads too): 512 (with
+ * 8 positions each, 4 workgroups per KV head at S = 8192) was faster than 256 on an H200 (run 8).
+ */
+const SIA_APPROX_WG = 512;
 
 /** Options of the SparQ kernels (tuning and A/B comparisons; the defaults are the fastest measured). */
 export interface SparqKernelOptions {
@@ -64,6 +76,12 @@ export interface SparqKernelOptions {
    * SPARQ_GPU_SELECT_IN_APPROX=0/1 forces it).
    */
   selectInApprox?: boolean;
+  /**
+   * Select tuning: threads of the approx workgroup (SPARQ_GPU_APPROX_WG; default 512 with the select in it,
+   * else 256), one reservation per thread in the positions list (default; SPARQ_GPU_SELECT_RESERVE=0: one
+   * atomic add per position), softmax statistics in one fold (default; SPARQ_GPU_MERGE_FOLD=0: two).
+   */
+  tune?: SelectTune;
 }
 
 /**
@@ -81,6 +99,8 @@ function envOptions(): SparqKernelOptions {
   const fuse = tuningEnv("SPARQ_GPU_FUSE"), sia = tuningEnv("SPARQ_GPU_SELECT_IN_APPROX");
   const denseFuse = tuningEnv("SPARQ_GPU_DENSE_FUSE"), densePre = tuningEnv("SPARQ_GPU_DENSE_PREFETCH");
   const perThread = tuningEnv("SPARQ_GPU_APPROX_P"), mergedMax = tuningEnv("SPARQ_GPU_MERGED_MAX");
+  const aw = tuningEnv("SPARQ_GPU_APPROX_WG"), reserve = tuningEnv("SPARQ_GPU_SELECT_RESERVE");
+  const fold = tuningEnv("SPARQ_GPU_MERGE_FOLD");
   return {
     ...(fuse ? { fuseCombine: fuse !== "0" } : {}),
     ...(denseFuse ? { fuseDenseCombine: denseFuse !== "0" } : {}),
@@ -89,6 +109,11 @@ function envOptions(): SparqKernelOptions {
     ...(perThread ? { approxPerThread: Number(perThread) } : {}),
     ...(mergedMax ? { mergedMax: Number(mergedMax) } : {}),
     ...(sia ? { selectInApprox: sia !== "0" } : {}),
+    tune: {
+      ...(aw ? { approxWg: Number(aw) } : {}),
+      ...(reserve ? { reserve: reserve === "1" } : {}),
+      ...(fold ? { oneFold: fold === "1" } : {}),
+    },
   };
 }
 
@@ -157,17 +182,22 @@ export class GpuAttention {
       );
     }
     const a = { nHead, nKv, d, ctx };
-    const opt = { ...envOptions(), ...options };
+    const env = envOptions();
+    const opt = { ...env, ...options, tune: { ...env.tune, ...options.tune } };
     const merges = lastWorkgroupMergesValidated(k.gpu.info);
     const fuse = opt.fuseCombine ?? merges;
     const denseFuse = opt.fuseDenseCombine ?? fuse;
     const sia = opt.selectInApprox ?? merges;
     const ap = Math.max(1, Math.round(opt.approxPerThread ?? (sia ? SIA_PER_THREAD : APPROX_PER_THREAD)));
+    const tune: SelectTune = { reserve: true, oneFold: true, ...opt.tune };
+    const aw = tune.approxWg = 2 ** Math.round(
+      Math.log2(Math.min(1024, Math.max(256, tune.approxWg ?? (sia ? SIA_APPROX_WG : APPROX_WG)))),
+    );
     const part = k.buffer(batch * nHead * MAX_CHUNKS * (d + 2) * 4, undefined, "attn partial");
     const sp = this.sparq
       ? {
         slog: k.buffer(nHead * ctx * 4, undefined, "sparq logits"),
-        bstat: k.buffer(nHead * approxBlocks(ctx, ap) * 8, undefined, "sparq block stats"),
+        bstat: k.buffer(nHead * approxBlocks(ctx, ap, aw) * 8, undefined, "sparq block stats"),
         idx: k.buffer(nKv * ctx * 4, undefined, "sparq positions"),
         // α per head (f32), then the done-counters (u32, kept at 0 between steps) of the fused partial
         // kernel per head and of the approx kernel per KV head.
@@ -237,16 +267,16 @@ export class GpuAttention {
         const ops = [
           k.op(
             sia ? "sparq.approx+last-select" : "sparq.approx",
-            approxWgsl(a, ap, sia ? { reallocate: re, bins: opt.bins ?? true } : undefined),
+            approxWgsl(a, ap, sia ? { reallocate: re, bins: opt.bins ?? true } : undefined, tune),
             { 0: q, 1: c.kt!, 3: sp.slog, 4: sp.bstat, ...(sia ? { 5: sp.idx, 6: sp.aux } : {}) },
             2,
-            (s) => merged(s) ? [0, 0, 0] : [approxBlocks(s.pos0 + 1, ap), nKv, 1],
+            (s) => merged(s) ? [0, 0, 0] : [approxBlocks(s.pos0 + 1, ap, aw), nKv, 1],
           ),
         ];
         if (!sia) {
           ops.push(k.op(
             "sparq.select",
-            selectWgsl(a, selectWg, re, opt.bins ?? true, ap),
+            selectWgsl(a, selectWg, re, opt.bins ?? true, ap, false, false, tune),
             { 0: sp.slog, 1: sp.bstat, 3: sp.idx, ...(re ? { 4: sp.aux } : {}) },
             2,
             (s) => merged(s) ? [0, 0, 0] : [nKv, 1, 1],
@@ -255,7 +285,7 @@ export class GpuAttention {
         if (mergedMax > 0) {
           ops.unshift(k.op(
             "sparq.approx+select",
-            selectWgsl(a, selectWg, re, opt.bins ?? true, ap, true),
+            selectWgsl(a, selectWg, re, opt.bins ?? true, ap, true, false, tune),
             { 0: q, 1: c.kt!, 3: sp.idx, ...(re ? { 4: sp.aux } : {}) },
             2,
             (s) => merged(s) ? [nKv, 1, 1] : [0, 0, 0],

@@ -49,7 +49,21 @@ const VARIANTS: [string, SparqKernelOptions][] = [
     fuseCombine: false,
   }],
   ["approx kernel, 2 positions per thread", { mergedMax: 0, selectInApprox: false, approxPerThread: 2 }],
-  ["select in the last approx workgroup", { mergedMax: 0, selectInApprox: true }],
+  ["select in the last of 256-thread approx workgroups, an atomic add per position, two folds", {
+    mergedMax: 0,
+    selectInApprox: true,
+    tune: { approxWg: 256, reserve: false, oneFold: false },
+  }],
+  ["select in the last of 512-thread approx workgroups, reserved slots, one fold", {
+    mergedMax: 0,
+    selectInApprox: true,
+    tune: { approxWg: 512, reserve: true, oneFold: true },
+  }],
+  ["approx kernel, select with reserved slots and one fold", {
+    mergedMax: 0,
+    selectInApprox: false,
+    tune: { reserve: true, oneFold: true },
+  }],
 ];
 
 for (const c of SPARQ_CASES) {

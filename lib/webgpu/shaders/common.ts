@@ -70,7 +70,8 @@ export function f32Lit(x: number): string {
  * WGSL helpers for a workgroup of `wg` threads (a multiple of 32) with few barriers (three per
  * fold, no tree): `wgSum2`/`wgMax2` fold vec2 values, `wgMax1`/`wgSum1` f32 values, and
  * `wgMerge(lid, v)` merges softmax (max, Σ exp(x − max)) pairs (the max first, then the sums
- * rescaled to it: no serial chain of exponentials). All return the result to every thread (call
+ * rescaled to it: no serial chain of exponentials; `wgMergeF` folds the pairs with mergeMl in one
+ * pass: fewer barriers, a chain of exponentials). All return the result to every thread (call
  * from uniform control flow). The `wg` values are folded 32 ways in workgroup memory, then every
  * thread folds the 32 partials.
  */
@@ -108,5 +109,5 @@ fn mergeMl(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
 fn wgMerge(lid: u32, v: vec2<f32>) -> vec2<f32> {
   let M = wgMax1(lid, v.x);
   return vec2<f32>(M, wgSum1(lid, v.y * exp(v.x - M)));
-}`;
+}${fold("wgMergeF", "vec2<f32>", "r2_", "vec2<f32>(-3.0e38, 0.0)", (a, b) => `mergeMl(${a}, ${b})`)}`;
 }

@@ -30,8 +30,21 @@ export const APPROX_PER_THREAD = 4;
 const NEG = "-3.0e38";
 
 /** Number of `approx` blocks for `n` positions (also the stride of the block statistics). */
-export function approxBlocks(n: number, perThread = APPROX_PER_THREAD): number {
-  return Math.ceil(n / (APPROX_WG * perThread));
+export function approxBlocks(n: number, perThread = APPROX_PER_THREAD, wg = APPROX_WG): number {
+  return Math.ceil(n / (wg * perThread));
+}
+
+/** Tuning of the select (A/B comparisons; the defaults are the fastest measured). */
+export interface SelectTune {
+  /** Threads of the approx workgroup (APPROX_WG by default; with the select in it, also the select's). */
+  approxWg?: number;
+  /**
+   * The final pass marks a thread's taken positions in bit masks and reserves their slots of the
+   * positions list with one atomic add (instead of one add per position on the same counter).
+   */
+  reserve?: boolean;
+  /** The softmax statistics fold (max, sum) pairs in one pass (`wgMergeF`) instead of two. */
+  oneFold?: boolean;
 }
 
 /**
@@ -47,8 +60,11 @@ export function approxWgsl(
   s: AttnShape,
   perThread = APPROX_PER_THREAD,
   withSelect?: { reallocate: boolean; bins: boolean },
+  tune: SelectTune = {},
 ): string {
-  const G = s.nHead / s.nKv, D = s.d, W = APPROX_WG, P = perThread, NB = approxBlocks(s.ctx, P);
+  const W = tune.approxWg ?? APPROX_WG;
+  const G = s.nHead / s.nKv, D = s.d, P = perThread, NB = approxBlocks(s.ctx, P, W);
+  const merge = tune.oneFold ? "wgMergeF" : "wgMerge";
   const U = D % 16 === 0 && P <= 2 ? 16 : D % 8 === 0 ? 8 : 4;
   const rng = (n: number) => [...Array(n).keys()];
   return `${stepWgsl(2)}
@@ -62,7 +78,7 @@ ${reduce2Wgsl(W)}${
 @group(0) @binding(5) var<storage, read_write> idx: array<u32>;
 @group(0) @binding(6) var<storage, read_write> aux: array<atomic<u32>>;
 var<workgroup> lastWg: u32;
-${selectWgsl(s, W, withSelect.reallocate, withSelect.bins, P, false, true)}`
+${selectWgsl(s, W, withSelect.reallocate, withSelect.bins, P, false, true, tune)}`
       : ""
   }
 var<workgroup> aq: array<vec4<f32>, ${D / 4}>;
@@ -128,7 +144,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
   }
   for (var g = 0u; g < ${G}u; g++) {
-    let b = wgMerge(lid, ml[g]);
+    let b = ${merge}(lid, ml[g]);
     if (lid == 0u) { bstat[(kv * ${G}u + g) * ${NB}u + blk] = b; }
   }${
     withSelect
@@ -182,9 +198,11 @@ export function selectWgsl(
   approxPerThread = APPROX_PER_THREAD,
   merged = false,
   inApprox = false,
+  tune: SelectTune = {},
 ): string {
   const G = s.nHead / s.nKv, W = wg, NPT = Math.ceil(s.ctx / W), HB = SELECT_BINS;
-  const AB = APPROX_WG * approxPerThread, NB = approxBlocks(s.ctx, approxPerThread);
+  const AW = tune.approxWg ?? APPROX_WG;
+  const AB = AW * approxPerThread, NB = approxBlocks(s.ctx, approxPerThread, AW);
   if (W < 256) throw new Error(`selectWgsl: workgroup of ${W} < 256 threads`);
   if (merged && (G !== 1 || s.d > W || s.d % 4 !== 0)) throw new Error("selectWgsl: merged needs G = 1 and d ≤ wg");
   const rng = (n: number) => [...Array(n).keys()];
@@ -239,6 +257,8 @@ export function selectWgsl(
       }
       ${out} = vec3<u32>(prefix, need, eq);
     }`;
+  // Whether key slot i is taken: forced, or a candidate above the threshold (bin B, or key T and position P).
+  const takeOf = (i: number) => `takeKey(${pos(i)}, keys[${i}], S, nCand, m, useBins, whole, B, b0, bs, T, P)`;
   // α contribution of the taken key slot i (G = 1: the key is ŝ itself).
   const alphaAdd = (key: string, t: string) =>
     G === 1 ? `a[0] += exp(fval(${key}) - st[0].x) * st[0].y;` : `for (var j = 0u; j < ${G}u; j++) {
@@ -278,6 +298,18 @@ fn fkey(x: f32) -> u32 {
 // Inverse of fkey.
 fn fval(k: u32) -> f32 {
   return bitcast<f32>(select(~k, k & 0x7fffffffu, (k >> 31u) == 1u));
+}
+// Whether position t with this key is taken (forced, or a candidate above the threshold).
+fn takeKey(t: u32, key: u32, S: u32, nCand: u32, m: u32, useBins: bool, whole: bool, B: u32, b0: u32, bs: u32,
+           T: u32, P: u32) -> bool {
+  if (t < nCand && m > 0u) {
+    if (useBins) {
+      let b = binOf(key, b0, bs);
+      return b > B || (whole && b == B);
+    }
+    return key > T || (key == T && t <= P);
+  }
+  return t < S && t >= nCand;
 }
 // First-pass bin of a candidate key (monotone in the key); b0/bs from the candidates' range.
 fn binOf(key: u32, b0: u32, bs: u32) -> u32 {
@@ -321,7 +353,7 @@ fn main(@builtin(workgroup_id) wgid: vec3<u32>, @builtin(local_invocation_index)
   }
   var st: array<vec2<f32>, ${G}>;
   for (var j = 0u; j < ${G}u; j++) {
-    let x = wgMerge(lid, bx[j]);
+    let x = ${tune.oneFold ? "wgMergeF" : "wgMerge"}(lid, bx[j]);
     st[j] = vec2<f32>(x.x, 1.0 / x.y);
   }
 `
@@ -439,27 +471,33 @@ fn main(@builtin(workgroup_id) wgid: vec3<u32>, @builtin(local_invocation_index)
     }
   }
   ${
-    each(
-      (i) =>
-        `{
+    tune.reserve
+      ? `// Taken slots as bits (constant indices: registers), then one reservation in the list.
+  var tk = array<u32, ${Math.ceil(NPT / 32)}>();
+  var nt = 0u;
+  ${each((i) => `if (${takeOf(i)}) { tk[${i >> 5}] |= ${(1 << (i & 31)) >>> 0}u; nt++; }`)}
+  var o = kv * ${s.ctx}u + atomicAdd(&cnt, nt);
+  ${
+        each((i) =>
+          `if ((tk[${i >> 5}] & ${(1 << (i & 31)) >>> 0}u) != 0u) {
     let t = ${pos(i)};
     let key = keys[${i}];
-    var take = t < S && t >= nCand;
-    if (t < nCand && m > 0u) {
-      if (useBins) {
-        let b = binOf(key, b0, bs);
-        take = b > B || (whole && b == B);
-      } else {
-        take = key > T || (key == T && t <= P);
-      }
-    }
-    if (take) {
-      idx[kv * ${s.ctx}u + atomicAdd(&cnt, 1u)] = t;
-      ${reallocate ? alphaAdd("key", "t") : ""}
-    }
+    idx[o] = t;
+    o++;
+    ${reallocate ? alphaAdd("key", "t") : ""}
+  }`
+        )
+      }`
+      : each(
+        (i) =>
+          `if (${takeOf(i)}) {
+    let t = ${pos(i)};
+    let key = keys[${i}];
+    idx[kv * ${s.ctx}u + atomicAdd(&cnt, 1u)] = t;
+    ${reallocate ? alphaAdd("key", "t") : ""}
   }`,
-      "\n  ",
-    )
+        "\n  ",
+      )
   }
   ${
     reallocate

@@ -23,16 +23,8 @@
  */
 
 import { cvtF16, ld4 } from "./common/kv_elem";
-import { hsum8 } from "./common/simd";
+import { fmadd, hsum8 } from "./common/simd";
 import { expGgml } from "./common/exp_ggml";
-
-/** a·b + c: one fused multiply-add in the relaxed-SIMD build, mul + add otherwise. */
-// @ts-ignore: decorator
-@inline
-function madd(a: v128, b: v128, c: v128): v128 {
-  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
-  return f32x4.add(f32x4.mul(a, b), c);
-}
 
 /**
  * Σ a[i]·b[i] in the order of ggml's AVX2 `ggml_vec_dot_f32`: four 8-lane accumulators over steps of 32, summed (0+2)+(1+3), halves added, then
@@ -48,14 +40,14 @@ function dotVec<T>(a: usize, b: usize, d: i32): f32 {
   for (; i + 32 <= d; i += 32) {
     const o = a + (<usize> i << 2);
     const ob = b + <usize> i * E;
-    a0 = madd(v128.load(o), ld4<T>(ob), a0);
-    b0 = madd(v128.load(o, 16), ld4<T>(ob + 4 * E), b0);
-    a1 = madd(v128.load(o, 32), ld4<T>(ob + 8 * E), a1);
-    b1 = madd(v128.load(o, 48), ld4<T>(ob + 12 * E), b1);
-    a2 = madd(v128.load(o, 64), ld4<T>(ob + 16 * E), a2);
-    b2 = madd(v128.load(o, 80), ld4<T>(ob + 20 * E), b2);
-    a3 = madd(v128.load(o, 96), ld4<T>(ob + 24 * E), a3);
-    b3 = madd(v128.load(o, 112), ld4<T>(ob + 28 * E), b3);
+    a0 = fmadd(v128.load(o), ld4<T>(ob), a0);
+    b0 = fmadd(v128.load(o, 16), ld4<T>(ob + 4 * E), b0);
+    a1 = fmadd(v128.load(o, 32), ld4<T>(ob + 8 * E), a1);
+    b1 = fmadd(v128.load(o, 48), ld4<T>(ob + 12 * E), b1);
+    a2 = fmadd(v128.load(o, 64), ld4<T>(ob + 16 * E), a2);
+    b2 = fmadd(v128.load(o, 80), ld4<T>(ob + 20 * E), b2);
+    a3 = fmadd(v128.load(o, 96), ld4<T>(ob + 24 * E), a3);
+    b3 = fmadd(v128.load(o, 112), ld4<T>(ob + 28 * E), b3);
   }
   const t = f32x4.add(
     f32x4.add(f32x4.add(a0, a2), f32x4.add(a1, a3)),
@@ -215,26 +207,26 @@ function weightedSum<T>(
         let p = p0;
         for (; p + 8 <= p1; p += 8) {
           const wp = w + (<usize> p << 2);
-          a0 = madd(f32x4.splat(load<f32>(wp)), vload<T>(vb, stride, p, c, converted), a0);
-          a1 = madd(f32x4.splat(load<f32>(wp, 4)), vload<T>(vb, stride, p + 1, c, converted), a1);
-          a2 = madd(f32x4.splat(load<f32>(wp, 8)), vload<T>(vb, stride, p + 2, c, converted), a2);
-          a3 = madd(f32x4.splat(load<f32>(wp, 12)), vload<T>(vb, stride, p + 3, c, converted), a3);
-          a4 = madd(f32x4.splat(load<f32>(wp, 16)), vload<T>(vb, stride, p + 4, c, converted), a4);
-          a5 = madd(f32x4.splat(load<f32>(wp, 20)), vload<T>(vb, stride, p + 5, c, converted), a5);
-          a6 = madd(f32x4.splat(load<f32>(wp, 24)), vload<T>(vb, stride, p + 6, c, converted), a6);
-          a7 = madd(f32x4.splat(load<f32>(wp, 28)), vload<T>(vb, stride, p + 7, c, converted), a7);
+          a0 = fmadd(f32x4.splat(load<f32>(wp)), vload<T>(vb, stride, p, c, converted), a0);
+          a1 = fmadd(f32x4.splat(load<f32>(wp, 4)), vload<T>(vb, stride, p + 1, c, converted), a1);
+          a2 = fmadd(f32x4.splat(load<f32>(wp, 8)), vload<T>(vb, stride, p + 2, c, converted), a2);
+          a3 = fmadd(f32x4.splat(load<f32>(wp, 12)), vload<T>(vb, stride, p + 3, c, converted), a3);
+          a4 = fmadd(f32x4.splat(load<f32>(wp, 16)), vload<T>(vb, stride, p + 4, c, converted), a4);
+          a5 = fmadd(f32x4.splat(load<f32>(wp, 20)), vload<T>(vb, stride, p + 5, c, converted), a5);
+          a6 = fmadd(f32x4.splat(load<f32>(wp, 24)), vload<T>(vb, stride, p + 6, c, converted), a6);
+          a7 = fmadd(f32x4.splat(load<f32>(wp, 28)), vload<T>(vb, stride, p + 7, c, converted), a7);
         }
         // The last block's partial group: positions past nPos are masked (weight 0, the accumulator unchanged).
         const r = p1 - p;
         if (r > 0) {
           const wp = w + (<usize> p << 2);
-          a0 = madd(f32x4.splat(load<f32>(wp)), vload<T>(vb, stride, p, c, converted), a0);
-          if (r > 1) a1 = madd(f32x4.splat(load<f32>(wp, 4)), vload<T>(vb, stride, p + 1, c, converted), a1);
-          if (r > 2) a2 = madd(f32x4.splat(load<f32>(wp, 8)), vload<T>(vb, stride, p + 2, c, converted), a2);
-          if (r > 3) a3 = madd(f32x4.splat(load<f32>(wp, 12)), vload<T>(vb, stride, p + 3, c, converted), a3);
-          if (r > 4) a4 = madd(f32x4.splat(load<f32>(wp, 16)), vload<T>(vb, stride, p + 4, c, converted), a4);
-          if (r > 5) a5 = madd(f32x4.splat(load<f32>(wp, 20)), vload<T>(vb, stride, p + 5, c, converted), a5);
-          if (r > 6) a6 = madd(f32x4.splat(load<f32>(wp, 24)), vload<T>(vb, stride, p + 6, c, converted), a6);
+          a0 = fmadd(f32x4.splat(load<f32>(wp)), vload<T>(vb, stride, p, c, converted), a0);
+          if (r > 1) a1 = fmadd(f32x4.splat(load<f32>(wp, 4)), vload<T>(vb, stride, p + 1, c, converted), a1);
+          if (r > 2) a2 = fmadd(f32x4.splat(load<f32>(wp, 8)), vload<T>(vb, stride, p + 2, c, converted), a2);
+          if (r > 3) a3 = fmadd(f32x4.splat(load<f32>(wp, 12)), vload<T>(vb, stride, p + 3, c, converted), a3);
+          if (r > 4) a4 = fmadd(f32x4.splat(load<f32>(wp, 16)), vload<T>(vb, stride, p + 4, c, converted), a4);
+          if (r > 5) a5 = fmadd(f32x4.splat(load<f32>(wp, 20)), vload<T>(vb, stride, p + 5, c, converted), a5);
+          if (r > 6) a6 = fmadd(f32x4.splat(load<f32>(wp, 24)), vload<T>(vb, stride, p + 6, c, converted), a6);
         }
         if (p1 == nPos) {
           // Last block: the tinyBLAS sum of the eight lanes, (t0 + t2) + (t1 + t3) with t_j = L_{j+4} + L_j.
@@ -302,14 +294,14 @@ function weightedSumDecode<T>(
             const ac = acc + (<usize> c << 2);
             const vc = v0 + <usize> c * E;
             let a = v128.load(ac);
-            a = madd(w0, ld4<T>(vc), a);
-            if (n > 1) a = madd(w1, ld4<T>(vc + rs), a);
-            if (n > 2) a = madd(w2, ld4<T>(vc + 2 * rs), a);
-            if (n > 3) a = madd(w3, ld4<T>(vc + 3 * rs), a);
-            if (n > 4) a = madd(w4, ld4<T>(vc + 4 * rs), a);
-            if (n > 5) a = madd(w5, ld4<T>(vc + 5 * rs), a);
-            if (n > 6) a = madd(w6, ld4<T>(vc + 6 * rs), a);
-            if (n > 7) a = madd(w7, ld4<T>(vc + 7 * rs), a);
+            a = fmadd(w0, ld4<T>(vc), a);
+            if (n > 1) a = fmadd(w1, ld4<T>(vc + rs), a);
+            if (n > 2) a = fmadd(w2, ld4<T>(vc + 2 * rs), a);
+            if (n > 3) a = fmadd(w3, ld4<T>(vc + 3 * rs), a);
+            if (n > 4) a = fmadd(w4, ld4<T>(vc + 4 * rs), a);
+            if (n > 5) a = fmadd(w5, ld4<T>(vc + 5 * rs), a);
+            if (n > 6) a = fmadd(w6, ld4<T>(vc + 6 * rs), a);
+            if (n > 7) a = fmadd(w7, ld4<T>(vc + 7 * rs), a);
             v128.store(ac, a);
           }
         }
@@ -336,14 +328,14 @@ function weightedSumDecode<T>(
             const ac = a + (<usize> c << 2);
             const v0 = vload<T>(vb, stride, p, c, converted), v1 = vload<T>(vb, stride, p, c + 4, converted);
             const v2 = vload<T>(vb, stride, p, c + 8, converted), v3 = vload<T>(vb, stride, p, c + 12, converted);
-            v128.store(ac, madd(wv, v0, v128.load(ac)));
-            v128.store(ac, madd(wv, v1, v128.load(ac, 16)), 16);
-            v128.store(ac, madd(wv, v2, v128.load(ac, 32)), 32);
-            v128.store(ac, madd(wv, v3, v128.load(ac, 48)), 48);
+            v128.store(ac, fmadd(wv, v0, v128.load(ac)));
+            v128.store(ac, fmadd(wv, v1, v128.load(ac, 16)), 16);
+            v128.store(ac, fmadd(wv, v2, v128.load(ac, 32)), 32);
+            v128.store(ac, fmadd(wv, v3, v128.load(ac, 48)), 48);
           }
           for (; c < d; c += 4) {
             const ac = a + (<usize> c << 2);
-            v128.store(ac, madd(wv, vload<T>(vb, stride, p, c, converted), v128.load(ac)));
+            v128.store(ac, fmadd(wv, vload<T>(vb, stride, p, c, converted), v128.load(ac)));
           }
         }
       }

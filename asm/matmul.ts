@@ -12,7 +12,7 @@
  * differently) give identical results too.
  */
 import { splitStart } from "./common/split";
-import { dot16, dot16U7, dot32U5, dotI8, f16ToF32, f16x4ToF32, fmadd, hsum8, hsumF32, hsumI32 } from "./common/simd";
+import { dot16, dot16U7, dot32U5, dotI8, f16ToF32, f16x4ToF32, fma32, fmadd, hsum8, hsumF32, hsumI32 } from "./common/simd";
 import { q8kStride, q8Stride } from "./common/act";
 
 const TOKEN_BLOCK = 16;
@@ -209,16 +209,16 @@ const K_Q4_0 = 0, K_Q4_1 = 1, K_Q5_0 = 2, K_Q5_1 = 3, K_Q8_0 = 4;
 
 /**
  * One token's step of {@link dotQ32} over blocks b..b+3 (at `blk`), from their codes unpacked by the caller:
- * `acc + f32(Σ_blocks isum − offset·Σx)·(d_w·d_x) (+ m_w·s_x)`, lane j for block b + j. `x` is the token's Q8
- * record; `dw`/`mw` the four blocks' weight scales/mins as f32.
+ * `acc + f32(Σ_blocks isum − offset·Σx)·(d_w·d_x)`, lane j for block b + j. `x` is the token's Q8 record; `dw` the
+ * four blocks' weight scales as f32.
  */
 // @ts-ignore: decorator
 @inline function stepQ32(
   acc: v128, kind: i32, blk: usize, bytes: usize, l0: v128, h0: v128, l1: v128, h1: v128, l2: v128, h2: v128,
-  l3: v128, h3: v128, x: usize, b: i32, nb: i32, cols: i32, dw: v128, mw: v128, hasMin: bool,
+  l3: v128, h3: v128, x: usize, b: i32, nb: i32, cols: i32, dw: v128,
 ): v128 {
   const xq = x + (<usize>b << 5), ob = <usize>b << 2;
-  const xd = x + <usize>cols, xs = xd + (<usize>nb << 2), xsum = xs + (<usize>nb << 2);
+  const xd = x + <usize>cols, xsum = xd + (<usize>nb << 3);
   // Code offsets (8 for Q4_0, 16 for Q5_0) are applied once per block as −offset·Σx.
   const shift = kind == K_Q4_0 ? 3 : kind == K_Q5_0 ? 4 : 0;
   let s = reduce4(
@@ -228,27 +228,26 @@ const K_Q4_0 = 0, K_Q4_1 = 1, K_Q5_0 = 2, K_Q5_1 = 3, K_Q8_0 = 4;
     isumCodes(kind, blk + 3 * bytes, l3, h3, xq + 96),
   );
   if (shift) s = i32x4.sub(s, i32x4.shl(v128.load(xsum + ob), shift));
-  let a = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.mul(dw, v128.load(xd + ob))));
-  if (hasMin) a = f32x4.add(a, f32x4.mul(mw, v128.load(xs + ob)));
-  return a;
+  return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.mul(dw, v128.load(xd + ob))));
 }
 
 /**
- * Row · Q8 activations for the 32-wide types: `Σ_b d_w·d_x·isum_b (+ m_w·s_x)`. Four blocks at a time: their
- * integer sums are reduced into one vector and scaled with four f16 scales converted at once. `hasMin`: Q4_1/Q5_1.
+ * Row · Q8 activations for Q4_0: `Σ_b d_w·d_x·isum_b`. Four blocks at a time: their integer sums are reduced into
+ * one vector and scaled with four f16 scales converted at once. (This order is within a few ulp of llama.cpp's
+ * repacked Q4_0 GEMV; its one f32 chain per row was 20–45% slower here. The other 32-wide types take
+ * {@link dotQ32Lanes} or {@link dotQ32Min}.)
  */
 // @ts-ignore: decorator
-@inline function dotQ32(w: usize, x: usize, nb: i32, cols: i32, kind: i32, bytes: usize, hasMin: bool): f32 {
+@inline function dotQ32(w: usize, x: usize, nb: i32, cols: i32, kind: i32, bytes: usize): f32 {
   let acc = f32x4.splat(0);
   let b = 0;
   for (; b + 4 <= nb; b += 4) {
     const blk = w + <usize>b * bytes;
     const b1 = blk + bytes, b2 = blk + 2 * bytes, b3 = blk + 3 * bytes;
     acc = stepQ32(acc, kind, blk, bytes, codesLo(kind, blk), codesHi(kind, blk), codesLo(kind, b1), codesHi(kind, b1),
-      codesLo(kind, b2), codesHi(kind, b2), codesLo(kind, b3), codesHi(kind, b3), x, b, nb, cols, f16x4At(blk, bytes),
-      hasMin ? f16x4At(blk + 2, bytes) : acc, hasMin);
+      codesLo(kind, b2), codesHi(kind, b2), codesLo(kind, b3), codesHi(kind, b3), x, b, nb, cols, f16x4At(blk, bytes));
   }
-  return hsumF32(acc) + tailQ32(w, x, b, nb, cols, kind, bytes, hasMin);
+  return hsumF32(acc) + tailQ32(w, x, b, nb, cols, kind, bytes);
 }
 
 /** Four-element group sums (i32x4) of a·b over 16 signed 8-bit lanes (|a|, |b| ≤ 128): exact, adjacent groups. */
@@ -380,8 +379,8 @@ const K_Q4_0 = 0, K_Q4_1 = 1, K_Q5_0 = 2, K_Q5_1 = 3, K_Q8_0 = 4;
 
 /** The blocks b..nb of {@link dotQ32} that do not fill a group of four, one at a time. */
 // @ts-ignore: decorator
-@inline function tailQ32(w: usize, x: usize, b0: i32, nb: i32, cols: i32, kind: i32, bytes: usize, hasMin: bool): f32 {
-  const xd = x + <usize>cols, xs = xd + (<usize>nb << 2), xsum = xs + (<usize>nb << 2);
+@inline function tailQ32(w: usize, x: usize, b0: i32, nb: i32, cols: i32, kind: i32, bytes: usize): f32 {
+  const xd = x + <usize>cols, xsum = xd + (<usize>nb << 3);
   const shift = kind == K_Q4_0 ? 3 : kind == K_Q5_0 ? 4 : 0;
   let tail: f32 = 0;
   for (let b = b0; b < nb; b++) {
@@ -389,7 +388,6 @@ const K_Q4_0 = 0, K_Q4_1 = 1, K_Q5_0 = 2, K_Q5_1 = 3, K_Q8_0 = 4;
     let s = hsumI32(isum32(kind, blk, x + (<usize>b << 5)));
     if (shift) s -= load<i32>(xsum + (<usize>b << 2)) << shift;
     tail += f16ToF32(load<u16>(blk)) * load<f32>(xd + (<usize>b << 2)) * <f32>s;
-    if (hasMin) tail += f16ToF32(load<u16>(blk, 2)) * load<f32>(xs + (<usize>b << 2));
   }
   return tail;
 }
@@ -402,8 +400,7 @@ const K_Q4_0 = 0, K_Q4_1 = 1, K_Q5_0 = 2, K_Q5_1 = 3, K_Q8_0 = 4;
  */
 // @ts-ignore: decorator
 @inline function dotQ32Tok4(
-  w: usize, x: usize, xstride: usize, nb: i32, cols: i32, kind: i32, bytes: usize, hasMin: bool, y: usize,
-  ystride: usize,
+  w: usize, x: usize, xstride: usize, nb: i32, cols: i32, kind: i32, bytes: usize, y: usize, ystride: usize,
 ): void {
   const x1 = x + xstride, x2 = x + 2 * xstride, x3 = x + 3 * xstride;
   let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
@@ -413,21 +410,22 @@ const K_Q4_0 = 0, K_Q4_1 = 1, K_Q5_0 = 2, K_Q5_1 = 3, K_Q8_0 = 4;
     const b1 = blk + bytes, b2 = blk + 2 * bytes, b3 = blk + 3 * bytes;
     const l0 = codesLo(kind, blk), h0 = codesHi(kind, blk), l1 = codesLo(kind, b1), h1 = codesHi(kind, b1);
     const l2 = codesLo(kind, b2), h2 = codesHi(kind, b2), l3 = codesLo(kind, b3), h3 = codesHi(kind, b3);
-    const dw = f16x4At(blk, bytes), mw = hasMin ? f16x4At(blk + 2, bytes) : dw;
-    a0 = stepQ32(a0, kind, blk, bytes, l0, h0, l1, h1, l2, h2, l3, h3, x, b, nb, cols, dw, mw, hasMin);
-    a1 = stepQ32(a1, kind, blk, bytes, l0, h0, l1, h1, l2, h2, l3, h3, x1, b, nb, cols, dw, mw, hasMin);
-    a2 = stepQ32(a2, kind, blk, bytes, l0, h0, l1, h1, l2, h2, l3, h3, x2, b, nb, cols, dw, mw, hasMin);
-    a3 = stepQ32(a3, kind, blk, bytes, l0, h0, l1, h1, l2, h2, l3, h3, x3, b, nb, cols, dw, mw, hasMin);
+    const dw = f16x4At(blk, bytes);
+    a0 = stepQ32(a0, kind, blk, bytes, l0, h0, l1, h1, l2, h2, l3, h3, x, b, nb, cols, dw);
+    a1 = stepQ32(a1, kind, blk, bytes, l0, h0, l1, h1, l2, h2, l3, h3, x1, b, nb, cols, dw);
+    a2 = stepQ32(a2, kind, blk, bytes, l0, h0, l1, h1, l2, h2, l3, h3, x2, b, nb, cols, dw);
+    a3 = stepQ32(a3, kind, blk, bytes, l0, h0, l1, h1, l2, h2, l3, h3, x3, b, nb, cols, dw);
   }
-  store<f32>(y, hsumF32(a0) + tailQ32(w, x, b, nb, cols, kind, bytes, hasMin));
-  store<f32>(y + ystride, hsumF32(a1) + tailQ32(w, x1, b, nb, cols, kind, bytes, hasMin));
-  store<f32>(y + 2 * ystride, hsumF32(a2) + tailQ32(w, x2, b, nb, cols, kind, bytes, hasMin));
-  store<f32>(y + 3 * ystride, hsumF32(a3) + tailQ32(w, x3, b, nb, cols, kind, bytes, hasMin));
+  store<f32>(y, hsumF32(a0) + tailQ32(w, x, b, nb, cols, kind, bytes));
+  store<f32>(y + ystride, hsumF32(a1) + tailQ32(w, x1, b, nb, cols, kind, bytes));
+  store<f32>(y + 2 * ystride, hsumF32(a2) + tailQ32(w, x2, b, nb, cols, kind, bytes));
+  store<f32>(y + 3 * ystride, hsumF32(a3) + tailQ32(w, x3, b, nb, cols, kind, bytes));
 }
 
 /**
  * `Y = X·Wᵀ` for the 32-wide types: per block of TOKEN_BLOCK tokens, each row of this thread's share against the
- * tokens four at a time ({@link dotQ32Tok4}), the last nTok mod 4 one at a time.
+ * tokens four at a time ({@link dotQ32Tok4} for Q4_0, {@link dotQ32LanesTok4} for Q8_0/Q5_0), the last nTok mod 4
+ * one at a time; Q4_1/Q5_1 ({@link dotQ32Min}) one at a time throughout.
  */
 // @ts-ignore: decorator
 @inline function matmulQ32(
@@ -436,34 +434,23 @@ const K_Q4_0 = 0, K_Q4_1 = 1, K_Q5_0 = 2, K_Q5_1 = 3, K_Q8_0 = 4;
 ): void {
   const r0 = splitStart(rows, ith, nth), r1 = splitStart(rows, ith + 1, nth);
   const nb = cols >> 5, rb = <usize>nb * bytes, xs = q8Stride(cols), ys = <usize>rows << 2;
-  if (hasMin || kind == K_Q8_0 || kind == K_Q5_0) {
-    for (let t0 = 0; t0 < nTok; t0 += TOKEN_BLOCK) {
-      const t1 = min(nTok, t0 + TOKEN_BLOCK);
-      for (let r = r0; r < r1; r++) {
-        const wr = w + <usize>r * rb;
-        let t = t0;
-        if (!hasMin) {
-          for (; t + 4 <= t1; t += 4) {
-            dotQ32LanesTok4(wr, x + <usize>t * xs, xs, nb, cols, kind, bytes, y + <usize>t * ys + (<usize>r << 2), ys);
-          }
-        }
-        for (; t < t1; t++) {
-          const xt = x + <usize>t * xs;
-          store<f32>(y + <usize>t * ys + (<usize>r << 2), hasMin ? dotQ32Min(wr, xt, nb, cols, kind, bytes) : dotQ32Lanes(wr, xt, nb, cols, kind, bytes));
-        }
-      }
-    }
-    return;
-  }
   for (let t0 = 0; t0 < nTok; t0 += TOKEN_BLOCK) {
     const t1 = min(nTok, t0 + TOKEN_BLOCK);
     for (let r = r0; r < r1; r++) {
       const wr = w + <usize>r * rb;
       let t = t0;
-      for (; t + 4 <= t1; t += 4) {
-        dotQ32Tok4(wr, x + <usize>t * xs, xs, nb, cols, kind, bytes, hasMin, y + <usize>t * ys + (<usize>r << 2), ys);
+      // Four-token tiles where the type has one (Q4_1/Q5_1 take one token at a time).
+      for (; !hasMin && t + 4 <= t1; t += 4) {
+        const xt = x + <usize>t * xs, yt = y + <usize>t * ys + (<usize>r << 2);
+        if (kind == K_Q4_0) dotQ32Tok4(wr, xt, xs, nb, cols, kind, bytes, yt, ys);
+        else dotQ32LanesTok4(wr, xt, xs, nb, cols, kind, bytes, yt, ys);
       }
-      for (; t < t1; t++) store<f32>(y + <usize>t * ys + (<usize>r << 2), dotQ32(wr, x + <usize>t * xs, nb, cols, kind, bytes, hasMin));
+      for (; t < t1; t++) {
+        const xt = x + <usize>t * xs;
+        const v = hasMin ? dotQ32Min(wr, xt, nb, cols, kind, bytes)
+          : kind == K_Q4_0 ? dotQ32(wr, xt, nb, cols, kind, bytes) : dotQ32Lanes(wr, xt, nb, cols, kind, bytes);
+        store<f32>(y + <usize>t * ys + (<usize>r << 2), v);
+      }
     }
   }
 }
@@ -529,13 +516,6 @@ const K_Q4_0 = 0, K_Q4_1 = 1, K_Q5_0 = 2, K_Q5_1 = 3, K_Q8_0 = 4;
   return i32x4.add(isum, i32x4.mul(reduce4(v0, v1, v2, v3), scv));
 }
 
-/** a·b + c for scalars: one fused multiply-add in the relaxed-SIMD build (as GCC contracts it), mul + add otherwise. */
-// @ts-ignore: decorator
-@inline function fma32(a: f32, b: f32, c: f32): f32 {
-  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.extract_lane(f32x4.relaxed_madd(f32x4.splat(a), f32x4.splat(b), f32x4.splat(c)), 0);
-  return a * b + c;
-}
-
 /**
  * m_s·(Σx of sub-block s) for sub-blocks 4·`half` .. 4·`half`+3 of super-block b, one token (Q8K record `x`), as
  * i32x4 lanes: exact integers.
@@ -582,24 +562,17 @@ const K_Q4_0 = 0, K_Q4_1 = 1, K_Q5_0 = 2, K_Q5_1 = 3, K_Q8_0 = 4;
 }
 
 /**
- * Row · Q8K activations for Q4_K/Q5_K (`five`). Codes are unpacked chunk by chunk (fewer live vectors than
- * {@link dotQK45Tok4}'s half super-blocks, which costs the one-token path ~10% on Q5_K).
+ * Row · Q8K activations for Q4_K (one token: llama.cpp's repacked GEMV order). Codes are unpacked chunk by chunk
+ * (fewer live vectors than {@link dotQK45Tok4}'s half super-blocks).
  */
 // @ts-ignore: decorator
-@inline function dotQK45(w: usize, x: usize, nb: i32, cols: i32, five: bool): f32 {
-  const bytes = kBytes(five);
-  const bit16 = i8x16.splat(0x10);
+@inline function dotQK45(w: usize, x: usize, nb: i32, cols: i32): f32 {
   const zero = i8x16.splat(0);
   let sum: f32 = 0, mins: f32 = 0;
   for (let b = 0; b < nb; b++) {
-    const blk = w + <usize>b * bytes;
-    const qs = blk + (five ? 48 : 16);
+    const blk = w + <usize>b * 144;
+    const qs = blk + 16;
     const xq = x + (<usize>b << 8);
-    let h0 = zero, h1 = zero;
-    if (five) {
-      h0 = v128.load(blk + 16);
-      h1 = v128.load(blk + 32);
-    }
     // Sub-block sums v[0..7] (i32x4 partial sums each), four at a time through reduce4.
     let isum = i32x4.splat(0);
     const sm = scalesMinsK4(blk + 4);
@@ -608,21 +581,11 @@ const K_Q4_0 = 0, K_Q4_1 = 1, K_Q5_0 = 2, K_Q5_1 = 3, K_Q8_0 = 4;
       let v0 = zero, v1 = zero, v2 = zero, v3 = zero;
       for (let k = 0; k < 2; k++) {
         const j = 2 * half + k;
-        const q0 = v128.load(qs + (<usize>j << 5));
-        const q1 = v128.load(qs + (<usize>j << 5), 16);
-        let l0 = v128.and(q0, LOW4), l1 = v128.and(q1, LOW4);
-        let u0 = v128.and(i16x8.shr_u(q0, 4), LOW4), u1 = v128.and(i16x8.shr_u(q1, 4), LOW4);
-        if (five) {
-          const bitL: i32 = 1 << (2 * j);
-          const ml = i8x16.splat(<i8>bitL), mh = i8x16.splat(<i8>(bitL << 1));
-          l0 = v128.or(l0, v128.and(i8x16.eq(v128.and(h0, ml), ml), bit16));
-          l1 = v128.or(l1, v128.and(i8x16.eq(v128.and(h1, ml), ml), bit16));
-          u0 = v128.or(u0, v128.and(i8x16.eq(v128.and(h0, mh), mh), bit16));
-          u1 = v128.or(u1, v128.and(i8x16.eq(v128.and(h1, mh), mh), bit16));
-        }
         const xa = xq + (<usize>j << 6);
-        const lo = dot32U5(v128.load(xa), l0, v128.load(xa, 16), l1);
-        const hi = dot32U5(v128.load(xa, 32), u0, v128.load(xa, 48), u1);
+        const lo = dot32U5(v128.load(xa), codeQK45(qs, j, false, false, false, zero), v128.load(xa, 16),
+          codeQK45(qs, j, false, true, false, zero));
+        const hi = dot32U5(v128.load(xa, 32), codeQK45(qs, j, true, false, false, zero), v128.load(xa, 48),
+          codeQK45(qs, j, true, true, false, zero));
         if (k == 0) {
           v0 = lo;
           v1 = hi;
@@ -649,15 +612,14 @@ const K_Q4_0 = 0, K_Q4_1 = 1, K_Q5_0 = 2, K_Q5_1 = 3, K_Q8_0 = 4;
  * {@link dotQK45}): each half super-block's codes are unpacked once for the four tokens.
  */
 // @ts-ignore: decorator
-@inline function dotQK45Tok4(w: usize, x: usize, xstride: usize, nb: i32, cols: i32, five: bool, y: usize, ystride: usize): void {
+@inline function dotQK45Tok4(w: usize, x: usize, xstride: usize, nb: i32, cols: i32, y: usize, ystride: usize): void {
   const zero = i8x16.splat(0);
   const x1 = x + xstride, x2 = x + 2 * xstride, x3 = x + 3 * xstride;
   // Lanes 0 and 1 of each: the token's sum and min-sum accumulators.
   let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
   for (let b = 0; b < nb; b++) {
-    const blk = w + <usize>b * kBytes(five);
-    const qs = blk + (five ? 48 : 16);
-    const h0 = five ? v128.load(blk + 16) : zero, h1 = five ? v128.load(blk + 32) : zero;
+    const blk = w + <usize>b * 144;
+    const qs = blk + 16;
     const sm = scalesMinsK4(blk + 4);
     const sc16 = i16x8.extend_low_i8x16_u(sm);
     const xo = <usize>b << 8;
@@ -665,10 +627,10 @@ const K_Q4_0 = 0, K_Q4_1 = 1, K_Q5_0 = 2, K_Q5_1 = 3, K_Q8_0 = 4;
     const y0 = load<f32>(x + xd), y1 = load<f32>(x1 + xd), y2 = load<f32>(x2 + xd), y3 = load<f32>(x3 + xd);
     for (let half = 0; half < 2; half++) {
       const j = 2 * half;
-      const l0 = codeQK45(qs, j, false, false, five, h0), l1 = codeQK45(qs, j, false, true, five, h1);
-      const u0 = codeQK45(qs, j, true, false, five, h0), u1 = codeQK45(qs, j, true, true, five, h1);
-      const l2 = codeQK45(qs, j + 1, false, false, five, h0), l3 = codeQK45(qs, j + 1, false, true, five, h1);
-      const u2 = codeQK45(qs, j + 1, true, false, five, h0), u3 = codeQK45(qs, j + 1, true, true, five, h1);
+      const l0 = codeQK45(qs, j, false, false, false, zero), l1 = codeQK45(qs, j, false, true, false, zero);
+      const u0 = codeQK45(qs, j, true, false, false, zero), u1 = codeQK45(qs, j, true, true, false, zero);
+      const l2 = codeQK45(qs, j + 1, false, false, false, zero), l3 = codeQK45(qs, j + 1, false, true, false, zero);
+      const u2 = codeQK45(qs, j + 1, true, false, false, zero), u3 = codeQK45(qs, j + 1, true, true, false, zero);
       const scv = half == 0 ? i32x4.extend_low_i16x8_u(sc16) : i32x4.extend_high_i16x8_u(sc16);
       const z = i32x4.splat(0);
       a0 = pairsQK45(a0, halfQK45(z, x + xo, half, l0, l1, u0, u1, l2, l3, u2, u3, scv), minLanesQK45(x, b, nb, cols, sm, half), dw * y0, dm * y0);
@@ -732,8 +694,8 @@ const K_Q4_0 = 0, K_Q4_1 = 1, K_Q5_0 = 2, K_Q5_1 = 3, K_Q8_0 = 4;
         for (; t < t1; t++) store<f32>(y + <usize>t * ys + (<usize>r << 2), dotQ5_K(wr, x + <usize>t * xs, nb, cols));
         continue;
       }
-      for (; t + 4 <= t1; t += 4) dotQK45Tok4(wr, x + <usize>t * xs, xs, nb, cols, five, y + <usize>t * ys + (<usize>r << 2), ys);
-      for (; t < t1; t++) store<f32>(y + <usize>t * ys + (<usize>r << 2), dotQK45(wr, x + <usize>t * xs, nb, cols, five));
+      for (; t + 4 <= t1; t += 4) dotQK45Tok4(wr, x + <usize>t * xs, xs, nb, cols, y + <usize>t * ys + (<usize>r << 2), ys);
+      for (; t < t1; t++) store<f32>(y + <usize>t * ys + (<usize>r << 2), dotQK45(wr, x + <usize>t * xs, nb, cols));
     }
   }
 }

@@ -7,14 +7,9 @@
  * (Llama 3 `rope_freqs`). Parallel over tokens × heads.
  */
 import { splitStart } from "./common/split";
+import { fma32 } from "./common/simd";
 import { sincosf } from "./common/trig_f32";
 export { cosf_glibc, sinf_glibc } from "./common/trig_f32";
-
-// @ts-ignore: decorator
-@inline function fma1(a: f32, b: f32, c: f32): f32 {
-  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.extract_lane(f32x4.relaxed_madd(f32x4.splat(a), f32x4.splat(b), f32x4.splat(c)), 0);
-  return a * b + c;
-}
 
 export function rope(x: usize, nTok: i32, nHeads: i32, headDim: i32, ropeDims: i32, pos0: i32, base: f32, neox: i32, freqFactors: usize, ith: i32, nth: i32): void {
   const total = nTok * nHeads;
@@ -31,8 +26,8 @@ export function rope(x: usize, nTok: i32, nHeads: i32, headDim: i32, ropeDims: i
       const a = row + ((neox ? <usize>i : <usize>(2 * i)) << 2);
       const b = row + ((neox ? <usize>(i + half) : <usize>(2 * i + 1)) << 2);
       const x0 = load<f32>(a), x1 = load<f32>(b);
-      store<f32>(a, fma1(x0, c, -(x1 * s)));
-      store<f32>(b, fma1(x0, s, x1 * c));
+      store<f32>(a, fma32(x0, c, -(x1 * s)));
+      store<f32>(b, fma32(x0, s, x1 * c));
       theta *= thetaScale;
     }
   }

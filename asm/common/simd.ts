@@ -28,6 +28,13 @@
   return f32x4.add(f32x4.mul(a, b), c);
 }
 
+/** a·b + c for scalars: one fused multiply-add in the relaxed-SIMD build (as GCC contracts it), mul + add otherwise. */
+// @ts-ignore: decorator
+@inline export function fma32(a: f32, b: f32, c: f32): f32 {
+  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.extract_lane(f32x4.relaxed_madd(f32x4.splat(a), f32x4.splat(b), f32x4.splat(c)), 0);
+  return a * b + c;
+}
+
 /** Sum of the four i32 lanes. */
 // @ts-ignore: decorator
 @inline export function hsumI32(v: v128): i32 {

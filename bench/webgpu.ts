@@ -32,6 +32,7 @@ import { stepWgsl } from "../lib/webgpu/shaders/common.ts";
 import { groupRows, type MatmulShape, matmulWgsl } from "../lib/webgpu/shaders/matmul.ts";
 import { repack } from "../lib/webgpu/shaders/quant.ts";
 import { GgmlType } from "../lib/ggml_types.ts";
+import { q4_0Reference } from "./q4_0_reference.ts";
 
 const { values: v } = parseArgs({
   args: Deno.args,
@@ -78,12 +79,6 @@ if (v.micro || v.mv) {
   Deno.exit(0);
 }
 
-/** f16 bits → number. */
-function f16(h: number): number {
-  const e = (h >> 10) & 31, m = h & 1023, s = h & 0x8000 ? -1 : 1;
-  return e === 0 ? s * m * 2 ** -24 : s * (1 + m / 1024) * 2 ** (e - 15);
-}
-
 /** The Q4_0 decode matvec variants alone: µs per dispatch (n in one pass), GB/s of weights, error vs a CPU reference. */
 async function mvBench(): Promise<void> {
   const k = new Kernels(gpu);
@@ -102,21 +97,7 @@ async function mvBench(): Promise<void> {
       for (let i = 2; i < 18; i++) src[b * 18 + i] = rnd() & 255;
     }
     const xs = new Float32Array(cols).map(() => (rnd() % 2001) / 1000 - 1);
-    const ref = new Float64Array(rows);
-    for (let r = 0; r < rows; r++) {
-      let acc = 0;
-      for (let c = 0; c < cols / 32; c++) {
-        const o = (r * cols / 32 + c) * 18;
-        const d = f16(src[o] | (src[o + 1] << 8));
-        let a = 0;
-        for (let j = 0; j < 16; j++) {
-          const q = src[o + 2 + j];
-          a += ((q & 15) - 8) * xs[c * 32 + j] + ((q >> 4) - 8) * xs[c * 32 + 16 + j];
-        }
-        acc += d * a;
-      }
-      ref[r] = acc;
-    }
+    const ref = q4_0Reference(src, rows, cols, xs);
     const data = repack(GgmlType.Q4_0, src);
     // `--mv-copies` copies of the matrix, dispatched in turn, so that (as across a model's layers)
     // the weights come from memory, not from the 50 MB L2.
@@ -130,21 +111,7 @@ async function mvBench(): Promise<void> {
     k.device.queue.writeBuffer(nwb, 0, nw);
     const eps = 1e-5;
     const nsc = 1 / Math.sqrt(xs.reduce((a, e) => a + e * e, 0) / cols + eps);
-    const refN = new Float64Array(rows);
-    for (let r = 0; r < rows; r++) {
-      let acc = 0;
-      for (let c = 0; c < cols / 32; c++) {
-        const o = (r * cols / 32 + c) * 18;
-        const d = f16(src[o] | (src[o + 1] << 8));
-        let a = 0;
-        for (let j = 0; j < 16; j++) {
-          const q = src[o + 2 + j], i = c * 32 + j;
-          a += ((q & 15) - 8) * xs[i] * nw[i] + ((q >> 4) - 8) * xs[i + 16] * nw[i + 16];
-        }
-        acc += d * a;
-      }
-      refN[r] = acc * nsc;
-    }
+    const refN = q4_0Reference(src, rows, cols, Array.from(xs, (e, i) => e * nw[i])).map((e) => e * nsc);
     // The floor: the probe's plain read kernel over this matrix's bytes.
     {
       const bytes = nb * 18 - (nb * 18) % 16;

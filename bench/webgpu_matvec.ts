@@ -17,6 +17,7 @@ import { stepWgsl } from "../lib/webgpu/shaders/common.ts";
 import { repack } from "../lib/webgpu/shaders/quant.ts";
 import { submitFloor } from "../lib/webgpu/probe.ts";
 import { GgmlType } from "../lib/ggml_types.ts";
+import { q4_0Reference } from "./q4_0_reference.ts";
 
 const { values: v } = parseArgs({
   args: Deno.args,
@@ -31,11 +32,6 @@ const gpu = await getGpu();
 const sg = await subgroupMode(gpu);
 const k = new Kernels(gpu);
 console.log(`subgroups: ${sg === undefined ? "no" : `yes (${JSON.stringify(sg)})`}`);
-
-function f16(h: number): number {
-  const e = (h >> 10) & 31, m = h & 1023, s = h & 0x8000 ? -1 : 1;
-  return e === 0 ? s * m * 2 ** -24 : s * (1 + m / 1024) * 2 ** (e - 15);
-}
 
 async function timeOps(ops: Op[], n: number): Promise<number> {
   const s = k.setStep({ nTok: 1 });
@@ -105,21 +101,7 @@ for (const shape of v.shapes!.split(",")) {
     for (let i = 2; i < 18; i++) src[b * 18 + i] = rnd() & 255;
   }
   const xs = new Float32Array(cols).map(() => (rnd() % 2001) / 1000 - 1);
-  const ref = new Float64Array(rows);
-  for (let r = 0; r < rows; r++) {
-    let acc = 0;
-    for (let c = 0; c < cols / 32; c++) {
-      const o = (r * cols / 32 + c) * 18;
-      const d = f16(src[o] | (src[o + 1] << 8));
-      let s = 0;
-      for (let j = 0; j < 16; j++) {
-        const q = src[o + 2 + j];
-        s += ((q & 15) - 8) * xs[c * 32 + j] + ((q >> 4) - 8) * xs[c * 32 + 16 + j];
-      }
-      acc += d * s;
-    }
-    ref[r] = acc;
-  }
+  const ref = q4_0Reference(src, rows, cols, xs);
   const data = repack(GgmlType.Q4_0, src);
   const w = k.buffer(data.length), x = k.buffer(cols * 4), y = k.buffer(rows * 4);
   k.device.queue.writeBuffer(w, 0, data);

@@ -247,20 +247,27 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   ${reduce}
     let row = wg.x * ${G * R}u + lid;
     if (row < ${s.rows}u) {
-      ${
-    s.rmsNorm
-      ? `let sc = inverseSqrt(nxt / ${s.cols}.0 + ${f32Lit(s.rmsNorm.eps)});
-      v *= sc;
-      ${s.gated ? "v2 *= sc;" : ""}`
-      : ""
-  }
-      ${s.bias ? `v += bias[${s.biasRow0}u + row];` : ""}
-      ${s.gated ? `v = ${s.gated === "swiglu" ? "silu" : "gelu"}(v) * v2;` : ""}
-      let o = t * ${s.yStride}u + ${s.row0}u + row;
-      ${s.accumulate ? "y[o] += v;" : "y[o] = v;"}
+      ${matvecStoreWgsl(s)}
     }
   }
 }`;
+}
+
+/**
+ * WGSL storing row `row` of token `t` of a matvec from its sums `v` (and `v2`, gated; `nxt` = Σx², fused norm):
+ * the RMSNorm scale, bias, gated activation, then `y` written or accumulated.
+ */
+function matvecStoreWgsl(s: MatmulShape): string {
+  const norm = s.rmsNorm
+    ? `let sc = inverseSqrt(nxt / ${s.cols}.0 + ${f32Lit(s.rmsNorm.eps)});
+      v *= sc;
+      ${s.gated ? "v2 *= sc;" : ""}`
+    : "";
+  return `${norm}
+      ${s.bias ? `v += bias[${s.biasRow0}u + row];` : ""}
+      ${s.gated ? `v = ${s.gated === "swiglu" ? "silu" : "gelu"}(v) * v2;` : ""}
+      let o = t * ${s.yStride}u + ${s.row0}u + row;
+      ${s.accumulate ? "y[o] += v;" : "y[o] = v;"}`;
 }
 
 /**
@@ -426,17 +433,7 @@ function q4ReduceWgsl(s: MatmulShape, sums: string[], nxAll: boolean): string {
   }
     }
     if (row < ${s.rows}u) {
-      ${
-    s.rmsNorm
-      ? `let sc = inverseSqrt(nxt / ${s.cols}.0 + ${f32Lit(s.rmsNorm.eps)});
-      v *= sc;
-      ${s.gated ? "v2 *= sc;" : ""}`
-      : ""
-  }
-      ${s.bias ? `v += bias[${s.biasRow0}u + row];` : ""}
-      ${s.gated ? `v = ${s.gated === "swiglu" ? "silu" : "gelu"}(v) * v2;` : ""}
-      let o = t * ${s.yStride}u + ${s.row0}u + row;
-      ${s.accumulate ? "y[o] += v;" : "y[o] = v;"}
+      ${matvecStoreWgsl(s)}
     }
   }`;
 }

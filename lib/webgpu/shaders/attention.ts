@@ -174,6 +174,25 @@ function prefetchBlock(s: AttnShape, indexed: boolean): string {
 }
 
 /**
+ * WGSL merging the `nc` chunks of one head (chunk k's record at `(pb + k)·(D + 2)`: max score, softmax sum, then
+ * D weighted values; `load` reads one f32 of `part`): cw[k] = exp(max_k − M) and L = Σ sum_k·cw[k].
+ */
+function chunkWeightsWgsl(D: number, load: (i: string) => string): string {
+  return `if (lid < nc) { cm[lid] = ${load(`(pb + lid) * ${D + 2}u`)}; }
+  workgroupBarrier();
+  var M = ${NEG};
+  for (var k = 0u; k < nc; k++) { M = max(M, cm[k]); }
+  if (lid < nc) {
+    let w = exp(cm[lid] - M);
+    cw[lid] = w;
+    cl[lid] = ${load(`(pb + lid) * ${D + 2}u + 1u`)} * w;
+  }
+  workgroupBarrier();
+  var L = 0.0;
+  for (var k = 0u; k < nc; k++) { L += cl[k]; }`;
+}
+
+/**
  * WGSL tail of the fused SparQ partial kernel (one token): each workgroup counts itself done for
  * its head (aux[nHead + h], after a device-scope barrier that publishes its part), and the last
  * one merges the head's chunks as `combineWgsl` does, resets the counter, and writes out. aux holds
@@ -189,18 +208,7 @@ function fusedCombine(s: AttnShape, reallocate: boolean): string {
   if (lid == 0u) { atomicStore(&aux[${s.nHead}u + h], 0u); }
   let pb = h * ${MAX_CHUNKS}u;
   let nc = step.nChunk;
-  if (lid < nc) { cm[lid] = ${ld(`(pb + lid) * ${D + 2}u`)}; }
-  workgroupBarrier();
-  var M = ${NEG};
-  for (var k = 0u; k < nc; k++) { M = max(M, cm[k]); }
-  if (lid < nc) {
-    let w = exp(cm[lid] - M);
-    cw[lid] = w;
-    cl[lid] = ${ld(`(pb + lid) * ${D + 2}u + 1u`)} * w;
-  }
-  workgroupBarrier();
-  var L = 0.0;
-  for (var k = 0u; k < nc; k++) { L += cl[k]; }
+  ${chunkWeightsWgsl(D, ld)}
   for (var dim = lid; dim < ${D}u; dim += ${W}u) {
     // Four independent sums: the loads of four chunks in flight at a time.
     var y0 = 0.0; var y1 = 0.0; var y2 = 0.0; var y3 = 0.0;
@@ -250,18 +258,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let h = wg.x; let t = wg.y;
   let pb = (t * ${s.nHead}u + h) * ${MAX_CHUNKS}u;
   let nc = step.nChunk;
-  if (lid < nc) { cm[lid] = part[(pb + lid) * ${D + 2}u]; }
-  workgroupBarrier();
-  var M = ${NEG};
-  for (var c = 0u; c < nc; c++) { M = max(M, cm[c]); }
-  if (lid < nc) {
-    let w = exp(cm[lid] - M);
-    cw[lid] = w;
-    cl[lid] = part[(pb + lid) * ${D + 2}u + 1u] * w;
-  }
-  workgroupBarrier();
-  var L = 0.0;
-  for (var c = 0u; c < nc; c++) { L += cl[c]; }
+  ${chunkWeightsWgsl(D, (i) => `part[${i}]`)}
   ${
     reallocate
       ? `let kv = h / ${G}u;

@@ -17,7 +17,15 @@ import { getGpu, type Gpu, subgroupMode } from "./device.ts";
 import { Kernels, type Op, type StepValues } from "./kernels.ts";
 import { GpuAttention } from "./attention.ts";
 import { checkGpuType, ggufRowBytes, gpuRowBytes, repack, usesVecView } from "./shaders/quant.ts";
-import { getRowsWgsl, groupRows, type MatmulShape, matmulWgsl, MATVEC_ROWS } from "./shaders/matmul.ts";
+import {
+  getRowsWgsl,
+  groupRows,
+  type MatmulShape,
+  matmulWgsl,
+  MATVEC_ROWS,
+  ropeFusable,
+  type RopeStore,
+} from "./shaders/matmul.ts";
 import { actWgsl, argmaxWgsl, normWgsl, ropeWgsl } from "./shaders/elementwise.ts";
 import { f32Lit } from "./shaders/common.ts";
 import { submitFloor } from "./probe.ts";
@@ -25,6 +33,12 @@ import { tuningEnv } from "../env.ts";
 
 /** SPARQ_GPU_TRACE=1 traces GPU steps (read only where --allow-env grants it: generate runs with --allow-read only). */
 const TRACE = tuningEnv("SPARQ_GPU_TRACE") === "1";
+
+/**
+ * SPARQ_GPU_FUSE_ROPE=0 keeps RoPE and the K/V append in their own dispatch on decode steps (default: in the
+ * qkv matvec's store where it applies: llama RoPE, Q4_0 vec kernels).
+ */
+const FUSE_ROPE = tuningEnv("SPARQ_GPU_FUSE_ROPE") !== "0";
 
 /**
  * SPARQ_GPU_MATVEC=vec:64x8 (mode:threads×rows; modes vec, dp4a, dp4s, word, block) or just the mode overrides
@@ -250,6 +264,18 @@ export async function loadGpuModel(path: string, opts: GpuModelOptions = {}): Pr
   }
 }
 
+/** Options of one matmul op of the model (see `build`). */
+interface MatmulOpts {
+  xStride: number;
+  yStride: number;
+  yOff?: number;
+  acc?: boolean;
+  bias?: GPUBuffer;
+  out?: boolean;
+  /** RMSNorm weight: x is the norm's input, normalized inside the matvec (tile 1). */
+  norm?: GPUBuffer;
+}
+
 interface Layer {
   attnNorm: GPUBuffer;
   attnNormB?: GPUBuffer;
@@ -374,47 +400,52 @@ class GpuModelImpl implements GpuModel {
       w: Weight,
       x: GPUBuffer,
       y: GPUBuffer,
-      o: {
-        xStride: number;
-        yStride: number;
-        yOff?: number;
-        acc?: boolean;
-        bias?: GPUBuffer;
-        out?: boolean;
-        /** RMSNorm weight: x is the norm's input, normalized inside the matvec (tile 1). */
-        norm?: GPUBuffer;
-      },
+      o: MatmulOpts,
       tile: number,
-    ): Op[] =>
-      w.parts.map((p) => {
-        const tokens = o.out ? "nOut" as const : "nTok" as const;
-        const shape: MatmulShape = {
-          type: w.type,
-          cols: w.cols,
-          rows: p.rows,
-          row0: (o.yOff ?? 0) + p.row0,
-          biasRow0: p.row0,
-          xStride: o.xStride,
-          yStride: o.yStride,
-          tile,
-          accumulate: !!o.acc,
-          bias: !!o.bias,
-          tokens,
-          subgroups,
-          ...(tile === 1 ? mv : {}),
-          ...(o.norm ? { rmsNorm: { eps: cfg.normEps } } : {}),
-        };
-        const wgsl = matmulWgsl(shape);
-        const entries: Record<number, GPUBuffer> = { 0: p.buf, 1: x, 2: y };
-        if (usesVecView(w.type)) entries[5] = p.buf;
-        if (o.bias) entries[4] = o.bias;
-        if (o.norm) entries[8] = o.norm;
-        return k.op(`matmul ${w.name}`, wgsl, entries, 3, (s) => [
-          Math.ceil(p.rows / groupRows(shape)),
-          Math.ceil(s[tokens] / tile),
-          1,
-        ]);
-      });
+    ): Op[] => w.parts.map((p) => matmulOp(w, p, x, y, o, tile));
+    const matmulShape = (
+      w: Weight,
+      p: WeightPart,
+      o: MatmulOpts,
+      tile: number,
+    ): MatmulShape => ({
+      type: w.type,
+      cols: w.cols,
+      rows: p.rows,
+      row0: (o.yOff ?? 0) + p.row0,
+      biasRow0: p.row0,
+      xStride: o.xStride,
+      yStride: o.yStride,
+      tile,
+      accumulate: !!o.acc,
+      bias: !!o.bias,
+      tokens: o.out ? "nOut" : "nTok",
+      subgroups,
+      ...(tile === 1 ? mv : {}),
+      ...(o.norm ? { rmsNorm: { eps: cfg.normEps } } : {}),
+    });
+    const matmulOp = (
+      w: Weight,
+      p: WeightPart,
+      x: GPUBuffer,
+      y: GPUBuffer | undefined,
+      o: MatmulOpts,
+      tile: number,
+      rope?: { store: RopeStore; buffers: Record<number, GPUBuffer | undefined> },
+    ): Op => {
+      const tokens = o.out ? "nOut" as const : "nTok" as const;
+      const shape: MatmulShape = { ...matmulShape(w, p, o, tile), ...(rope ? { rope: rope.store } : {}) };
+      const wgsl = matmulWgsl(shape);
+      const entries: Record<number, GPUBuffer | undefined> = { 0: p.buf, 1: x, 2: y, ...rope?.buffers };
+      if (usesVecView(w.type)) entries[5] = p.buf;
+      if (o.bias) entries[4] = o.bias;
+      if (o.norm) entries[8] = o.norm;
+      return k.op(`matmul ${w.name}`, wgsl, entries, 3, (s) => [
+        Math.ceil(p.rows / groupRows(shape)),
+        Math.ceil(s[tokens] / tile),
+        1,
+      ]);
+    };
     const perTok = (s: Required<StepValues>): [number, number, number] => [s.nTok, 1, 1];
     const norm = (x: GPUBuffer, y: GPUBuffer, w: GPUBuffer, b?: GPUBuffer, out = false) =>
       k.op(
@@ -481,11 +512,54 @@ class GpuModelImpl implements GpuModel {
       this.layerWeightBytes += ws.reduce((a, w) => a + w.bytes, 0);
 
       const before: Op[][] = [], after: Op[][] = [];
-      for (const tile of tiles) {
+      for (const [vi, tile] of tiles.entries()) {
         const fuseAttnNorm = fusedNorm(tile, L.attnNormB);
         const b: Op[] = fuseAttnNorm ? [] : [norm(bufs.x, bufs.h, L.attnNorm, L.attnNormB)];
         if (cfg.parallelResidual) b.push(norm(bufs.x, bufs.h2, L.ffnNorm, L.ffnNormB));
-        for (const e of L.qkv) {
+        const qkvOpts = (e: Layer["qkv"][number]): MatmulOpts => ({
+          xStride: nEmbd,
+          yStride: qkvStride,
+          yOff: e.off,
+          bias: e.b,
+          norm: fuseAttnNorm ? L.attnNorm : undefined,
+        });
+        // Decode steps (list 0: one token): RoPE and the K/V append in the qkv matvec's store where it can.
+        const cache = this.att.layers[l];
+        const rope: RopeStore = {
+          nHead,
+          nKv,
+          d,
+          ropeDims: cfg.ropeDims,
+          ctx: this.ctx,
+          kt: !!cache.kt,
+          vsum: !!cache.vsum,
+        };
+        const storageBuffers = (e: Layer["qkv"][number]) =>
+          7 + (e.b ? 1 : 0) + (fuseAttnNorm ? 1 : 0) + (rope.kt ? 1 : 0) + (rope.vsum ? 1 : 0);
+        const fuseRope = vi === 0 && fuse && FUSE_ROPE && cfg.ropeType === "norm" &&
+          L.qkv.every((e) =>
+            storageBuffers(e) <= k.gpu.limits.maxStorageBuffersPerShaderStage &&
+            e.w.parts.every((p) => ropeFusable(matmulShape(e.w, p, qkvOpts(e), tile), rope))
+          );
+        if (fuseRope) {
+          const buffers = {
+            9: bufs.rope,
+            10: bufs.q,
+            11: cache.k,
+            12: cache.v,
+            13: cache.kt,
+            14: cache.vsum,
+          };
+          for (const e of L.qkv) {
+            b.push(
+              ...e.w.parts.map((p) =>
+                matmulOp(e.w, p, fuseAttnNorm ? bufs.x : bufs.h, undefined, qkvOpts(e), tile, { store: rope, buffers })
+              ),
+            );
+          }
+          before.push(b);
+        }
+        for (const e of fuseRope ? [] : L.qkv) {
           b.push(
             ...matmul(e.w, fuseAttnNorm ? bufs.x : bufs.h, bufs.qkv, {
               xStride: nEmbd,
@@ -496,32 +570,34 @@ class GpuModelImpl implements GpuModel {
             }, tile),
           );
         }
-        b.push(k.op(
-          "rope+kv",
-          ropeWgsl({
-            nHead,
-            nKv,
-            d,
-            ropeDims: cfg.ropeDims,
-            neox: cfg.ropeType === "neox",
-            ctx: this.ctx,
-            qkvStride,
-            kt: !!this.att.layers[l].kt,
-            vsum: !!this.att.layers[l].vsum,
-          }),
-          {
-            0: bufs.qkv,
-            1: bufs.q,
-            2: this.att.layers[l].k,
-            3: this.att.layers[l].v,
-            5: bufs.rope,
-            ...(this.att.layers[l].kt ? { 6: this.att.layers[l].kt! } : {}),
-            ...(this.att.layers[l].vsum ? { 7: this.att.layers[l].vsum! } : {}),
-          },
-          4,
-          (s) => [s.nTok, nHead + nKv, 1],
-        ));
-        before.push(b);
+        if (!fuseRope) {
+          b.push(k.op(
+            "rope+kv",
+            ropeWgsl({
+              nHead,
+              nKv,
+              d,
+              ropeDims: cfg.ropeDims,
+              neox: cfg.ropeType === "neox",
+              ctx: this.ctx,
+              qkvStride,
+              kt: !!this.att.layers[l].kt,
+              vsum: !!this.att.layers[l].vsum,
+            }),
+            {
+              0: bufs.qkv,
+              1: bufs.q,
+              2: this.att.layers[l].k,
+              3: this.att.layers[l].v,
+              5: bufs.rope,
+              ...(this.att.layers[l].kt ? { 6: this.att.layers[l].kt! } : {}),
+              ...(this.att.layers[l].vsum ? { 7: this.att.layers[l].vsum! } : {}),
+            },
+            4,
+            (s) => [s.nTok, nHead + nKv, 1],
+          ));
+          before.push(b);
+        }
 
         const a: Op[] = [];
         a.push(...matmul(L.wo, bufs.att, bufs.x, { xStride: nHead * d, yStride: nEmbd, acc: true, bias: L.woB }, tile));

@@ -143,14 +143,15 @@ Deno.test("webgpu SparQ with r = d and k ≥ S equals dense (GQA model, decode s
   }
 });
 
-for (const q of ["Q4_0", "Q4_K"]) {
-  Deno.test(`webgpu llama-gqa-q ${q}: fused decode kernels equal the unfused ops`, async () => {
+// Q4_0 decode steps fuse RoPE and the K/V append into the qkv matvec (SparQ: with the Kt copy and the V sum).
+for (const [q, attention] of [["Q4_0", "dense"], ["Q4_K", "dense"], ["Q4_0", "sparq:r=8,k=6"]]) {
+  Deno.test(`webgpu llama-gqa-q ${q} ${attention}: fused decode kernels equal the unfused ops`, async () => {
     const model = sharedPath(`fixtures/models/quant/llama-gqa-q.${q}.gguf`);
     const fix = sharedPath(`fixtures/logits/quant/llama-gqa-q.${q}.json`);
     if (!model || !fix || !await gpuOrSkip()) return;
     const ids = readJson<Fixture>(fix).prompt_token_ids.slice(0, 16);
     const run = async (fuse: boolean) => {
-      const m = await loadGpuModel(model, { ctx: 64, fuse });
+      const m = await loadGpuModel(model, { ctx: 64, fuse, attention });
       try {
         await m.evaluate(ids.slice(0, 12));
         const out: Float32Array[] = [];

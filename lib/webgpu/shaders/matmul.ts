@@ -57,6 +57,33 @@ export interface MatmulShape {
    * With `tokens: "nOut"`, x row outTok0 + t is read (the final norm of the last token).
    */
   rmsNorm?: { eps: number };
+  /**
+   * Decode qkv matvec with RoPE and the KV-cache append in its row store (Q4_0 vec/dp4a/dp4s kernels,
+   * {@link ropeStoreWgsl}): the rows (q | k | v of one token) go to the q buffer and the caches instead of y.
+   */
+  rope?: RopeStore;
+}
+
+/**
+ * Where the fused qkv store writes (see {@link ropeStoreWgsl}). Bindings: 9 the RoPE table `[ctx][ropeDims/2]`
+ * of (cos, sin), 10 q `[nTok][nHead][d]`, 11 K cache `[nKv][ctx][d]`, 12 V cache, 13 Kt `[nKv][d][ctx]` (`kt`),
+ * 14 V sum `[nKv][d]` (`vsum`; one token per step only: the sum is a plain read-add-write).
+ */
+export interface RopeStore {
+  nHead: number;
+  nKv: number;
+  d: number;
+  /** Leading dimensions of each head rotated, as adjacent pairs (llama's "normal" RoPE; NeoX is not fused). */
+  ropeDims: number;
+  ctx: number;
+  kt: boolean;
+  vsum: boolean;
+}
+
+/** Whether the qkv matvec of `s` can take the fused RoPE store (vec kernels, even rows per thread and row offsets). */
+export function ropeFusable(s: MatmulShape, r: Omit<RopeStore, "kt" | "vsum">): boolean {
+  return s.tile === 1 && vecMode(s) && !s.gated && matvecRowsPerThread(s) % 2 === 0 && s.row0 % 2 === 0 &&
+    s.rows % 2 === 0 && r.d % 2 === 0 && r.ropeDims % 2 === 0 && r.ropeDims <= r.d;
 }
 
 /** Rows computed by one matmul workgroup (tiled prompt kernel). */
@@ -150,6 +177,7 @@ function q4WordWgsl(cols: number, rows: number, n: "" | "2"): string {
  */
 function matvecWgsl(s: MatmulShape): string {
   if (vecMode(s)) return q4VecMatvecWgsl(s);
+  if (s.rope) throw new Error("matvecWgsl: the fused RoPE store needs a Q4_0 vec kernel");
   const T = matvecThreads(s), R = matvecRowsPerThread(s), G = 256 / T;
   const nChunk = s.cols / 32;
   const sg = s.subgroups !== undefined;
@@ -253,6 +281,81 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 }`;
 }
 
+/** WGSL of the matvec's output bindings: y, or the fused RoPE store's buffers. */
+function outBindingsWgsl(s: MatmulShape): string {
+  const r = s.rope;
+  if (!r) return "@group(0) @binding(2) var<storage, read_write> y: array<f32>;";
+  return `@group(0) @binding(9) var<storage, read> rope: array<vec2<f32>>;
+@group(0) @binding(10) var<storage, read_write> qo: array<f32>;
+@group(0) @binding(11) var<storage, read_write> kc: array<f32>;
+@group(0) @binding(12) var<storage, read_write> vc: array<f32>;
+${r.kt ? "@group(0) @binding(13) var<storage, read_write> kt: array<f32>;" : ""}
+${r.vsum ? "@group(0) @binding(14) var<storage, read_write> vsum: array<f32>;" : ""}`;
+}
+
+/**
+ * WGSL storing the even row `row` and row + 1 of token `t` of the qkv matvec from their sums `v`, `v1`
+ * (`nxt` = Σx² with the fused norm) with RoPE and the cache append fused (what ropeWgsl does after the
+ * matvec, in the same f32 operations): the norm scale and bias, then for a q or k head the pair rotated by
+ * the angle of position pos0 + t (dimensions past ropeDims pass through) and written to q or to the K cache
+ * (and Kt), for a v head the two values written to the V cache (and added to the V sum).
+ */
+function ropeStoreWgsl(s: MatmulShape): string {
+  const r = s.rope!;
+  const half = r.ropeDims / 2;
+  return `${
+    s.rmsNorm
+      ? `let sc = inverseSqrt(nxt / ${s.cols}.0 + ${f32Lit(s.rmsNorm.eps)});
+      v *= sc;
+      v1 *= sc;`
+      : ""
+  }
+      ${
+    s.bias
+      ? `v += bias[${s.biasRow0}u + row];
+      v1 += bias[${s.biasRow0}u + row + 1u];`
+      : ""
+  }
+      let o = ${s.row0}u + row;
+      let h = o / ${r.d}u;
+      let i0 = o % ${r.d}u;
+      let pos = step.pos0 + t;
+      var y0 = v;
+      var y1 = v1;
+      if (i0 < ${r.ropeDims}u && h < ${r.nHead + r.nKv}u) {
+        let cs = rope[pos * ${half}u + i0 / 2u];
+        y0 = v * cs.x - v1 * cs.y;
+        y1 = v * cs.y + v1 * cs.x;
+      }
+      if (h < ${r.nHead}u) {
+        let ix = (t * ${r.nHead}u + h) * ${r.d}u + i0;
+        qo[ix] = y0;
+        qo[ix + 1u] = y1;
+      } else if (h < ${r.nHead + r.nKv}u) {
+        let kv = h - ${r.nHead}u;
+        let ix = (kv * ${r.ctx}u + pos) * ${r.d}u + i0;
+        kc[ix] = y0;
+        kc[ix + 1u] = y1;
+        ${
+    r.kt
+      ? `kt[(kv * ${r.d}u + i0) * ${r.ctx}u + pos] = y0;
+        kt[(kv * ${r.d}u + i0 + 1u) * ${r.ctx}u + pos] = y1;`
+      : ""
+  }
+      } else {
+        let kv = h - ${r.nHead + r.nKv}u;
+        let ix = (kv * ${r.ctx}u + pos) * ${r.d}u + i0;
+        vc[ix] = v;
+        vc[ix + 1u] = v1;
+        ${
+    r.vsum
+      ? `vsum[kv * ${r.d}u + i0] += v;
+        vsum[kv * ${r.d}u + i0 + 1u] += v1;`
+      : ""
+  }
+      }`;
+}
+
 /**
  * WGSL storing row `row` of token `t` of a matvec from its sums `v` (and `v2`, gated; `nxt` = Σx², fused norm):
  * the RMSNorm scale, bias, gated activation, then `y` written or accumulated.
@@ -353,7 +456,7 @@ function q4VecMatvecWgsl(s: MatmulShape): string {
   return `${stepWgsl(3)}
 @group(0) @binding(0) var<storage, read> w: array<u32>;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+${outBindingsWgsl(s)}
 @group(0) @binding(5) var<storage, read> wq: array<vec4<u32>>;
 ${s.bias ? "@group(0) @binding(4) var<storage, read> bias: array<f32>;" : ""}
 ${s.rmsNorm ? "@group(0) @binding(8) var<storage, read> nw: array<vec4<f32>>;" : ""}
@@ -413,17 +516,21 @@ function q4ReduceWgsl(s: MatmulShape, sums: string[], nxAll: boolean): string {
     part8[e] = v;
   }
   workgroupBarrier();
-  if (lid < ${G * R}u) {
-    let g = lid / ${R}u;
-    let r = lid % ${R}u;
-    let row = wg.x * ${G * R}u + lid;
+  // One thread per row, or per row pair (2e, 2e + 1) with the fused RoPE store.
+  if (lid < ${s.rope ? G * R / 2 : G * R}u) {
+    let e = ${s.rope ? "2u * lid" : "lid"};
+    let g = e / ${R}u;
+    let r = e % ${R}u;
+    let row = wg.x * ${G * R}u + e;
     let p = g * ${K * 8}u;
     var v = 0.0;
     ${s.gated ? "var v2 = 0.0;" : ""}
+    ${s.rope ? "var v1 = 0.0;" : ""}
     ${s.rmsNorm ? "var nxt = 0.0;" : ""}
     for (var j = 0u; j < 8u; j++) {
       v += part8[p + r * 8u + j];
       ${s.gated ? `v2 += part8[p + (${R}u + r) * 8u + j];` : ""}
+      ${s.rope ? "v1 += part8[p + (r + 1u) * 8u + j];" : ""}
       ${
     s.rmsNorm
       ? nxAll
@@ -433,7 +540,7 @@ function q4ReduceWgsl(s: MatmulShape, sums: string[], nxAll: boolean): string {
   }
     }
     if (row < ${s.rows}u) {
-      ${matvecStoreWgsl(s)}
+      ${s.rope ? ropeStoreWgsl(s) : matvecStoreWgsl(s)}
     }
   }`;
 }
@@ -476,7 +583,7 @@ function q4SharedMatvecWgsl(s: MatmulShape): string {
   return `${stepWgsl(3)}
 @group(0) @binding(0) var<storage, read> w: array<u32>;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+${outBindingsWgsl(s)}
 @group(0) @binding(5) var<storage, read> wq: array<vec4<u32>>;
 ${s.bias ? "@group(0) @binding(4) var<storage, read> bias: array<f32>;" : ""}
 ${s.rmsNorm ? "@group(0) @binding(8) var<storage, read> nw: array<vec4<f32>>;" : ""}
@@ -545,7 +652,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
  */
 export function matmulWgsl(s: MatmulShape): string {
   if (s.tile === 1) return matvecWgsl(s);
-  if (s.gated || s.rmsNorm) throw new Error("matmulWgsl: gated and rmsNorm are matvec (tile 1) options");
+  if (s.gated || s.rmsNorm || s.rope) {
+    throw new Error("matmulWgsl: gated, rmsNorm and rope are matvec (tile 1) options");
+  }
   const T = s.tile;
   return `${stepWgsl(3)}
 @group(0) @binding(0) var<storage, read> w: array<u32>;

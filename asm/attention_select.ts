@@ -17,20 +17,21 @@
  * positives get the sign bit set). NaN never occurs in the scores.
  */
 // @ts-ignore: decorator
-@inline 
-function f32Key(x: f32): u32 {
+@inline export function f32Key(x: f32): u32 {
   const u = reinterpret<u32>(x);
   return u ^ (<u32> (<i32> u >> 31) | 0x80000000);
 }
 
+/** {@link f32Key} of four lanes. */
+// @ts-ignore: decorator
+@inline export function f32KeysV(u: v128): v128 {
+  return v128.xor(u, v128.or(i32x4.shr_s(u, 31), i32x4.splat(0x80000000)));
+}
+
 /** keys[i] = f32Key(src[i]) for i < n (f32 → u32), 4 lanes at a time. */
 export function attn_f32_keys(src: usize, n: i32, keys: usize): void {
-  const top = i32x4.splat(0x80000000);
   let i = 0;
-  for (; i + 4 <= n; i += 4) {
-    const u = v128.load(src + (<usize> i << 2));
-    v128.store(keys + (<usize> i << 2), v128.xor(u, v128.or(i32x4.shr_s(u, 31), top)));
-  }
+  for (; i + 4 <= n; i += 4) v128.store(keys + (<usize> i << 2), f32KeysV(v128.load(src + (<usize> i << 2))));
   for (; i < n; i++) store<u32>(keys + (<usize> i << 2), f32Key(load<f32>(src + (<usize> i << 2))));
 }
 

@@ -29,7 +29,7 @@
 import { splitStart } from "./common/split";
 import { hsumF32 } from "./common/simd";
 import { ld1, ld4 } from "./common/kv_elem";
-import { attn_f32_keys, attn_select_top } from "./attention_select";
+import { attn_f32_keys, attn_select_top, f32Key, f32KeysV } from "./attention_select";
 
 /**
  * Positions per tile of the approximate-score accumulation, over the G heads of a group (128 KB of accumulators,
@@ -64,7 +64,9 @@ function expV(x0: v128): v128 {
   p = f32x4.add(f32x4.mul(p, r), f32x4.splat(P5));
   p = f32x4.mul(p, f32x4.mul(r, r));
   p = f32x4.add(f32x4.add(p, r), f32x4.splat(1.0));
-  const n = i32x4.trunc_sat_f32x4_s(fx);
+  // 2^fx: fx is a whole number in [-125, 127], so fx + 1.5·2^23 holds fx + 0x4b400000 in its bits exactly, and
+  // shifting (bits + 127) left by 23 drops the 0x4b400000 (one add instead of a saturating conversion).
+  const n = f32x4.add(fx, f32x4.splat(12582912.0));
   return f32x4.mul(p, i32x4.shl(i32x4.add(n, i32x4.splat(127)), 23));
 }
 
@@ -514,24 +516,36 @@ function sparqGroup<T>(
       const tau: f32 = l1 > 0 ? Mathf.sqrt(<f32> d * l1sel / l1) : 1;
       const acc = shat + ((<usize> h * nc4) << 2);
       const tv = f32x4.splat(tau);
+      // Fused into this pass: the max of ŝ (step 3's, parked in alpha[h]) and, for G = 1, the keys (step 4's).
+      let mv = f32x4.splat(-Infinity);
       let t = 0;
-      for (; t + 4 <= S; t += 4) v128.store(acc + (<usize> t << 2), f32x4.div(v128.load(acc + (<usize> t << 2)), tv));
-      for (; t < S; t++) store<f32>(acc + (<usize> t << 2), load<f32>(acc + (<usize> t << 2)) / tau);
+      for (; t + 4 <= S; t += 4) {
+        const x = f32x4.div(v128.load(acc + (<usize> t << 2)), tv);
+        v128.store(acc + (<usize> t << 2), x);
+        mv = f32x4.pmax(mv, x);
+        if (G == 1) v128.store(keys + (<usize> t << 2), f32KeysV(x));
+      }
+      let m = max(max(f32x4.extract_lane(mv, 0), f32x4.extract_lane(mv, 1)), max(f32x4.extract_lane(mv, 2), f32x4.extract_lane(mv, 3)));
+      for (; t < S; t++) {
+        const x = load<f32>(acc + (<usize> t << 2)) / tau;
+        store<f32>(acc + (<usize> t << 2), x);
+        m = max(m, x);
+        if (G == 1) store<u32>(keys + (<usize> t << 2), f32Key(x));
+      }
+      store<f32>(alpha + (<usize> h << 2), m);
     }
 
     // Step 3: the approximate softmax (only when α or a group sum needs it); alpha[h] holds 1/Z for now.
     if (realloc || G > 1) {
       for (let h = 0; h < G; h++) {
         const a = shat + ((<usize> h * nc4) << 2);
-        store<f32>(alpha + (<usize> h << 2), <f32> 1.0 / expSubSum(a, S, maxF32(a, S)));
+        store<f32>(alpha + (<usize> h << 2), <f32> 1.0 / expSubSum(a, S, load<f32>(alpha + (<usize> h << 2))));
       }
     }
 
     // Step 4: group score over the candidates (all but the current token and the window).
     const nCand = S - forced;
-    if (G == 1) {
-      attn_f32_keys(shat, nCand, keys);
-    } else {
+    if (G > 1) {
       for (let h = 0; h < G; h++) {
         const e = shat + ((<usize> h * nc4) << 2);
         const iz = load<f32>(alpha + (<usize> h << 2));

@@ -15,7 +15,7 @@
  *
  * `--mv` times the Q4_0 decode matvec alone (random weights, `--mv-shapes rows×cols`, `--mv-copies`
  * copies dispatched in turn so that the weights come from memory) for each of `--mv-variants`
- * (`mode:T×R[dD]`, mode vec|dp4a|dp4s|word|block, D: dp4s blocks of loads in flight per thread, `g` prefix: gated gate·up with the same matrix twice,
+ * (`mode:T×R`, mode vec|dp4a|dp4s|word|block, `g` prefix: gated gate·up with the same matrix twice,
  * then `n`: RMSNorm fused), each checked against a CPU reference. `--matvec word,vec` runs the model section once per
  * matvec mode (SPARQ_GPU_MATVEC set before each load), in the same process as the probe; `--sections
  * "SPARQ_GPU_MATVEC=dp4a SPARQ_GPU_DENSE_FUSE=0,defaults"` once per set of tuning variables.
@@ -135,7 +135,7 @@ async function mvBench(): Promise<void> {
       );
     }
     for (const variant of v["mv-variants"]!.split(",")) {
-      const m = variant.match(/^(g?)(n?)(vec|dp4a|dp4s|word|block):(\d+)x(\d+)(?:d(\d+))?$/);
+      const m = variant.match(/^(g?)(n?)(vec|dp4a|dp4s|word|block):(\d+)x(\d+)$/);
       if (!m) throw new Error(`--mv-variants: ${variant}`);
       const ms: MatmulShape = {
         type: GgmlType.Q4_0,
@@ -152,7 +152,6 @@ async function mvBench(): Promise<void> {
         mvMode: m[3] as MatmulShape["mvMode"],
         mvThreads: Number(m[4]),
         mvRows: Number(m[5]),
-        ...(m[6] ? { mvDepth: Number(m[6]) } : {}),
         gated: m[1] ? "swiglu" : undefined,
         ...(m[2] ? { rmsNorm: { eps } } : {}),
       };

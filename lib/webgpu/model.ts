@@ -41,13 +41,13 @@ const TRACE = tuningEnv("SPARQ_GPU_TRACE") === "1";
 const FUSE_ROPE = tuningEnv("SPARQ_GPU_FUSE_ROPE") !== "0";
 
 /**
- * SPARQ_GPU_MATVEC=vec:64x8 (mode:threads×rows[dDepth]; modes vec, dp4a, dp4s, word, block) or just the mode
- * overrides the matvec shape (benchmarks; the gated FFN matvec uses half the rows; depth: dp4s blocks in flight).
+ * SPARQ_GPU_MATVEC=vec:64x8 (mode:threads×rows; modes vec, dp4a, dp4s, word, block) or just the mode overrides
+ * the matvec shape (benchmarks; the gated FFN matvec uses half the rows).
  */
 function matvecOverride(): Partial<MatmulShape> {
-  const m = tuningEnv("SPARQ_GPU_MATVEC")?.match(/^(vec|dp4a|dp4s|word|block)(?::(\d+)x(\d+)(?:d(\d+))?)?$/);
+  const m = tuningEnv("SPARQ_GPU_MATVEC")?.match(/^(vec|dp4a|dp4s|word|block)(?::(\d+)x(\d+))?$/);
   if (!m) return {};
-  const mode = { mvMode: m[1] as MatmulShape["mvMode"], ...(m[4] ? { mvDepth: Number(m[4]) } : {}) };
+  const mode = { mvMode: m[1] as MatmulShape["mvMode"] };
   return m[2] ? { ...mode, mvThreads: Number(m[2]), mvRows: Number(m[3]) } : mode;
 }
 

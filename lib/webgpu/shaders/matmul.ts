@@ -36,8 +36,6 @@ export interface MatmulShape {
   /** Matvec overrides (benchmarks): threads per row set, rows per thread. */
   mvThreads?: number;
   mvRows?: number;
-  /** dp4s matvec: blocks of weight loads each thread keeps in flight (default {@link matvecDepth}). */
-  mvDepth?: number;
   /**
    * Matvec lane mapping for Q4_0: one u32 of a block per lane ("word", default), a whole block
    * through `dot32` ("block"), or a whole block per lane as one 16-byte load with R rows' loads in
@@ -133,11 +131,6 @@ export function matvecRowsPerThread(s: MatmulShape): number {
   if (s.mvRows) return s.mvRows;
   if (s.mvMode === "dp4s") return s.gated ? 4 : 8;
   return vecMode(s) ? VEC_ROWS : Math.max(1, MATVEC_ROWS_PER_THREAD / (s.gated ? 2 : 1));
-}
-
-/** Blocks of weight loads in flight per thread in the dp4s matvec (each R rows × 16 bytes). */
-export function matvecDepth(s: MatmulShape): number {
-  return s.mvDepth ?? 1;
 }
 
 /** Whether the matvec of `s` maps one u32 of a Q4_0 block per lane (see {@link matvecWgsl}). */
@@ -571,24 +564,20 @@ function q4SharedMatvecWgsl(s: MatmulShape): string {
   const K = sums.length;
   const sOff = s.rows * nb * 4; // u32 index of the scales (see repackQ4_0)
   const mats = s.gated ? ["", "2"] : [""];
-  const D = matvecDepth(s);
-  const ds = [...Array(D).keys()];
-  // Slot j holds the R rows' quants and scales of one block (block c in the loads, cj in the math).
-  const loads = (j: number, c: string, decl: string) =>
+  const loads = (decl: string) =>
     mats.flatMap((m) =>
       rs.map((r) =>
-        `${decl} q${m}_${r}_${j} = wq${m}[r${r} + ${c}];
-    ${decl} d${m}_${r}_${j} = unpack2x16float(w${m}[${sOff}u + (r${r} + ${c}) / 2u]);`
+        `${decl} q${m}_${r} = wq${m}[r${r} + c];
+    ${decl} d${m}_${r} = unpack2x16float(w${m}[${sOff}u + (r${r} + c) / 2u]);`
       )
     ).join("\n    ");
-  const math = (j: number) =>
-    mats.flatMap((m) =>
-      rs.map((r) => {
-        const d = `select(d${m}_${r}_${j}.x, d${m}_${r}_${j}.y, ((r${r} + cj) & 1u) == 1u)`, q = `q${m}_${r}_${j}`;
-        return `${m ? "b" : "a"}${r} += ${d} * xd.x * (f32(q4i(${q}.x, xa.x, xb.x) + q4i(${q}.y, xa.y, xb.y) + ` +
-          `q4i(${q}.z, xa.z, xb.z) + q4i(${q}.w, xa.w, xb.w)) - xd.y);`;
-      })
-    ).join("\n      ");
+  const math = mats.flatMap((m) =>
+    rs.map((r) => {
+      const d = `select(d${m}_${r}.x, d${m}_${r}.y, ((r${r} + c) & 1u) == 1u)`, q = `q${m}_${r}`;
+      return `${m ? "b" : "a"}${r} += ${d} * xd.x * (f32(q4i(${q}.x, xa.x, xb.x) + q4i(${q}.y, xa.y, xb.y) + ` +
+        `q4i(${q}.z, xa.z, xb.z) + q4i(${q}.w, xa.w, xb.w)) - xd.y);`;
+    })
+  ).join("\n    ");
   const xRow = s.rmsNorm && s.tokens === "nOut" ? "step.outTok0 + t" : "t";
   const i8 = [0, 1, 2, 3, 4, 5, 6, 7];
   return `${stepWgsl(3)}
@@ -620,9 +609,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let rb = wg.x * ${G * R}u + (lid / ${T}u) * ${R}u;
   ${rs.map((r) => `let r${r} = min(rb + ${r}u, ${s.rows - 1}u) * ${nb}u;`).join("\n  ")}
   ${sums.map((a) => `var ${a} = 0.0;`).join("\n  ")}
-  // The first D blocks' weights, in flight while x is quantized.
-  var c = tid;
-  ${ds.map((j) => loads(j, `min(c + ${j * T}u, ${nb - 1}u)`, "var")).join("\n  ")}
+  // The first block's weights, in flight while x is quantized.
+  var c = min(tid, ${nb - 1}u);
+  ${loads("var")}
   let xb0 = (${xRow}) * ${s.xStride / 4}u;
   for (var b = lid; b < ${nb}u; b += 256u) {
     ${i8.map((i) => `var x${i} = x[xb0 + b * 8u + ${i}u];`).join("\n    ")}
@@ -642,27 +631,16 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     xqd[b] = vec2<f32>(amax / 127.0, f32(8 * (${i8.map((i) => `dot4I8Packed(xq${i}, 0x01010101u)`).join(" + ")})));
   }
   workgroupBarrier();
-  // Each slot's block is used, then the slot is refilled with the block D·T further on.
+  c = tid;
   loop {
     if (c >= ${nb}u) { break; }
-    ${
-    ds.map((j) =>
-      `{
-      let cj = c + ${j * T}u;
-      if (cj < ${nb}u) {
-      let xa = xqa[cj];
-      let xb = xqb[cj];
-      let xd = xqd[cj];
-      ${math(j)}
-      let cn = cj + ${D * T}u;
-      if (cn < ${nb}u) {
-      ${loads(j, "cn", "")}
-      }
-      }
-    }`
-    ).join("\n    ")
-  }
-    c += ${D * T}u;
+    let xa = xqa[c];
+    let xb = xqb[c];
+    let xd = xqd[c];
+    ${math}
+    c += ${T}u;
+    if (c >= ${nb}u) { break; }
+    ${loads("")}
   }
   ${q4ReduceWgsl(s, sums, true)}
 }`;

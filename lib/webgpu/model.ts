@@ -36,9 +36,9 @@ const TRACE = tuningEnv("SPARQ_GPU_TRACE") === "1";
 
 /**
  * SPARQ_GPU_FUSE_ROPE=0 keeps RoPE and the K/V append in their own dispatch on decode steps (default: in the
- * qkv matvec's store where it applies: llama RoPE, Q4_0 vec kernels).
+ * qkv matvec's store where it applies: llama RoPE, Q4_0 vec kernels). Read at each load (bench sections set it).
  */
-const FUSE_ROPE = tuningEnv("SPARQ_GPU_FUSE_ROPE") !== "0";
+const fuseRopeEnv = () => tuningEnv("SPARQ_GPU_FUSE_ROPE") !== "0";
 
 /**
  * SPARQ_GPU_MATVEC=vec:64x8 (mode:threads×rows; modes vec, dp4a, dp4s, word, block) or just the mode overrides
@@ -536,7 +536,7 @@ class GpuModelImpl implements GpuModel {
         };
         const storageBuffers = (e: Layer["qkv"][number]) =>
           7 + (e.b ? 1 : 0) + (fuseAttnNorm ? 1 : 0) + (rope.kt ? 1 : 0) + (rope.vsum ? 1 : 0);
-        const fuseRope = vi === 0 && fuse && FUSE_ROPE && cfg.ropeType === "norm" &&
+        const fuseRope = vi === 0 && fuse && fuseRopeEnv() && cfg.ropeType === "norm" &&
           L.qkv.every((e) =>
             storageBuffers(e) <= k.gpu.limits.maxStorageBuffersPerShaderStage &&
             e.w.parts.every((p) => ropeFusable(matmulShape(e.w, p, qkvOpts(e), tile), rope))

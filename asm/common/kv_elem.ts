@@ -17,8 +17,16 @@ const F16_REBIAS: f32 = 5.192296858534828e33;
  */
 // @ts-ignore: decorator
 @inline export function f16sx4ToF32(h: v128): v128 {
-  return f32x4.mul(v128.and(i32x4.shl(h, 13), i32x4.splat(0x8fffe000)), f32x4.splat(F16_REBIAS));
+  return f32x4.mul(v128.and(i32x4.shl(h, 13), v128.load(F16_C)), v128.load(F16_C, 16));
 }
+
+/**
+ * {@link f16sx4ToF32}'s mask and 2^112, splatted, in memory: V8 rebuilds a `v128.const` at every use inside a loop
+ * (several instructions), while a load is one.
+ */
+const F16_C = memory.data<u32>([
+  0x8fffe000, 0x8fffe000, 0x8fffe000, 0x8fffe000, 0x77800000, 0x77800000, 0x77800000, 0x77800000,
+]);
 
 /** Four cache elements at byte pointer `p` as f32x4. */
 // @ts-ignore: decorator

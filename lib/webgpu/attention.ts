@@ -22,11 +22,14 @@ import {
 import { fillWgsl, vsumWgsl } from "./shaders/elementwise.ts";
 import { tuningEnv } from "../env.ts";
 
-/** Fewest positions per chunk of the SparQ partial kernel (SPARQ_GPU_SPARQ_CHUNK, a multiple of ATTN_BLOCK; tuning). */
-const SPARQ_MIN_CHUNK = (() => {
-  const v = Number(tuningEnv("SPARQ_GPU_SPARQ_CHUNK") ?? ATTN_BLOCK);
+/**
+ * Fewest positions per chunk of the partial kernel from the tuning variable `name` (SPARQ_GPU_SPARQ_CHUNK for
+ * SparQ decode, SPARQ_GPU_DENSE_CHUNK for dense steps), a multiple of ATTN_BLOCK; read at each model load.
+ */
+function minChunkEnv(name: string): number {
+  const v = Number(tuningEnv(name) ?? ATTN_BLOCK);
   return Math.max(ATTN_BLOCK, Math.ceil(v / ATTN_BLOCK) * ATTN_BLOCK);
-})();
+}
 
 /** Threads of the SparQ select workgroup (SPARQ_GPU_SELECT_WG, 256…1024; 512 was a little faster than 1024 on an H200). */
 const SPARQ_SELECT_WG = (() => {
@@ -157,6 +160,8 @@ export class GpuAttention {
   private fillOps: Op[][] = [];
   /** SparQ: the positions selected by the last decode step, `[nKv][ctx]` (kk per KV head, unordered). */
   readonly selected?: GPUBuffer;
+  /** Fewest positions per chunk of the partial kernel: SparQ decode, dense steps (tuning variables). */
+  private minChunk = { sparq: minChunkEnv("SPARQ_GPU_SPARQ_CHUNK"), dense: minChunkEnv("SPARQ_GPU_DENSE_CHUNK") };
 
   /** `q` `[batch][nHead][d]` is read, `out` (same shape) written. */
   constructor(
@@ -333,12 +338,12 @@ export class GpuAttention {
       this.bytes.v += nLayer * nKv * (kk * d + (this.sparq.reallocate ? 2 * d : 0)) * 4;
       // ŝ written and read back, the positions list written and read per head, ŝ at it for α.
       this.bytes.index += nLayer * (2 * nHead * S + nKv * kk + nHead * kk * (this.sparq.reallocate ? 2 : 1)) * 4;
-      return { ...chunking(kk, SPARQ_MIN_CHUNK), kk, r, localK: Math.min(p.window, kk - 1) };
+      return { ...chunking(kk, this.minChunk.sparq), kk, r, localK: Math.min(p.window, kk - 1) };
     }
     // Dense: the K and V rows of every KV head up to the last position (once per batch).
     this.bytes.k += nLayer * nKv * S * d * 4;
     this.bytes.v += nLayer * nKv * S * d * 4;
-    return chunking(S);
+    return chunking(S, this.minChunk.dense);
   }
 
   /** Ops of layer `layer` for a step of `nTok` tokens (after the K/V append of that step). */

@@ -22,10 +22,16 @@
   return u ^ (<u32> (<i32> u >> 31) | 0x80000000);
 }
 
+/**
+ * The sign bit in four lanes, in memory: V8 rebuilds a `v128.const` at every use inside a loop (several
+ * instructions), while a load is one.
+ */
+const SIGN4 = memory.data<u32>([0x80000000, 0x80000000, 0x80000000, 0x80000000]);
+
 /** {@link f32Key} of four lanes. */
 // @ts-ignore: decorator
 @inline export function f32KeysV(u: v128): v128 {
-  return v128.xor(u, v128.or(i32x4.shr_s(u, 31), i32x4.splat(0x80000000)));
+  return v128.xor(u, v128.or(i32x4.shr_s(u, 31), v128.load(SIGN4)));
 }
 
 /** keys[i] = f32Key(src[i]) for i < n (f32 → u32), 4 lanes at a time. */

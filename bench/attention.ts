@@ -22,6 +22,7 @@
  *
  *   deno run -A bench/attention.ts [--threads 2] [--shape mha,gqa] [--ctx 1024,4096,8192,16384,32768] [--layers N]
  *     [--cache-type f32|f16|f32,f16]   (a list runs each type in turn, same shapes and contexts)
+ *     [--huge-pages]                   (back the cache with transparent huge pages, as `sparq --huge-pages` does)
  * @module
  */
 import { parseArgs } from "node:util";
@@ -47,6 +48,7 @@ const { values } = parseArgs({
     ctx: { type: "string", default: "1024,4096,8192,16384,32768" },
     layers: { type: "string", default: "1" },
     "cache-type": { type: "string", default: "f32" },
+    "huge-pages": { type: "boolean", default: false },
   },
 });
 const threads = Number(values.threads);
@@ -87,10 +89,12 @@ function time(f: () => void): number {
   return Math.min(...ts);
 }
 
-const rt = await createRuntime({ threads });
+const rt = await createRuntime({ threads, hugePages: values["huge-pages"] });
 for (const cacheType of cacheTypes) {
   console.log(
-    `attention benchmark: ${threads} threads, ${rt.relaxed ? "relaxed-SIMD" : "SIMD"} build, ${cacheType} cache`,
+    `attention benchmark: ${threads} threads, ${rt.relaxed ? "relaxed-SIMD" : "SIMD"} build, ${cacheType} cache${
+      rt.hugePages ? ", huge pages" : ""
+    }`,
   );
   for (const shapeName of values.shape!.split(",")) {
     const sh = SHAPES[shapeName];

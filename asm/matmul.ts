@@ -113,7 +113,11 @@ const W_F32 = 0, W_F16 = 1, W_BF16 = 2;
 // ---------------------------------------------------------------------------------------------------------------
 // 32-wide blocks against Q8 activations. `x` is one token's Q8 record (see act.ts), `nb` = cols/32.
 
-const LOW4 = i8x16.splat(0x0f);
+/**
+ * The low-nibble mask 0x0f in 16 lanes, in memory (`v128.load(LOW4)`): V8 rebuilds a `v128.const` at every use
+ * inside a loop (several instructions), while a load is one — Q4_0 matvec ~35% faster at 7B shapes.
+ */
+const LOW4 = memory.data<u8>([15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15]);
 
 const BIT_OF_LANE = i8x16(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128);
 
@@ -161,20 +165,20 @@ const K_Q4_0 = 0, K_Q4_1 = 1, K_Q5_0 = 2, K_Q5_1 = 3, K_Q8_0 = 4;
  */
 // @ts-ignore: decorator
 @inline function codesLo(kind: i32, blk: usize): v128 {
-  if (kind == K_Q4_0) return v128.and(v128.load(blk + 2), LOW4);
-  if (kind == K_Q4_1) return v128.and(v128.load(blk + 4), LOW4);
-  if (kind == K_Q5_0) return v128.or(v128.and(v128.load(blk + 6), LOW4), fifthBits(v128.load32_splat(blk + 2), false));
-  if (kind == K_Q5_1) return v128.or(v128.and(v128.load(blk + 8), LOW4), fifthBits(v128.load32_splat(blk + 4), false));
+  if (kind == K_Q4_0) return v128.and(v128.load(blk + 2), v128.load(LOW4));
+  if (kind == K_Q4_1) return v128.and(v128.load(blk + 4), v128.load(LOW4));
+  if (kind == K_Q5_0) return v128.or(v128.and(v128.load(blk + 6), v128.load(LOW4)), fifthBits(v128.load32_splat(blk + 2), false));
+  if (kind == K_Q5_1) return v128.or(v128.and(v128.load(blk + 8), v128.load(LOW4)), fifthBits(v128.load32_splat(blk + 4), false));
   return ASC_FEATURE_RELAXED_SIMD ? i8x16.abs(v128.load(blk + 2)) : v128.load(blk + 2);
 }
 
 /** The weight codes of elements 16..31 (high nibbles; Q8_0: the second 16 bytes), as {@link codesLo}. */
 // @ts-ignore: decorator
 @inline function codesHi(kind: i32, blk: usize): v128 {
-  if (kind == K_Q4_0) return v128.and(i16x8.shr_u(v128.load(blk + 2), 4), LOW4);
-  if (kind == K_Q4_1) return v128.and(i16x8.shr_u(v128.load(blk + 4), 4), LOW4);
-  if (kind == K_Q5_0) return v128.or(v128.and(i16x8.shr_u(v128.load(blk + 6), 4), LOW4), fifthBits(v128.load32_splat(blk + 2), true));
-  if (kind == K_Q5_1) return v128.or(v128.and(i16x8.shr_u(v128.load(blk + 8), 4), LOW4), fifthBits(v128.load32_splat(blk + 4), true));
+  if (kind == K_Q4_0) return v128.and(i16x8.shr_u(v128.load(blk + 2), 4), v128.load(LOW4));
+  if (kind == K_Q4_1) return v128.and(i16x8.shr_u(v128.load(blk + 4), 4), v128.load(LOW4));
+  if (kind == K_Q5_0) return v128.or(v128.and(i16x8.shr_u(v128.load(blk + 6), 4), v128.load(LOW4)), fifthBits(v128.load32_splat(blk + 2), true));
+  if (kind == K_Q5_1) return v128.or(v128.and(i16x8.shr_u(v128.load(blk + 8), 4), v128.load(LOW4)), fifthBits(v128.load32_splat(blk + 4), true));
   return ASC_FEATURE_RELAXED_SIMD ? i8x16.abs(v128.load(blk + 18)) : v128.load(blk + 18);
 }
 
@@ -489,7 +493,7 @@ const K_Q4_0 = 0, K_Q4_1 = 1, K_Q5_0 = 2, K_Q5_1 = 3, K_Q8_0 = 4;
 // @ts-ignore: decorator
 @inline function codeQK45(qs: usize, j: i32, upper: bool, second: bool, five: bool, h: v128): v128 {
   const q = v128.load(qs + (<usize>j << 5) + (second ? 16 : 0));
-  let c = upper ? v128.and(i16x8.shr_u(q, 4), LOW4) : v128.and(q, LOW4);
+  let c = upper ? v128.and(i16x8.shr_u(q, 4), v128.load(LOW4)) : v128.and(q, v128.load(LOW4));
   if (five) {
     const bit: i32 = 1 << (2 * j + (upper ? 1 : 0));
     const m = i8x16.splat(<i8>bit);
@@ -714,10 +718,10 @@ const K_Q4_0 = 0, K_Q4_1 = 1, K_Q5_0 = 2, K_Q5_1 = 3, K_Q8_0 = 4;
 @inline function codeQ6(ql: usize, qh: usize, o: usize, which: i32): v128 {
   const m30 = i8x16.splat(0x30);
   const hb = v128.load(qh + o);
-  if (which == 0) return v128.or(v128.and(v128.load(ql + o), LOW4), v128.and(i16x8.shl(hb, 4), m30));
-  if (which == 1) return v128.or(v128.and(v128.load(ql + o, 32), LOW4), v128.and(i16x8.shl(hb, 2), m30));
-  if (which == 2) return v128.or(v128.and(i16x8.shr_u(v128.load(ql + o), 4), LOW4), v128.and(hb, m30));
-  return v128.or(v128.and(i16x8.shr_u(v128.load(ql + o, 32), 4), LOW4), v128.and(i16x8.shr_u(hb, 2), m30));
+  if (which == 0) return v128.or(v128.and(v128.load(ql + o), v128.load(LOW4)), v128.and(i16x8.shl(hb, 4), m30));
+  if (which == 1) return v128.or(v128.and(v128.load(ql + o, 32), v128.load(LOW4)), v128.and(i16x8.shl(hb, 2), m30));
+  if (which == 2) return v128.or(v128.and(i16x8.shr_u(v128.load(ql + o), 4), v128.load(LOW4)), v128.and(hb, m30));
+  return v128.or(v128.and(i16x8.shr_u(v128.load(ql + o, 32), 4), v128.load(LOW4)), v128.and(i16x8.shr_u(hb, 2), m30));
 }
 
 /** Four signed 8-bit scales at `p` as i32x4. */

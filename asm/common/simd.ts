@@ -54,10 +54,19 @@ const F16_REBIAS: f32 = 5.192296858534828e33;
 /** Four f16 values (low 16 bits of each i32 lane, zero-extended) → f32x4. */
 // @ts-ignore: decorator
 @inline export function f16x4ToF32(h: v128): v128 {
-  const mag = v128.and(i32x4.shl(h, 13), i32x4.splat(0x0fffe000));
-  const sign = v128.and(i32x4.shl(h, 16), i32x4.splat(0x80000000));
-  return f32x4.mul(v128.or(mag, sign), f32x4.splat(F16_REBIAS));
+  const mag = v128.and(i32x4.shl(h, 13), v128.load(F16X4_C));
+  const sign = v128.and(i32x4.shl(h, 16), v128.load(F16X4_C, 16));
+  return f32x4.mul(v128.or(mag, sign), v128.load(F16X4_C, 32));
 }
+
+/**
+ * {@link f16x4ToF32}'s magnitude mask, sign mask and 2^112 (F16_REBIAS's bits), splatted, in memory: V8 rebuilds
+ * a `v128.const` at every use inside a loop (several instructions), while a load is one.
+ */
+const F16X4_C = memory.data<u32>([
+  0x0fffe000, 0x0fffe000, 0x0fffe000, 0x0fffe000, 0x80000000, 0x80000000, 0x80000000, 0x80000000,
+  0x77800000, 0x77800000, 0x77800000, 0x77800000,
+]);
 
 /** f32 → f16 bits, round to nearest even (as F16C's `vcvtps2ph` and ggml), inf/NaN kept. */
 export function f32ToF16(f: f32): u32 {

@@ -41,13 +41,13 @@ const TRACE = tuningEnv("SPARQ_GPU_TRACE") === "1";
 const fuseRopeEnv = () => tuningEnv("SPARQ_GPU_FUSE_ROPE") !== "0";
 
 /**
- * SPARQ_GPU_MATVEC=vec:64x8 (mode:threads×rows; modes vec, dp4a, dp4s, word, block) or just the mode overrides
- * the matvec shape (benchmarks; the gated FFN matvec uses half the rows).
+ * SPARQ_GPU_MATVEC=vec:64x8 (mode:threads×rows[wWorkgroup]; modes vec, dp4a, dp4s, word, block) or just the mode
+ * overrides the matvec shape (benchmarks; the gated FFN matvec uses half the rows; w: threads per workgroup, vec modes).
  */
 function matvecOverride(): Partial<MatmulShape> {
-  const m = tuningEnv("SPARQ_GPU_MATVEC")?.match(/^(vec|dp4a|dp4s|word|block)(?::(\d+)x(\d+))?$/);
+  const m = tuningEnv("SPARQ_GPU_MATVEC")?.match(/^(vec|dp4a|dp4s|word|block)(?::(\d+)x(\d+)(?:w(\d+))?)?$/);
   if (!m) return {};
-  const mode = { mvMode: m[1] as MatmulShape["mvMode"] };
+  const mode = { mvMode: m[1] as MatmulShape["mvMode"], ...(m[4] ? { mvWg: Number(m[4]) } : {}) };
   return m[2] ? { ...mode, mvThreads: Number(m[2]), mvRows: Number(m[3]) } : mode;
 }
 

@@ -36,6 +36,8 @@ export interface MatmulShape {
   /** Matvec overrides (benchmarks): threads per row set, rows per thread. */
   mvThreads?: number;
   mvRows?: number;
+  /** Threads per workgroup of the Q4_0 vec/dp4a/dp4s matvecs (default 256; others always 256). */
+  mvWg?: number;
   /**
    * Matvec lane mapping for Q4_0: one u32 of a block per lane ("word", default), a whole block
    * through `dot32` ("block"), or a whole block per lane as one 16-byte load with R rows' loads in
@@ -133,6 +135,11 @@ export function matvecRowsPerThread(s: MatmulShape): number {
   return vecMode(s) ? VEC_ROWS : Math.max(1, MATVEC_ROWS_PER_THREAD / (s.gated ? 2 : 1));
 }
 
+/** Threads per workgroup of the matvec of `s` (a power of two, 64…1024, for the Q4_0 vec kernels; else 256). */
+export function matvecWg(s: MatmulShape): number {
+  return vecMode(s) && s.mvWg ? s.mvWg : 256;
+}
+
 /** Whether the matvec of `s` maps one u32 of a Q4_0 block per lane (see {@link matvecWgsl}). */
 export function wordMode(s: MatmulShape): boolean {
   return s.type === GgmlType.Q4_0 && s.mvMode !== "block" && !vecMode(s);
@@ -153,7 +160,7 @@ export const VEC_ROWS = 8;
 
 /** Rows computed by one workgroup of the kernel of `s` (matvec when `tile` is 1). */
 export function groupRows(s: MatmulShape): number {
-  return s.tile === 1 ? (256 / matvecThreads(s)) * matvecRowsPerThread(s) : MATMUL_ROWS;
+  return s.tile === 1 ? (matvecWg(s) / matvecThreads(s)) * matvecRowsPerThread(s) : MATMUL_ROWS;
 }
 
 /** WGSL of `q4w(blk, j, xl, xh)`: word j of Q4_0 block blk dotted with its 8 activations (lo, hi nibbles). */
@@ -402,8 +409,8 @@ const Q4I_WGSL = `fn q4i(q: u32, xl: u32, xh: u32) -> i32 {
 }`;
 
 /**
- * WGSL of the Q4_0 decode matvec ("vec" mode; token wg.y). A workgroup of 256 threads holds
- * G = 256/T sets of T threads; each set computes R rows (R of W and R of W₂ when gated). Thread i
+ * WGSL of the Q4_0 decode matvec ("vec" mode; token wg.y). A workgroup of WG threads (256 unless `mvWg`) holds
+ * G = WG/T sets of T threads; each set computes R rows (R of W and R of W₂ when gated). Thread i
  * of a set walks blocks c = i, i+T, …: it loads the block's 32 activations once (prescaled for
  * `q4v`, times the norm weight when fused), then the block's 16 quant bytes of each of its rows as
  * one vec4<u32> each (all R loads issued before the math: R·16 bytes in flight per thread; a warp
@@ -413,8 +420,8 @@ const Q4I_WGSL = `fn q4i(q: u32, xl: u32, xh: u32) -> i32 {
  */
 function q4VecMatvecWgsl(s: MatmulShape): string {
   if (s.mvMode === "dp4s") return q4SharedMatvecWgsl(s);
-  const T = matvecThreads(s), R = matvecRowsPerThread(s), G = 256 / T;
-  if (T < 8 || T > 256 || T & (T - 1)) throw new Error(`q4VecMatvecWgsl: ${T} threads per row set`);
+  const T = matvecThreads(s), R = matvecRowsPerThread(s), WG = matvecWg(s), G = WG / T;
+  if (T < 8 || T > WG || T & (T - 1)) throw new Error(`q4VecMatvecWgsl: ${T} threads per row set`);
   const nb = s.cols / 32;
   const rs = [...Array(R).keys()];
   const sums = [...rs.map((r) => `a${r}`), ...(s.gated ? rs.map((r) => `b${r}`) : []), ...(s.rmsNorm ? ["nx"] : [])];
@@ -468,9 +475,9 @@ ${ACT_WGSL}`
       : ""
   }
 ${i8 ? Q4I_WGSL : Q4V_WGSL}
-var<workgroup> part: array<f32, ${256 * K}>;
+var<workgroup> part: array<f32, ${WG * K}>;
 var<workgroup> part8: array<f32, ${G * K * 8}>;
-@compute @workgroup_size(256)
+@compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let t = wg.y;
   if (t >= step.${s.tokens}) { return; }
@@ -503,14 +510,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
  * (dp4s), so the norm's sum adds every set's slices, not just the row's own set's.
  */
 function q4ReduceWgsl(s: MatmulShape, sums: string[], nxAll: boolean): string {
-  const T = matvecThreads(s), R = matvecRowsPerThread(s), G = 256 / T, K = sums.length;
-  return `${sums.map((a, i) => `part[${i * 256}u + lid] = ${a};`).join("\n  ")}
+  const T = matvecThreads(s), R = matvecRowsPerThread(s), WG = matvecWg(s), G = WG / T, K = sums.length;
+  return `${sums.map((a, i) => `part[${i * WG}u + lid] = ${a};`).join("\n  ")}
   workgroupBarrier();
-  // part8[(g·K + k)·8 + j] = Σ_i part[k·256 + g·T + j + 8i]: slice j of sum k of set g.
-  for (var e = lid; e < ${G * K * 8}u; e += 256u) {
+  // part8[(g·K + k)·8 + j] = Σ_i part[k·WG + g·T + j + 8i]: slice j of sum k of set g.
+  for (var e = lid; e < ${G * K * 8}u; e += ${WG}u) {
     let g = e / ${K * 8}u;
     let k = (e / 8u) % ${K}u;
-    let base = k * 256u + g * ${T}u + e % 8u;
+    let base = k * ${WG}u + g * ${T}u + e % 8u;
     var v = 0.0;
     for (var i = 0u; i < ${T}u; i += 8u) { v += part[base + i]; }
     part8[e] = v;
@@ -553,11 +560,11 @@ function q4ReduceWgsl(s: MatmulShape, sums: string[], nxAll: boolean): string {
  * vec4<u32> planes, so neighbouring threads read neighbouring 16 bytes, and (d, 8·Σq) — and sums
  * x² for the fused norm; after one barrier the threads dot their blocks as before, reading the
  * activations from workgroup memory. Each x element is then read from L2 once per workgroup
- * (G = 256/T times less often) and quantized once.
+ * (G = WG/T times less often) and quantized once.
  */
 function q4SharedMatvecWgsl(s: MatmulShape): string {
-  const T = matvecThreads(s), R = matvecRowsPerThread(s), G = 256 / T;
-  if (T < 8 || T > 256 || T & (T - 1)) throw new Error(`q4SharedMatvecWgsl: ${T} threads per row set`);
+  const T = matvecThreads(s), R = matvecRowsPerThread(s), WG = matvecWg(s), G = WG / T;
+  if (T < 8 || T > WG || T & (T - 1)) throw new Error(`q4SharedMatvecWgsl: ${T} threads per row set`);
   const nb = s.cols / 32;
   const rs = [...Array(R).keys()];
   const sums = [...rs.map((r) => `a${r}`), ...(s.gated ? rs.map((r) => `b${r}`) : []), ...(s.rmsNorm ? ["nx"] : [])];
@@ -595,13 +602,13 @@ ${ACT_WGSL}`
       : ""
   }
 ${Q4I_WGSL}
-var<workgroup> part: array<f32, ${256 * K}>;
+var<workgroup> part: array<f32, ${WG * K}>;
 var<workgroup> part8: array<f32, ${G * K * 8}>;
 // Block b of x as Q8_0: quants 0-15 (xqa), 16-31 (xqb), (d, 8·Σq) (xqd).
 var<workgroup> xqa: array<vec4<u32>, ${nb}>;
 var<workgroup> xqb: array<vec4<u32>, ${nb}>;
 var<workgroup> xqd: array<vec2<f32>, ${nb}>;
-@compute @workgroup_size(256)
+@compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let t = wg.y;
   if (t >= step.${s.tokens}) { return; }
@@ -613,7 +620,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   var c = min(tid, ${nb - 1}u);
   ${loads("var")}
   let xb0 = (${xRow}) * ${s.xStride / 4}u;
-  for (var b = lid; b < ${nb}u; b += 256u) {
+  for (var b = lid; b < ${nb}u; b += ${WG}u) {
     ${i8.map((i) => `var x${i} = x[xb0 + b * 8u + ${i}u];`).join("\n    ")}
     ${
     s.rmsNorm

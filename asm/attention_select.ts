@@ -152,6 +152,8 @@ const COMPACT_LUT = memory.data<u8>([
   0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, // 1111
 ]);
 
+const FOURS = memory.data<u32>([4, 4, 4, 4]);
+
 /**
  * Compacts the keys ≥ `t` into `cand` and their indices into `idx`, in order, four keys per step without branches
  * on the data (the matching lanes shuffled to the front, the pointer advanced by their count). Stops once more
@@ -160,7 +162,7 @@ const COMPACT_LUT = memory.data<u8>([
 function compactAtLeast(keys: usize, n: i32, t: u32, limit: i32, cand: usize, idx: usize): i32 {
   const tv = i32x4.splat(t);
   let iv = i32x4(0, 1, 2, 3);
-  const four = i32x4.splat(4);
+  const four = v128.load(FOURS); // (a v128.const would be rebuilt in the loop)
   let c = 0;
   let i = 0;
   for (; i + 4 <= n && c <= limit; i += 4) {

@@ -6,9 +6,6 @@
  */
 import { f16ToF32 } from "./simd";
 
-/** 2^112: moves an f16 exponent placed in f32 position to the f32 bias (exact for normal and subnormal halves). */
-const F16_REBIAS: f32 = 5.192296858534828e33;
-
 /**
  * Four f16 values, sign-extended into the i32 lanes, → f32x4 (exact for finite halves; an f16 cache holds no NaN,
  * and ±inf only where the f32 value was beyond the f16 range). Shifting the sign-extended lane left by 13 puts the
@@ -21,8 +18,9 @@ const F16_REBIAS: f32 = 5.192296858534828e33;
 }
 
 /**
- * {@link f16sx4ToF32}'s mask and 2^112, splatted, in memory: V8 rebuilds a `v128.const` at every use inside a loop
- * (several instructions), while a load is one.
+ * {@link f16sx4ToF32}'s mask and 2^112 (0x77800000: moves an f16 exponent placed in f32 position to the f32 bias,
+ * exact for normal and subnormal halves), splatted, in memory: V8 rebuilds a `v128.const` at every use inside a
+ * loop (several instructions), while a load is one.
  */
 const F16_C = memory.data<u32>([
   0x8fffe000, 0x8fffe000, 0x8fffe000, 0x8fffe000, 0x77800000, 0x77800000, 0x77800000, 0x77800000,

@@ -3,7 +3,8 @@
  * (`DenseAttention`, kernel `attn_dense_f32`/`_f16`) vs SparQ at compression 1/2, 1/4, 1/8, 1/16
  * (r = d/R, k = S/(2R), window k/4, reallocation on). Prints time per step, the measured speedup next to the
  * predicted transfer ratio (sparq.md §2.3), the bytes each mode reports and the achieved bandwidth, with
- * `/proc/loadavg` on every line (the machine is shared: figures are only as good as the load allows).
+ * `/proc/loadavg` on every line (the machine is shared: figures are only as good as the load allows). The modes of
+ * one context length are timed in turn over several rounds, so a slow spell of the host hits them all alike.
  *
  * The cache holds random values (timing only; K and Kt are filled independently, so the selection is not
  * meaningful as attention, only as work).
@@ -72,21 +73,29 @@ function fillRandom(a: Float32Array | Float16Array, seed: number) {
   for (let i = 0; i < a.length; i += blk.length) a.set(blk.subarray(0, Math.min(blk.length, a.length - i)), i);
 }
 
+/** Rounds in which every mode is timed in turn (see {@link timeModes}). */
+const ROUNDS = 5;
+
 /**
- * Fastest milliseconds per call of `f` over at least 5 calls and 300 ms, after warm-up calls that let the engine
- * tier the kernel up to optimised code. The minimum, not the median: on a shared machine the other processes
- * only ever add time.
+ * Fastest milliseconds per call of each of `fs`, timed in turn over {@link ROUNDS} rounds (at least 3 calls and
+ * 60 ms per mode and round, after warm-up calls that let the engine tier the kernels up to optimised code). The
+ * minimum, not the median: on a shared machine the other processes only ever add time; and interleaved, so a
+ * slow spell of the host falls on every mode instead of on whichever ran then.
  */
-function time(f: () => void): number {
-  for (let i = 0; i < 3; i++) f();
-  const ts: number[] = [];
-  const t0 = performance.now();
-  while (ts.length < 5 || (performance.now() - t0 < 300 && ts.length < 50)) {
-    const t = performance.now();
-    f();
-    ts.push(performance.now() - t);
+function timeModes(fs: (() => void)[]): number[] {
+  for (const f of fs) for (let i = 0; i < 3; i++) f();
+  const best = fs.map(() => Infinity);
+  for (let r = 0; r < ROUNDS; r++) {
+    fs.forEach((f, m) => {
+      const t0 = performance.now();
+      for (let n = 0; n < 3 || (performance.now() - t0 < 60 && n < 20); n++) {
+        const t = performance.now();
+        f();
+        best[m] = Math.min(best[m], performance.now() - t);
+      }
+    });
   }
-  return Math.min(...ts);
+  return best;
 }
 
 const rt = await createRuntime({ threads, hugePages: values["huge-pages"] });
@@ -133,17 +142,15 @@ for (const cacheType of cacheTypes) {
     console.log("     S  mode              ms/step  speedup  transfer 1/x  MB read   GB/s   loadavg");
     for (const S of ctxs) {
       cache.length = S;
-      let denseMs = 0;
-      for (const [spec, mode] of modes) {
-        mode.resetCounters();
-        let layer = 0;
-        const ms = time(() => mode.decode(layer = (layer + 1) % nLayers, S - 1, q, out));
+      let layer = 0;
+      const times = timeModes(modes.map(([, mode]) => () => mode.decode(layer = (layer + 1) % nLayers, S - 1, q, out)));
+      const denseMs = times[0];
+      modes.forEach(([spec, mode], m) => {
+        const ms = times[m];
         mode.resetCounters();
         mode.decode(0, S - 1, q, out);
-        const calls = 1;
         const b = mode.bytes;
-        const mb = (b.k + b.v + b.index) / calls / 1e6;
-        if (spec.kind === "dense") denseMs = ms;
+        const mb = (b.k + b.v + b.index) / 1e6;
         const pred = predictedTransfer({ kind: "dense" }, d, S) / predictedTransfer(spec, d, S);
         console.log(
           `${String(S).padStart(6)}  ${mode.name.padEnd(16)} ${ms.toFixed(3).padStart(8)}  ${
@@ -152,7 +159,7 @@ for (const cacheType of cacheTypes) {
             (mb / ms).toFixed(1).padStart(5)
           }   ${loadavg()}`,
         );
-      }
+      });
     }
   }
 }

@@ -9,17 +9,21 @@
  * The cache holds random values (timing only; K and Kt are filled independently, so the selection is not
  * meaningful as attention, only as work).
  *
- * What limits SparQ here (measured on the 2-core EPYC dev machine): dense streams K and V at ~25-28 GB/s, while
- * SparQ's k scattered 512-byte rows of K and V come in at ~8-10 GB/s — each row is a fresh DRAM page and TLB miss,
- * wasm has no software prefetch, and one core keeps only ~20 misses in flight (the kernel's touch pass gets that
- * many). So at 1/8 the measured speedup is about a third of the transfer ratio for MHA (d 128); GQA gains more
- * because dense attention there is compute-bound (G dot products per row).
+ * What limits SparQ here (2-core EPYC dev machine; S = 8192, 1/8, MHA, f32, 2 threads; per phase from an
+ * instrumented build, 2026-11-29, dense 7.4 ms in the same process): the r = 16 rows of Kt stream in 0.43 ms; the
+ * τ pass, exp and top-k select take 0.07 + 0.16 + 0.18 ms; then the k scattered 512-byte rows of K and V: their touch
+ * passes 0.47 + 0.40 ms, the dot and weighted-sum passes 0.12 + 0.20 ms — 2.0 ms in all, 60% of it the gather.
+ * Dense streams K and V at 25-45 GB/s, while the rows come in at ~10 GB/s: each is a fresh DRAM page and TLB miss
+ * (`--huge-pages`: SparQ 6-11% faster, dense 0-3%), wasm has no prefetch instruction, and a core keeps only ~20
+ * misses in flight, which the touch pass (independent loads) reaches. Loads of the next rows placed inside the
+ * compute loops instead (a software pipeline) were 10-30% slower: a missing load holds the reorder buffer, so
+ * the arithmetic does not run under it. So at 1/8 MHA gets about half the transfer ratio; GQA gains more, dense
+ * attention there being compute-bound (G dot products per row).
  *
  * f16 cache (`--cache-type f16`): half the bytes, but wasm SIMD has no f16 conversion instruction, so each four
- * halves cost a widen + shift + mask + multiply; the kernels convert once per GQA group, yet at 2 threads attention
- * is then compute-bound. Measured at S = 8192, 2 threads, loadavg ≈ 1.1 (2-core EPYC): MHA dense 14.2 ms (f16) vs
- * 9.0 ms (f32), sparq 1/8 3.25 vs 3.67 ms; GQA dense 8.3 vs 6.7 ms, sparq 1/8 1.93 vs 1.45 ms. f16 is a memory
- * saving (cache and context length ×2), not a speed-up, on this machine.
+ * halves cost a widen + shift + mask + multiply (the kernels convert once per GQA group). In the phase-profile
+ * runs (one per cache type), MHA at 8192: dense 7.2 ms (f16) vs 7.4 (f32), SparQ 1/8 1.71 vs 2.03 ms. f16 is
+ * mainly a memory saving (cache and context length ×2).
  *
  *   deno run -A bench/attention.ts [--threads 2] [--shape mha,gqa] [--ctx 1024,4096,8192,16384,32768] [--layers N]
  *     [--cache-type f32|f16|f32,f16]   (a list runs each type in turn, same shapes and contexts)

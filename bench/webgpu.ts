@@ -15,7 +15,7 @@
  *
  * `--mv` times the Q4_0 decode matvec alone (random weights, `--mv-shapes rows×cols`, `--mv-copies`
  * copies dispatched in turn so that the weights come from memory) for each of `--mv-variants`
- * (`mode:T×R[wN]`, mode vec|dp4a|dp4s|word|block, N: threads per workgroup (vec modes; default 256), `g` prefix: gated gate·up with the same matrix twice,
+ * (`[x]mode:T×R[wN]`, x: timing only, integer dot products replaced by xors; mode vec|dp4a|dp4s|word|block, N: threads per workgroup (vec modes; default 256), `g` prefix: gated gate·up with the same matrix twice,
  * then `n`: RMSNorm fused), each checked against a CPU reference. `--matvec word,vec` runs the model section once per
  * matvec mode (SPARQ_GPU_MATVEC set before each load), in the same process as the probe; `--sections
  * "SPARQ_GPU_MATVEC=dp4a SPARQ_GPU_DENSE_FUSE=0,defaults"` once per set of tuning variables.
@@ -135,7 +135,9 @@ async function mvBench(): Promise<void> {
       );
     }
     for (const variant of v["mv-variants"]!.split(",")) {
-      const m = variant.match(/^(g?)(n?)(vec|dp4a|dp4s|word|block):(\d+)x(\d+)(?:w(\d+))?$/);
+      // `x` prefix (timing only, results wrong): the integer dot products replaced by two xors, to see what they cost.
+      const noDot = variant.startsWith("x");
+      const m = variant.replace(/^x/, "").match(/^(g?)(n?)(vec|dp4a|dp4s|word|block):(\d+)x(\d+)(?:w(\d+))?$/);
       if (!m) throw new Error(`--mv-variants: ${variant}`);
       const ms: MatmulShape = {
         type: GgmlType.Q4_0,
@@ -156,7 +158,12 @@ async function mvBench(): Promise<void> {
         gated: m[1] ? "swiglu" : undefined,
         ...(m[2] ? { rmsNorm: { eps } } : {}),
       };
-      const wgsl = matmulWgsl(ms);
+      const wgsl = noDot
+        ? matmulWgsl(ms).replace(
+          "return dot4I8Packed(q & 0x0f0f0f0fu, xl) + dot4I8Packed((q >> 4u) & 0x0f0f0f0fu, xh);",
+          "return i32(q ^ xl ^ xh);",
+        )
+        : matmulWgsl(ms);
       const ops = ws.map((w) =>
         k.op(
           "mv",
@@ -191,7 +198,11 @@ async function mvBench(): Promise<void> {
         } GB/s (${(100 * bytes / gsec / probe.bytesPerSecond).toFixed(0)}% of probe); wall ${
           (sec * 1e6).toFixed(1)
         } µs; max rel err ${rel.toExponential(1)}${
-          rel > (ms.mvMode?.startsWith("dp4") ? 1e-2 : 1e-4) || !(rel >= 0) ? "  WRONG" : ""
+          noDot
+            ? "  (no dot products: timing only)"
+            : rel > (ms.mvMode?.startsWith("dp4") ? 1e-2 : 1e-4) || !(rel >= 0)
+            ? "  WRONG"
+            : ""
         }`,
       );
     }

@@ -156,8 +156,9 @@ const FOURS = memory.data<u32>([4, 4, 4, 4]);
 
 /**
  * Compacts the keys ≥ `t` into `cand` and their indices into `idx`, in order, four keys per step without branches
- * on the data (the matching lanes shuffled to the front, the pointer advanced by their count). Stops once more
- * than `limit` have matched; returns the count. Writes up to three slots past it (`limit + 4` ≤ the buffers).
+ * on the data (the matching lanes shuffled to the front, the pointer advanced by their count; the shuffle indices
+ * are all in range, where relaxed_swizzle is one pshufb and deterministic). Stops once more than `limit` have
+ * matched; returns the count. Writes up to three slots past it (`limit + 4` ≤ the buffers).
  */
 function compactAtLeast(keys: usize, n: i32, t: u32, limit: i32, cand: usize, idx: usize): i32 {
   const tv = i32x4.splat(t);
@@ -169,8 +170,8 @@ function compactAtLeast(keys: usize, n: i32, t: u32, limit: i32, cand: usize, id
     const k = v128.load(keys + (<usize> i << 2));
     const mask = i32x4.bitmask(i32x4.ge_u(k, tv));
     const sh = v128.load(COMPACT_LUT + (<usize> mask << 4));
-    v128.store(cand + (<usize> c << 2), i8x16.swizzle(k, sh));
-    v128.store(idx + (<usize> c << 2), i8x16.swizzle(iv, sh));
+    v128.store(cand + (<usize> c << 2), ASC_FEATURE_RELAXED_SIMD ? i8x16.relaxed_swizzle(k, sh) : i8x16.swizzle(k, sh));
+    v128.store(idx + (<usize> c << 2), ASC_FEATURE_RELAXED_SIMD ? i8x16.relaxed_swizzle(iv, sh) : i8x16.swizzle(iv, sh));
     c += <i32> popcnt(mask);
     iv = i32x4.add(iv, four);
   }

@@ -373,7 +373,7 @@ async function modelSection(mv: string): Promise<void> {
     for (const mode of modes) {
       model.setAttention(mode);
       const b = await model.benchDecode(ctx, steps);
-      const prof = await model.profileOps(10);
+      const prof = await model.profileOps(10, true);
       console.log(
         Object.entries(prof).map(([k, ms]) => `  ${k}: ${ms.toFixed(3)} ms`).join("\n"),
       );

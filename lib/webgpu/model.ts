@@ -133,8 +133,11 @@ export interface GpuModel {
    * SparQ spec when the model was loaded with SparQ (same reallocation setting).
    */
   setAttention(spec: string | AttentionSpec): void;
-  /** Milliseconds of GPU time per op kind for one decode step (see the implementation). */
-  profileOps(repeats?: number): Promise<Record<string, number>>;
+  /**
+   * Milliseconds of GPU time per op kind for one decode step (see the implementation); `wholeStep`
+   * adds the whole step replayed the same way ("step (all ops, one pass)").
+   */
+  profileOps(repeats?: number, wholeStep?: boolean): Promise<Record<string, number>>;
   /** Clears the cache (pos = 0). */
   reset(): void;
   resetCounters(): void;
@@ -863,9 +866,10 @@ class GpuModelImpl implements GpuModel {
 
   /**
    * GPU time per op kind of one decode step at the current position: each kind's ops (all layers)
-   * are replayed `repeats` times in one submit and timed (barriers between dispatches included).
+   * are replayed `repeats` times in one submit and timed (barriers between dispatches included);
+   * with `wholeStep`, last, the whole step's ops the same way (pipeline changes between dispatches included).
    */
-  async profileOps(repeats = 10): Promise<Record<string, number>> {
+  async profileOps(repeats = 10, wholeStep = false): Promise<Record<string, number>> {
     const s = this.k.setStep({ pos0: this.pos, nTok: 1, nOut: 1, ...this.att.stepFields(this.pos, 1) });
     const all: Op[] = [...this.pre[0]];
     for (let l = 0; l < this.layerOps.length; l++) {
@@ -881,6 +885,8 @@ class GpuModelImpl implements GpuModel {
       kinds.set(kind, [...(kinds.get(kind) ?? []), op]);
     }
     const out: Record<string, number> = {};
+    // The whole step in one pass (the kinds add up to less than a step's GPU time).
+    if (wholeStep) kinds.set("step (all ops, one pass)", all.filter((o) => o.groups(s).every((x) => x > 0)));
     const runner = (ops: Op[]) => async (n: number) => {
       this.k.submit(ops, s, n);
       await this.k.device.queue.onSubmittedWorkDone();

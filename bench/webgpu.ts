@@ -277,6 +277,22 @@ async function micro(): Promise<void> {
         const s = k.setStep({ pos0: 1 });
         const t = (1000 * (await timeOps(k, Array(nLayer).fill(nop), s, n))) / n;
         console.log(`empty dispatch ×${nLayer}: ${t.toFixed(3)} ms (${(1000 * t / nLayer).toFixed(1)} µs each)`);
+        // The same with two pipelines in turn (a model step changes pipeline at every dispatch).
+        const nop2 = k.op(
+          "nop2",
+          `${stepWgsl(0)}\n@group(0) @binding(1) var<storage, read_write> o: array<u32>;\n` +
+            `@compute @workgroup_size(1) fn main() { o[1] = o[1] + step.pos0; }`,
+          { 1: out },
+          0,
+          () => [1, 1, 1],
+        );
+        const alt = Array.from({ length: nLayer }, (_, i) => i % 2 ? nop2 : nop);
+        const t2 = (1000 * (await timeOps(k, alt, s, n))) / n;
+        console.log(
+          `empty dispatch ×${nLayer}, two pipelines in turn: ${t2.toFixed(3)} ms (${
+            (1000 * t2 / nLayer).toFixed(1)
+          } µs each)`,
+        );
       }
       for (const c of contexts) {
         for (const sp of [spec, { kind: "dense" as const }]) {

@@ -43,9 +43,10 @@ const fuseRopeEnv = () => tuningEnv("SPARQ_GPU_FUSE_ROPE") !== "0";
 /**
  * SPARQ_GPU_MATVEC=vec:64x8 (mode:threads×rows[wWorkgroup]; modes vec, dp4a, dp4s, word, block) or just the mode
  * overrides the matvec shape (benchmarks; the gated FFN matvec uses half the rows; w: threads per workgroup, vec modes).
+ * SPARQ_GPU_MATVEC_QKV, _WO, _GATE (the gated gate·up: rows as given), _DOWN and _OUT override one matvec only.
  */
-function matvecOverride(): Partial<MatmulShape> {
-  const m = tuningEnv("SPARQ_GPU_MATVEC")?.match(/^(vec|dp4a|dp4s|word|block)(?::(\d+)x(\d+)(?:w(\d+))?)?$/);
+function matvecOverride(name = "SPARQ_GPU_MATVEC"): Partial<MatmulShape> {
+  const m = tuningEnv(name)?.match(/^(vec|dp4a|dp4s|word|block)(?::(\d+)x(\d+)(?:w(\d+))?)?$/);
   if (!m) return {};
   const mode = { mvMode: m[1] as MatmulShape["mvMode"], ...(m[4] ? { mvWg: Number(m[4]) } : {}) };
   return m[2] ? { ...mode, mvThreads: Number(m[2]), mvRows: Number(m[3]) } : mode;
@@ -277,6 +278,8 @@ interface MatmulOpts {
   out?: boolean;
   /** RMSNorm weight: x is the norm's input, normalized inside the matvec (tile 1). */
   norm?: GPUBuffer;
+  /** Which matvec (SPARQ_GPU_MATVEC_<role> overrides its shape). */
+  role?: "QKV" | "WO" | "DOWN" | "OUT";
 }
 
 interface Layer {
@@ -424,7 +427,7 @@ class GpuModelImpl implements GpuModel {
       bias: !!o.bias,
       tokens: o.out ? "nOut" : "nTok",
       subgroups,
-      ...(tile === 1 ? mv : {}),
+      ...(tile === 1 ? { ...mv, ...(o.role ? matvecOverride(`SPARQ_GPU_MATVEC_${o.role}`) : {}) } : {}),
       ...(o.norm ? { rmsNorm: { eps: cfg.normEps } } : {}),
     });
     const matmulOp = (
@@ -525,6 +528,7 @@ class GpuModelImpl implements GpuModel {
           yOff: e.off,
           bias: e.b,
           norm: fuseAttnNorm ? L.attnNorm : undefined,
+          role: "QKV",
         });
         // Decode steps (list 0: one token): RoPE and the K/V append in the qkv matvec's store where it can.
         const cache = this.att.layers[l];
@@ -563,15 +567,7 @@ class GpuModelImpl implements GpuModel {
           before.push(b);
         }
         for (const e of fuseRope ? [] : L.qkv) {
-          b.push(
-            ...matmul(e.w, fuseAttnNorm ? bufs.x : bufs.h, bufs.qkv, {
-              xStride: nEmbd,
-              yStride: qkvStride,
-              yOff: e.off,
-              bias: e.b,
-              norm: fuseAttnNorm ? L.attnNorm : undefined,
-            }, tile),
-          );
+          b.push(...matmul(e.w, fuseAttnNorm ? bufs.x : bufs.h, bufs.qkv, qkvOpts(e), tile));
         }
         if (!fuseRope) {
           b.push(k.op(
@@ -603,7 +599,15 @@ class GpuModelImpl implements GpuModel {
         }
 
         const a: Op[] = [];
-        a.push(...matmul(L.wo, bufs.att, bufs.x, { xStride: nHead * d, yStride: nEmbd, acc: true, bias: L.woB }, tile));
+        a.push(
+          ...matmul(
+            L.wo,
+            bufs.att,
+            bufs.x,
+            { xStride: nHead * d, yStride: nEmbd, acc: true, bias: L.woB, role: "WO" },
+            tile,
+          ),
+        );
         const fuseFfnNorm = !cfg.parallelResidual && fusedNorm(tile, L.ffnNormB);
         const ffIn = cfg.parallelResidual ? bufs.h2 : fuseFfnNorm ? bufs.x : bufs.h;
         const ffNorm = fuseFfnNorm ? L.ffnNorm : undefined;
@@ -629,6 +633,7 @@ class GpuModelImpl implements GpuModel {
             gated: cfg.ffn as "swiglu" | "geglu",
             ...mv,
             ...(mv.mvRows ? { mvRows: Math.max(1, mv.mvRows / 2) } : {}),
+            ...matvecOverride("SPARQ_GPU_MATVEC_GATE"),
             ...(ffNorm ? { rmsNorm: { eps: cfg.normEps } } : {}),
           };
           const g = L.gate!.parts[0].buf, u = L.up.parts[0].buf;
@@ -657,17 +662,31 @@ class GpuModelImpl implements GpuModel {
             },
           ));
         }
-        a.push(...matmul(L.down, bufs.ffA, bufs.x, { xStride: nFf, yStride: nEmbd, acc: true, bias: L.downB }, tile));
+        a.push(
+          ...matmul(
+            L.down,
+            bufs.ffA,
+            bufs.x,
+            { xStride: nFf, yStride: nEmbd, acc: true, bias: L.downB, role: "DOWN" },
+            tile,
+          ),
+        );
         after.push(a);
       }
       this.layerOps.push({ before, after });
     }
     this.outOps = tiles.map((tile) =>
       fusedNorm(tile, outNormB)
-        ? matmul(outW, bufs.x, bufs.logits, { xStride: nEmbd, yStride: nVocab, out: true, norm: outNorm }, tile)
+        ? matmul(
+          outW,
+          bufs.x,
+          bufs.logits,
+          { xStride: nEmbd, yStride: nVocab, out: true, norm: outNorm, role: "OUT" },
+          tile,
+        )
         : [
           norm(bufs.x, bufs.h, outNorm, outNormB, true),
-          ...matmul(outW, bufs.h, bufs.logits, { xStride: nEmbd, yStride: nVocab, out: true }, tile),
+          ...matmul(outW, bufs.h, bufs.logits, { xStride: nEmbd, yStride: nVocab, out: true, role: "OUT" }, tile),
         ]
     );
     this.argmaxOp = k.op("argmax", argmaxWgsl(nVocab), { 0: bufs.logits, 1: bufs.tokens, 2: bufs.result }, 3, () => [

@@ -116,13 +116,13 @@ function tiledLoop(s: MatmulShape): string {
 
 /**
  * Threads sharing one set of rows in the matvec: a power of two ≥ 64 (a subgroup never straddles two
- * sets), ≤ 256; dp4s (H200, run 7, weights from memory): 32 for ≥ 8192 rows of ≤ 8192 columns
- * (7B qkv 16.0 µs vs 17.7 at 64), 128 for longer rows, else 64 (also gated: 64 × 4 rows, 25.6 µs
- * for gate·up vs 27.0 at 64 × 8).
+ * sets), ≤ 256; dp4s (H200, weights from memory): 32 for ≥ 8192 rows of ≤ 8192 columns (run 7: 7B
+ * qkv 16.0 µs vs 17.7 at 64), 128 for longer rows, else 64; gated with ≥ 8192 rows: 16 × 4 rows (run 9:
+ * 7B gate·up 21.6 µs vs 25.7 at 64 × 4, 22.9 at 32 × 4, 23.0 at 16 × 8).
  */
 export function matvecThreads(s: MatmulShape): number {
   if (s.mvThreads) return s.mvThreads;
-  if (s.mvMode === "dp4s") return s.cols > 8192 ? 128 : !s.gated && s.rows >= 8192 ? 32 : 64;
+  if (s.mvMode === "dp4s") return s.cols > 8192 ? 128 : s.rows >= 8192 ? (s.gated ? 16 : 32) : 64;
   if (vecMode(s)) return s.cols > 8192 ? 2 * VEC_THREADS : VEC_THREADS;
   const n = s.cols / 32;
   let t = 64;
@@ -133,10 +133,13 @@ export function matvecThreads(s: MatmulShape): number {
 /** Rows per thread in the matvec used when the shape sets none (H200, 7B decode: 4 beat 8 by ~5%). */
 export const MATVEC_ROWS_PER_THREAD = 4;
 
-/** Rows per thread in the matvec (each lane's activations are used for that many rows). */
+/**
+ * Rows per thread in the matvec (each lane's activations are used for that many rows); dp4s: 4 when gated or
+ * for < 8192 rows of ≤ 8192 columns (run 9: 7B attn_output 64 × 4 7.6 µs vs 8.0 at 64 × 8), else 8.
+ */
 export function matvecRowsPerThread(s: MatmulShape): number {
   if (s.mvRows) return s.mvRows;
-  if (s.mvMode === "dp4s") return s.gated ? 4 : 8;
+  if (s.mvMode === "dp4s") return s.gated || (s.rows < 8192 && s.cols <= 8192) ? 4 : 8;
   return vecMode(s) ? VEC_ROWS : Math.max(1, MATVEC_ROWS_PER_THREAD / (s.gated ? 2 : 1));
 }
 

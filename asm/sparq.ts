@@ -47,7 +47,7 @@ const P2: f32 = 8.3334519073e-3;
 const P3: f32 = 4.1665795894e-2;
 const P4: f32 = 1.6666665459e-1;
 const P5: f32 = 5.0000001201e-1;
-/** 1.5·2^23 + 127: for a whole fx in [-125, 127], the bits of fx + EXP_BIAS are 0x4b400000 + 127 + fx, exactly. */
+/** 1.5·2^23 + 127: for a whole fx in [-126, 127] (x in [-87, 88]), the bits of fx + EXP_BIAS are 0x4b400000 + 127 + fx. */
 const EXP_BIAS: f32 = 12583039.0;
 
 /**

@@ -15,7 +15,7 @@
  *
  * `--mv` times the Q4_0 decode matvec alone (random weights, `--mv-shapes rows×cols`, `--mv-copies`
  * copies dispatched in turn so that the weights come from memory) for each of `--mv-variants`
- * (`[x]mode:T×R[wN]`, x: timing only, integer dot products replaced by xors; mode vec|dp4a|dp4s|word|block, N: threads per workgroup (vec modes; default 256), `s` suffix: staggered block order (dp4s), `g` prefix: gated gate·up with the same matrix twice,
+ * (`[x]mode:T×R[wN]`, x: timing only, integer dot products replaced by xors; mode vec|dp4a|dp4s|word|block, N: threads per workgroup (vec modes; default 256), `g` prefix: gated gate·up with the same matrix twice,
  * then `n`: RMSNorm fused), each checked against a CPU reference. `--matvec word,vec` runs the model section once per
  * matvec mode (SPARQ_GPU_MATVEC set before each load), in the same process as the probe; `--sections
  * "SPARQ_GPU_MATVEC=dp4a SPARQ_GPU_DENSE_FUSE=0,defaults"` once per set of tuning variables.
@@ -137,7 +137,7 @@ async function mvBench(): Promise<void> {
     for (const variant of v["mv-variants"]!.split(",")) {
       // `x` prefix (timing only, results wrong): the integer dot products replaced by two xors, to see what they cost.
       const noDot = variant.startsWith("x");
-      const m = variant.replace(/^x/, "").match(/^(g?)(n?)(vec|dp4a|dp4s|word|block):(\d+)x(\d+)(?:w(\d+))?(s?)$/);
+      const m = variant.replace(/^x/, "").match(/^(g?)(n?)(vec|dp4a|dp4s|word|block):(\d+)x(\d+)(?:w(\d+))?$/);
       if (!m) throw new Error(`--mv-variants: ${variant}`);
       const ms: MatmulShape = {
         type: GgmlType.Q4_0,
@@ -155,7 +155,6 @@ async function mvBench(): Promise<void> {
         mvThreads: Number(m[4]),
         mvRows: Number(m[5]),
         ...(m[6] ? { mvWg: Number(m[6]) } : {}),
-        ...(m[7] ? { mvStagger: true } : {}),
         gated: m[1] ? "swiglu" : undefined,
         ...(m[2] ? { rmsNorm: { eps } } : {}),
       };

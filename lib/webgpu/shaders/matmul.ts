@@ -39,11 +39,6 @@ export interface MatmulShape {
   /** Threads per workgroup of the Q4_0 vec/dp4a/dp4s matvecs (default 256; others always 256). */
   mvWg?: number;
   /**
-   * dp4s matvec: each row set walks its blocks starting at a different one (rotated by the set's index), so
-   * that the row sets do not all read the same columns of their (power-of-two-strided) rows at once.
-   */
-  mvStagger?: boolean;
-  /**
    * Matvec lane mapping for Q4_0: one u32 of a block per lane ("word", default), a whole block
    * through `dot32` ("block"), or a whole block per lane as one 16-byte load with R rows' loads in
    * flight ({@link q4VecMatvecWgsl}): "dp4a" quantizes the activations to Q8_0 as llama.cpp and the
@@ -574,7 +569,6 @@ function q4SharedMatvecWgsl(s: MatmulShape): string {
   const T = matvecThreads(s), R = matvecRowsPerThread(s), WG = matvecWg(s), G = WG / T;
   if (T < 8 || T > WG || T & (T - 1)) throw new Error(`q4SharedMatvecWgsl: ${T} threads per row set`);
   const nb = s.cols / 32;
-  const NI = Math.ceil(nb / T), stagger = !!s.mvStagger && NI > 1;
   const rs = [...Array(R).keys()];
   const sums = [...rs.map((r) => `a${r}`), ...(s.gated ? rs.map((r) => `b${r}`) : []), ...(s.rmsNorm ? ["nx"] : [])];
   const K = sums.length;
@@ -626,15 +620,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   ${rs.map((r) => `let r${r} = min(rb + ${r}u, ${s.rows - 1}u) * ${nb}u;`).join("\n  ")}
   ${sums.map((a) => `var ${a} = 0.0;`).join("\n  ")}
   // The first block's weights, in flight while x is quantized.
-  ${
-    stagger
-      ? `// Staggered: step it of the set's NI steps reads block tid + ((it + j0) mod NI)·T.
-  let j0 = (wg.x * ${G}u + lid / ${T}u) % ${NI}u;
-  var it = 0u;
-  var cs = tid + j0 * ${T}u;
-  var c = min(cs, ${nb - 1}u);`
-      : `var c = min(tid, ${nb - 1}u);`
-  }
+  var c = min(tid, ${nb - 1}u);
   ${loads("var")}
   let xb0 = (${xRow}) * ${s.xStride / 4}u;
   for (var b = lid; b < ${nb}u; b += ${WG}u) {
@@ -655,22 +641,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     xqd[b] = vec2<f32>(amax / 127.0, f32(8 * (${i8.map((i) => `dot4I8Packed(xq${i}, 0x01010101u)`).join(" + ")})));
   }
   workgroupBarrier();
-  ${
-    stagger
-      ? `loop {
-    if (cs < ${nb}u) {
-      let xa = xqa[c];
-      let xb = xqb[c];
-      let xd = xqd[c];
-      ${math}
-    }
-    it += 1u;
-    if (it >= ${NI}u) { break; }
-    cs = tid + ((it + j0) % ${NI}u) * ${T}u;
-    c = min(cs, ${nb - 1}u);
-    ${loads("")}
-  }`
-      : `c = tid;
+  c = tid;
   loop {
     if (c >= ${nb}u) { break; }
     let xa = xqa[c];
@@ -680,7 +651,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     c += ${T}u;
     if (c >= ${nb}u) { break; }
     ${loads("")}
-  }`
   }
   ${q4ReduceWgsl(s, sums, true)}
 }`;

@@ -170,8 +170,10 @@ function compactAtLeast(keys: usize, n: i32, t: u32, limit: i32, cand: usize, id
     const k = v128.load(keys + (<usize> i << 2));
     const mask = i32x4.bitmask(i32x4.ge_u(k, tv));
     const sh = v128.load(COMPACT_LUT + (<usize> mask << 4));
-    v128.store(cand + (<usize> c << 2), ASC_FEATURE_RELAXED_SIMD ? i8x16.relaxed_swizzle(k, sh) : i8x16.swizzle(k, sh));
-    v128.store(idx + (<usize> c << 2), ASC_FEATURE_RELAXED_SIMD ? i8x16.relaxed_swizzle(iv, sh) : i8x16.swizzle(iv, sh));
+    const ck = ASC_FEATURE_RELAXED_SIMD ? i8x16.relaxed_swizzle(k, sh) : i8x16.swizzle(k, sh);
+    const ci = ASC_FEATURE_RELAXED_SIMD ? i8x16.relaxed_swizzle(iv, sh) : i8x16.swizzle(iv, sh);
+    v128.store(cand + (<usize> c << 2), ck);
+    v128.store(idx + (<usize> c << 2), ci);
     c += <i32> popcnt(mask);
     iv = i32x4.add(iv, four);
   }

@@ -47,7 +47,7 @@ const P2: f32 = 8.3334519073e-3;
 const P3: f32 = 4.1665795894e-2;
 const P4: f32 = 1.6666665459e-1;
 const P5: f32 = 5.0000001201e-1;
-/** 1.5·2^23 + 127: for a whole fx in [-126, 127] (x in [-87, 88]), the bits of fx + EXP_BIAS are 0x4b400000 + 127 + fx. */
+/** 1.5·2^23 + 127: for a whole fx in [-126, 127] (x in [-87, 88]), fx + EXP_BIAS has the bits 0x4b40007f + fx. */
 const EXP_BIAS: f32 = 12583039.0;
 
 /**
@@ -536,7 +536,10 @@ function sparqGroup<T>(
         mv = f32x4.pmax(mv, x);
         if (G == 1) v128.store(keys + (<usize> t << 2), f32KeysV(x));
       }
-      let m = max(max(f32x4.extract_lane(mv, 0), f32x4.extract_lane(mv, 1)), max(f32x4.extract_lane(mv, 2), f32x4.extract_lane(mv, 3)));
+      let m = max(
+        max(f32x4.extract_lane(mv, 0), f32x4.extract_lane(mv, 1)),
+        max(f32x4.extract_lane(mv, 2), f32x4.extract_lane(mv, 3)),
+      );
       for (; t < S; t++) {
         const x = load<f32>(acc + (<usize> t << 2)) / tau;
         store<f32>(acc + (<usize> t << 2), x);

@@ -169,10 +169,11 @@ const LOW4: usize = 0, M30: usize = 16, X10: usize = 32, BIT_OF_LANE: usize = 48
 /** The f16 values at `p`, `p + stride`, `p + 2·stride`, `p + 3·stride` as f32x4 (scales of 4 blocks). */
 // @ts-ignore: decorator
 @inline function f16x4At(p: usize, stride: usize): v128 {
-  let v = i32x4.splat(<i32>load<u16>(p));
-  v = i32x4.replace_lane(v, 1, <i32>load<u16>(p + stride));
-  v = i32x4.replace_lane(v, 2, <i32>load<u16>(p + 2 * stride));
-  v = i32x4.replace_lane(v, 3, <i32>load<u16>(p + 3 * stride));
+  // Into the low halves of zeroed i32 lanes: one pinsrw from memory each.
+  let v = v128.load16_lane(p, i32x4.splat(0), 0);
+  v = v128.load16_lane(p + stride, v, 2);
+  v = v128.load16_lane(p + 2 * stride, v, 4);
+  v = v128.load16_lane(p + 3 * stride, v, 6);
   return f16x4ToF32(v);
 }
 

@@ -12,7 +12,7 @@
  * differently) give identical results too.
  */
 import { splitStart } from "./common/split";
-import { dot16, dot16U7, dot32U5, dotI8, f16ToF32, f16x4ToF32, fma32, fmadd, hsum8, hsumF32, hsumI32 } from "./common/simd";
+import { dot16, dot32U5, dotI8, f16ToF32, f16x4ToF32, fma32, fmadd, hsum8, hsumF32, hsumI32 } from "./common/simd";
 import { q8kStride, q8Stride } from "./common/act";
 
 const TOKEN_BLOCK = 16;
@@ -114,12 +114,35 @@ const W_F32 = 0, W_F16 = 1, W_BF16 = 2;
 // 32-wide blocks against Q8 activations. `x` is one token's Q8 record (see act.ts), `nb` = cols/32.
 
 /**
- * The low-nibble mask 0x0f in 16 lanes, in memory (`v128.load(LOW4)`): V8 rebuilds a `v128.const` at every use
- * inside a loop (several instructions), while a load is one — Q4_0 matvec ~35% faster at 7B shapes.
+ * The 16-byte masks of the weight unpacking, in memory (`v128.load(MASKS, off)`): V8 rebuilds a `v128.const` at
+ * every use inside a loop (several instructions), while a load is one — Q4_0 matvec ~35% faster at 7B shapes.
+ * Offsets: LOW4 (0x0f), M30 (0x30: Q6_K's two high bits), X10 (0x10: a fifth bit), BIT_OF_LANE, SPLAT01/SPLAT23
+ * (the swizzles spreading bytes 0, 1 / 2, 3 over eight lanes each), then BIT_J + 16·i: byte 1 << i in every lane.
  */
-const LOW4 = memory.data<u8>([15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15]);
+const MASKS = memory.data<u8>([
+  15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15,
+  48, 48, 48, 48, 48, 48, 48, 48, 48, 48, 48, 48, 48, 48, 48, 48,
+  16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16,
+  1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128,
+  0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+  2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3,
+  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+  2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+  4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+  8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8,
+  16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16,
+  32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32,
+  64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64,
+  128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128,
+]);
+const LOW4: usize = 0, M30: usize = 16, X10: usize = 32, BIT_OF_LANE: usize = 48, SPLAT01: usize = 64,
+  SPLAT23: usize = 80, BIT_J: usize = 96;
 
-const BIT_OF_LANE = i8x16(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128);
+/** The mask at offset `off` of {@link MASKS}. */
+// @ts-ignore: decorator
+@inline function mask(off: usize): v128 {
+  return v128.load(MASKS + off);
+}
 
 /**
  * The fifth bits of a Q5_0/Q5_1 block as 0x10 bytes: lane j of the result for elements 0..15 (`high` = false,
@@ -129,9 +152,10 @@ const BIT_OF_LANE = i8x16(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, 
 // @ts-ignore: decorator
 @inline function fifthBits(qh: v128, high: bool): v128 {
   const v = high
-    ? i8x16.swizzle(qh, i8x16(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3))
-    : i8x16.swizzle(qh, i8x16(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1));
-  return v128.and(i8x16.eq(v128.and(v, BIT_OF_LANE), BIT_OF_LANE), i8x16.splat(0x10));
+    ? i8x16.swizzle(qh, mask(SPLAT23))
+    : i8x16.swizzle(qh, mask(SPLAT01));
+  const bits = mask(BIT_OF_LANE);
+  return v128.and(i8x16.eq(v128.and(v, bits), bits), mask(X10));
 }
 
 /** [Σa, Σb, Σc, Σd]: the four i32x4 block sums reduced to one lane each (exact; same in both builds). */
@@ -145,10 +169,11 @@ const BIT_OF_LANE = i8x16(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, 
 /** The f16 values at `p`, `p + stride`, `p + 2·stride`, `p + 3·stride` as f32x4 (scales of 4 blocks). */
 // @ts-ignore: decorator
 @inline function f16x4At(p: usize, stride: usize): v128 {
-  let v = i32x4.splat(<i32>load<u16>(p));
-  v = i32x4.replace_lane(v, 1, <i32>load<u16>(p + stride));
-  v = i32x4.replace_lane(v, 2, <i32>load<u16>(p + 2 * stride));
-  v = i32x4.replace_lane(v, 3, <i32>load<u16>(p + 3 * stride));
+  // Into the low halves of zeroed i32 lanes: one pinsrw from memory each.
+  let v = v128.load16_lane(p, i32x4.splat(0), 0);
+  v = v128.load16_lane(p + stride, v, 2);
+  v = v128.load16_lane(p + 2 * stride, v, 4);
+  v = v128.load16_lane(p + 3 * stride, v, 6);
   return f16x4ToF32(v);
 }
 
@@ -165,20 +190,20 @@ const K_Q4_0 = 0, K_Q4_1 = 1, K_Q5_0 = 2, K_Q5_1 = 3, K_Q8_0 = 4;
  */
 // @ts-ignore: decorator
 @inline function codesLo(kind: i32, blk: usize): v128 {
-  if (kind == K_Q4_0) return v128.and(v128.load(blk + 2), v128.load(LOW4));
-  if (kind == K_Q4_1) return v128.and(v128.load(blk + 4), v128.load(LOW4));
-  if (kind == K_Q5_0) return v128.or(v128.and(v128.load(blk + 6), v128.load(LOW4)), fifthBits(v128.load32_splat(blk + 2), false));
-  if (kind == K_Q5_1) return v128.or(v128.and(v128.load(blk + 8), v128.load(LOW4)), fifthBits(v128.load32_splat(blk + 4), false));
+  if (kind == K_Q4_0) return v128.and(v128.load(blk + 2), mask(LOW4));
+  if (kind == K_Q4_1) return v128.and(v128.load(blk + 4), mask(LOW4));
+  if (kind == K_Q5_0) return v128.or(v128.and(v128.load(blk + 6), mask(LOW4)), fifthBits(v128.load32_splat(blk + 2), false));
+  if (kind == K_Q5_1) return v128.or(v128.and(v128.load(blk + 8), mask(LOW4)), fifthBits(v128.load32_splat(blk + 4), false));
   return ASC_FEATURE_RELAXED_SIMD ? i8x16.abs(v128.load(blk + 2)) : v128.load(blk + 2);
 }
 
 /** The weight codes of elements 16..31 (high nibbles; Q8_0: the second 16 bytes), as {@link codesLo}. */
 // @ts-ignore: decorator
 @inline function codesHi(kind: i32, blk: usize): v128 {
-  if (kind == K_Q4_0) return v128.and(i16x8.shr_u(v128.load(blk + 2), 4), v128.load(LOW4));
-  if (kind == K_Q4_1) return v128.and(i16x8.shr_u(v128.load(blk + 4), 4), v128.load(LOW4));
-  if (kind == K_Q5_0) return v128.or(v128.and(i16x8.shr_u(v128.load(blk + 6), 4), v128.load(LOW4)), fifthBits(v128.load32_splat(blk + 2), true));
-  if (kind == K_Q5_1) return v128.or(v128.and(i16x8.shr_u(v128.load(blk + 8), 4), v128.load(LOW4)), fifthBits(v128.load32_splat(blk + 4), true));
+  if (kind == K_Q4_0) return v128.and(i16x8.shr_u(v128.load(blk + 2), 4), mask(LOW4));
+  if (kind == K_Q4_1) return v128.and(i16x8.shr_u(v128.load(blk + 4), 4), mask(LOW4));
+  if (kind == K_Q5_0) return v128.or(v128.and(i16x8.shr_u(v128.load(blk + 6), 4), mask(LOW4)), fifthBits(v128.load32_splat(blk + 2), true));
+  if (kind == K_Q5_1) return v128.or(v128.and(i16x8.shr_u(v128.load(blk + 8), 4), mask(LOW4)), fifthBits(v128.load32_splat(blk + 4), true));
   return ASC_FEATURE_RELAXED_SIMD ? i8x16.abs(v128.load(blk + 18)) : v128.load(blk + 18);
 }
 
@@ -493,11 +518,10 @@ const K_Q4_0 = 0, K_Q4_1 = 1, K_Q5_0 = 2, K_Q5_1 = 3, K_Q8_0 = 4;
 // @ts-ignore: decorator
 @inline function codeQK45(qs: usize, j: i32, upper: bool, second: bool, five: bool, h: v128): v128 {
   const q = v128.load(qs + (<usize>j << 5) + (second ? 16 : 0));
-  let c = upper ? v128.and(i16x8.shr_u(q, 4), v128.load(LOW4)) : v128.and(q, v128.load(LOW4));
+  let c = upper ? v128.and(i16x8.shr_u(q, 4), mask(LOW4)) : v128.and(q, mask(LOW4));
   if (five) {
-    const bit: i32 = 1 << (2 * j + (upper ? 1 : 0));
-    const m = i8x16.splat(<i8>bit);
-    c = v128.or(c, v128.and(i8x16.eq(v128.and(h, m), m), i8x16.splat(0x10)));
+    const m = mask(BIT_J + (<usize>(2 * j + (upper ? 1 : 0)) << 4));
+    c = v128.or(c, v128.and(i8x16.eq(v128.and(h, m), m), mask(X10)));
   }
   return c;
 }
@@ -668,12 +692,13 @@ const K_Q4_0 = 0, K_Q4_1 = 1, K_Q5_0 = 2, K_Q5_1 = 3, K_Q8_0 = 4;
     const scales = <u64>i64x2.extract_lane(sm, 0); // the eight 6-bit sub-block scales, byte s for sub-block s
     for (let j = 0; j < 4; j++) {
       const xa = xq + (<usize>j << 6);
-      const scA = i32x4.splat(<i32>((scales >> (<u64>(16 * j))) & 0xff));
-      const scB = i32x4.splat(<i32>((scales >> (<u64>(16 * j + 8))) & 0xff));
-      sLo = i32x4.add(sLo, i32x4.mul(dot16U7(v128.load(xa), codeQK45(qs, j, false, false, true, h0)), scA));
-      sHi = i32x4.add(sHi, i32x4.mul(dot16U7(v128.load(xa, 16), codeQK45(qs, j, false, true, true, h1)), scA));
-      sLo = i32x4.add(sLo, i32x4.mul(dot16U7(v128.load(xa, 32), codeQK45(qs, j, true, false, true, h0)), scB));
-      sHi = i32x4.add(sHi, i32x4.mul(dot16U7(v128.load(xa, 48), codeQK45(qs, j, true, true, true, h1)), scB));
+      // Scales in i16 lanes: pmaddwd widens the pair sums and applies the scale at once (see q6Chunk).
+      const scA = i16x8.splat(<i16>((scales >> (<u64>(16 * j))) & 0xff));
+      const scB = i16x8.splat(<i16>((scales >> (<u64>(16 * j + 8))) & 0xff));
+      sLo = i32x4.add(sLo, i32x4.dot_i16x8_s(dot16(v128.load(xa), codeQK45(qs, j, false, false, true, h0)), scA));
+      sHi = i32x4.add(sHi, i32x4.dot_i16x8_s(dot16(v128.load(xa, 16), codeQK45(qs, j, false, true, true, h1)), scA));
+      sLo = i32x4.add(sLo, i32x4.dot_i16x8_s(dot16(v128.load(xa, 32), codeQK45(qs, j, true, false, true, h0)), scB));
+      sHi = i32x4.add(sHi, i32x4.dot_i16x8_s(dot16(v128.load(xa, 48), codeQK45(qs, j, true, true, true, h1)), scB));
     }
     const dy = load<f32>(x + <usize>cols + (<usize>b << 2));
     summs = fma32(-dy * f16ToF32(load<u16>(blk, 2)), <f32>minSumQK45(x, b, nb, cols, sm), summs);
@@ -716,12 +741,12 @@ const K_Q4_0 = 0, K_Q4_1 = 1, K_Q5_0 = 2, K_Q5_1 = 3, K_Q8_0 = 4;
  */
 // @ts-ignore: decorator
 @inline function codeQ6(ql: usize, qh: usize, o: usize, which: i32): v128 {
-  const m30 = i8x16.splat(0x30);
+  const m30 = mask(M30);
   const hb = v128.load(qh + o);
-  if (which == 0) return v128.or(v128.and(v128.load(ql + o), v128.load(LOW4)), v128.and(i16x8.shl(hb, 4), m30));
-  if (which == 1) return v128.or(v128.and(v128.load(ql + o, 32), v128.load(LOW4)), v128.and(i16x8.shl(hb, 2), m30));
-  if (which == 2) return v128.or(v128.and(i16x8.shr_u(v128.load(ql + o), 4), v128.load(LOW4)), v128.and(hb, m30));
-  return v128.or(v128.and(i16x8.shr_u(v128.load(ql + o, 32), 4), v128.load(LOW4)), v128.and(i16x8.shr_u(hb, 2), m30));
+  if (which == 0) return v128.or(v128.and(v128.load(ql + o), mask(LOW4)), v128.and(i16x8.shl(hb, 4), m30));
+  if (which == 1) return v128.or(v128.and(v128.load(ql + o, 32), mask(LOW4)), v128.and(i16x8.shl(hb, 2), m30));
+  if (which == 2) return v128.or(v128.and(i16x8.shr_u(v128.load(ql + o), 4), mask(LOW4)), v128.and(hb, m30));
+  return v128.or(v128.and(i16x8.shr_u(v128.load(ql + o, 32), 4), mask(LOW4)), v128.and(i16x8.shr_u(hb, 2), m30));
 }
 
 /** Four signed 8-bit scales at `p` as i32x4. */
@@ -745,14 +770,22 @@ const K_Q4_0 = 0, K_Q4_1 = 1, K_Q5_0 = 2, K_Q5_1 = 3, K_Q8_0 = 4;
 
 /**
  * One half chunk of a Q6_K super-block's lanes: `a +` Σ_which sc·quads(x, codes), chunk n's four code vectors
- * `c0..c3` of this half and their scales at `sc` (two apart).
+ * `c0..c3` of this half and their scales at `sc` (two apart). Each scale multiplies the i16 pair sums in the
+ * widening itself (`i32x4.dot_i16x8_s`, one pmaddwd as ggml's `_mm256_madd_epi16(scale, p16)`): the same lanes
+ * as widening then an i32 multiply (two instructions more, one of them the slow pmulld).
  */
 // @ts-ignore: decorator
 @inline function q6Chunk(a: v128, xn: usize, c0: v128, c1: v128, c2: v128, c3: v128, sc: usize): v128 {
-  a = i32x4.add(a, i32x4.mul(dot16U7(v128.load(xn), c0), i32x4.splat(<i32>load<i8>(sc))));
-  a = i32x4.add(a, i32x4.mul(dot16U7(v128.load(xn, 32), c1), i32x4.splat(<i32>load<i8>(sc, 2))));
-  a = i32x4.add(a, i32x4.mul(dot16U7(v128.load(xn, 64), c2), i32x4.splat(<i32>load<i8>(sc, 4))));
-  return i32x4.add(a, i32x4.mul(dot16U7(v128.load(xn, 96), c3), i32x4.splat(<i32>load<i8>(sc, 6))));
+  a = i32x4.add(a, i32x4.dot_i16x8_s(dot16(v128.load(xn), c0), scale16(sc)));
+  a = i32x4.add(a, i32x4.dot_i16x8_s(dot16(v128.load(xn, 32), c1), scale16(sc + 2)));
+  a = i32x4.add(a, i32x4.dot_i16x8_s(dot16(v128.load(xn, 64), c2), scale16(sc + 4)));
+  return i32x4.add(a, i32x4.dot_i16x8_s(dot16(v128.load(xn, 96), c3), scale16(sc + 6)));
+}
+
+/** The signed 8-bit scale at `p` in every i16 lane. */
+// @ts-ignore: decorator
+@inline function scale16(p: usize): v128 {
+  return i16x8.extend_low_i8x16_s(v128.load8_splat(p));
 }
 
 /**

@@ -128,9 +128,3 @@ export function f32ToF16(f: f32): u32 {
 @inline export function dot32U5(a0: v128, u0: v128, a1: v128, u1: v128): v128 {
   return i32x4.extadd_pairwise_i16x8_s(i16x8.add(dot16(a0, u0), dot16(a1, u1)));
 }
-
-/** Σ a·u as i32x4 lane partial sums, codes `u` ≤ 127. */
-// @ts-ignore: decorator
-@inline export function dot16U7(a: v128, u: v128): v128 {
-  return i32x4.extadd_pairwise_i16x8_s(dot16(a, u));
-}

@@ -564,12 +564,8 @@ class GpuModelImpl implements GpuModel {
               ),
             );
           }
-          before.push(b);
-        }
-        for (const e of fuseRope ? [] : L.qkv) {
-          b.push(...matmul(e.w, fuseAttnNorm ? bufs.x : bufs.h, bufs.qkv, qkvOpts(e), tile));
-        }
-        if (!fuseRope) {
+        } else {
+          for (const e of L.qkv) b.push(...matmul(e.w, fuseAttnNorm ? bufs.x : bufs.h, bufs.qkv, qkvOpts(e), tile));
           b.push(k.op(
             "rope+kv",
             ropeWgsl({
@@ -580,23 +576,23 @@ class GpuModelImpl implements GpuModel {
               neox: cfg.ropeType === "neox",
               ctx: this.ctx,
               qkvStride,
-              kt: !!this.att.layers[l].kt,
-              vsum: !!this.att.layers[l].vsum,
+              kt: !!cache.kt,
+              vsum: !!cache.vsum,
             }),
             {
               0: bufs.qkv,
               1: bufs.q,
-              2: this.att.layers[l].k,
-              3: this.att.layers[l].v,
+              2: cache.k,
+              3: cache.v,
               5: bufs.rope,
-              ...(this.att.layers[l].kt ? { 6: this.att.layers[l].kt! } : {}),
-              ...(this.att.layers[l].vsum ? { 7: this.att.layers[l].vsum! } : {}),
+              ...(cache.kt ? { 6: cache.kt! } : {}),
+              ...(cache.vsum ? { 7: cache.vsum! } : {}),
             },
             4,
             (s) => [s.nTok, nHead + nKv, 1],
           ));
-          before.push(b);
         }
+        before.push(b);
 
         const a: Op[] = [];
         a.push(

@@ -304,6 +304,26 @@ ${r.vsum ? "@group(0) @binding(14) var<storage, read_write> vsum: array<f32>;" :
 }
 
 /**
+ * WGSL of the bindings of the Q4_0 vec/dp4a/dp4s matvecs (as {@link matmulWgsl}): w and its vec4 view wq, x,
+ * the outputs, bias, norm weight, and with `gated` the second matrix and the activation.
+ */
+function q4VecBindingsWgsl(s: MatmulShape): string {
+  return `@group(0) @binding(0) var<storage, read> w: array<u32>;
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
+${outBindingsWgsl(s)}
+@group(0) @binding(5) var<storage, read> wq: array<vec4<u32>>;
+${s.bias ? "@group(0) @binding(4) var<storage, read> bias: array<f32>;" : ""}
+${s.rmsNorm ? "@group(0) @binding(8) var<storage, read> nw: array<vec4<f32>>;" : ""}
+${
+    s.gated
+      ? `@group(0) @binding(6) var<storage, read> w2: array<u32>;
+@group(0) @binding(7) var<storage, read> wq2: array<vec4<u32>>;
+${ACT_WGSL}`
+      : ""
+  }`;
+}
+
+/**
  * WGSL storing the even row `row` and row + 1 of token `t` of the qkv matvec from their sums `v`, `v1`
  * (`nxt` = Σx² with the fused norm) with RoPE and the cache append fused (what ropeWgsl does after the
  * matvec, in the same f32 operations): the norm scale and bias, then for a q or k head the pair rotated by
@@ -464,19 +484,7 @@ function q4VecMatvecWgsl(s: MatmulShape): string {
     : [0, 1, 2, 3].map((i) => `let L${i} = x${i} * XL;\n    let H${i} = x${i + 4} * XH;`).join("\n    ");
   const xRow = s.rmsNorm && s.tokens === "nOut" ? "step.outTok0 + t" : "t";
   return `${stepWgsl(3)}
-@group(0) @binding(0) var<storage, read> w: array<u32>;
-@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
-${outBindingsWgsl(s)}
-@group(0) @binding(5) var<storage, read> wq: array<vec4<u32>>;
-${s.bias ? "@group(0) @binding(4) var<storage, read> bias: array<f32>;" : ""}
-${s.rmsNorm ? "@group(0) @binding(8) var<storage, read> nw: array<vec4<f32>>;" : ""}
-${
-    s.gated
-      ? `@group(0) @binding(6) var<storage, read> w2: array<u32>;
-@group(0) @binding(7) var<storage, read> wq2: array<vec4<u32>>;
-${ACT_WGSL}`
-      : ""
-  }
+${q4VecBindingsWgsl(s)}
 ${i8 ? Q4I_WGSL : Q4V_WGSL}
 var<workgroup> part: array<f32, ${WG * K}>;
 var<workgroup> part8: array<f32, ${G * K * 8}>;
@@ -591,19 +599,7 @@ function q4SharedMatvecWgsl(s: MatmulShape): string {
   const xRow = s.rmsNorm && s.tokens === "nOut" ? "step.outTok0 + t" : "t";
   const i8 = [0, 1, 2, 3, 4, 5, 6, 7];
   return `${stepWgsl(3)}
-@group(0) @binding(0) var<storage, read> w: array<u32>;
-@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
-${outBindingsWgsl(s)}
-@group(0) @binding(5) var<storage, read> wq: array<vec4<u32>>;
-${s.bias ? "@group(0) @binding(4) var<storage, read> bias: array<f32>;" : ""}
-${s.rmsNorm ? "@group(0) @binding(8) var<storage, read> nw: array<vec4<f32>>;" : ""}
-${
-    s.gated
-      ? `@group(0) @binding(6) var<storage, read> w2: array<u32>;
-@group(0) @binding(7) var<storage, read> wq2: array<vec4<u32>>;
-${ACT_WGSL}`
-      : ""
-  }
+${q4VecBindingsWgsl(s)}
 ${Q4I_WGSL}
 var<workgroup> part: array<f32, ${WG * K}>;
 var<workgroup> part8: array<f32, ${G * K * 8}>;

@@ -1,8 +1,11 @@
 /**
- * The f64 reference of a Q4_0 matrix × vector, for the GPU matvec benchmarks' error column.
+ * The f64 reference of a Q4_0 matrix × vector, for the GPU matvec benchmarks' error column, and the shape of the
+ * matvec they time.
  * @module
  */
 import { f16ToF32 } from "../lib/ref/f16.ts";
+import { GgmlType } from "../lib/ggml_types.ts";
+import type { MatmulShape } from "../lib/webgpu/shaders/matmul.ts";
 
 /** y[r] = Σ_blocks d·Σ (q − 8)·x over `rows` Q4_0 rows of `cols` values stored as GGUF blocks in `src`. */
 export function q4_0Reference(src: Uint8Array, rows: number, cols: number, x: ArrayLike<number>): Float64Array {
@@ -22,4 +25,22 @@ export function q4_0Reference(src: Uint8Array, rows: number, cols: number, x: Ar
     y[r] = acc;
   }
   return y;
+}
+
+/** The GPU decode matvec of `rows` Q4_0 rows of `cols` values (one token, y = W·x), with `variant`'s fields. */
+export function q4_0MatvecShape(rows: number, cols: number, variant: Partial<MatmulShape>): MatmulShape {
+  return {
+    type: GgmlType.Q4_0,
+    cols,
+    rows,
+    row0: 0,
+    biasRow0: 0,
+    xStride: cols,
+    yStride: rows,
+    tile: 1,
+    accumulate: false,
+    bias: false,
+    tokens: "nTok",
+    ...variant,
+  };
 }

@@ -32,7 +32,7 @@ import { stepWgsl } from "../lib/webgpu/shaders/common.ts";
 import { groupRows, type MatmulShape, matmulWgsl } from "../lib/webgpu/shaders/matmul.ts";
 import { repack } from "../lib/webgpu/shaders/quant.ts";
 import { GgmlType } from "../lib/ggml_types.ts";
-import { q4_0Reference } from "./q4_0_reference.ts";
+import { q4_0MatvecShape, q4_0Reference } from "./q4_0_reference.ts";
 
 const { values: v } = parseArgs({
   args: Deno.args,
@@ -139,25 +139,14 @@ async function mvBench(): Promise<void> {
       const noDot = variant.startsWith("x");
       const m = variant.replace(/^x/, "").match(/^(g?)(n?)(vec|dp4a|dp4s|word|block):(\d+)x(\d+)(?:w(\d+))?$/);
       if (!m) throw new Error(`--mv-variants: ${variant}`);
-      const ms: MatmulShape = {
-        type: GgmlType.Q4_0,
-        cols,
-        rows,
-        row0: 0,
-        biasRow0: 0,
-        xStride: cols,
-        yStride: rows,
-        tile: 1,
-        accumulate: false,
-        bias: false,
-        tokens: "nTok",
+      const ms = q4_0MatvecShape(rows, cols, {
         mvMode: m[3] as MatmulShape["mvMode"],
         mvThreads: Number(m[4]),
         mvRows: Number(m[5]),
         ...(m[6] ? { mvWg: Number(m[6]) } : {}),
         gated: m[1] ? "swiglu" : undefined,
         ...(m[2] ? { rmsNorm: { eps } } : {}),
-      };
+      });
       const wgsl = noDot
         ? matmulWgsl(ms).replace(
           "return dot4I8Packed(q & 0x0f0f0f0fu, xl) + dot4I8Packed((q >> 4u) & 0x0f0f0f0fu, xh);",
@@ -266,26 +255,21 @@ async function micro(): Promise<void> {
       await k.device.queue.onSubmittedWorkDone();
       if (variant === v.variants!.split(",")[0]) {
         // The fixed cost of a dispatch: a one-thread kernel writing one word, nLayer times (a barrier between each).
-        const nop = k.op(
-          "nop",
-          `${stepWgsl(0)}\n@group(0) @binding(1) var<storage, read_write> o: array<u32>;\n` +
-            `@compute @workgroup_size(1) fn main() { o[0] = o[0] + step.pos0; }`,
-          { 1: out },
-          0,
-          () => [1, 1, 1],
-        );
+        const nopOp = (name: string, word: number) =>
+          k.op(
+            name,
+            `${stepWgsl(0)}\n@group(0) @binding(1) var<storage, read_write> o: array<u32>;\n` +
+              `@compute @workgroup_size(1) fn main() { o[${word}] = o[${word}] + step.pos0; }`,
+            { 1: out },
+            0,
+            () => [1, 1, 1],
+          );
+        const nop = nopOp("nop", 0);
         const s = k.setStep({ pos0: 1 });
         const t = (1000 * (await timeOps(k, Array(nLayer).fill(nop), s, n))) / n;
         console.log(`empty dispatch ×${nLayer}: ${t.toFixed(3)} ms (${(1000 * t / nLayer).toFixed(1)} µs each)`);
         // The same with two pipelines in turn (a model step changes pipeline at every dispatch).
-        const nop2 = k.op(
-          "nop2",
-          `${stepWgsl(0)}\n@group(0) @binding(1) var<storage, read_write> o: array<u32>;\n` +
-            `@compute @workgroup_size(1) fn main() { o[1] = o[1] + step.pos0; }`,
-          { 1: out },
-          0,
-          () => [1, 1, 1],
-        );
+        const nop2 = nopOp("nop2", 1);
         const alt = Array.from({ length: nLayer }, (_, i) => i % 2 ? nop2 : nop);
         const t2 = (1000 * (await timeOps(k, alt, s, n))) / n;
         console.log(

@@ -12,12 +12,12 @@
 import { parseArgs } from "node:util";
 import { getGpu, subgroupMode } from "../lib/webgpu/device.ts";
 import { Kernels, type Op } from "../lib/webgpu/kernels.ts";
-import { groupRows, type MatmulShape, matmulWgsl } from "../lib/webgpu/shaders/matmul.ts";
+import { groupRows, matmulWgsl } from "../lib/webgpu/shaders/matmul.ts";
 import { stepWgsl } from "../lib/webgpu/shaders/common.ts";
 import { repack } from "../lib/webgpu/shaders/quant.ts";
 import { submitFloor } from "../lib/webgpu/probe.ts";
 import { GgmlType } from "../lib/ggml_types.ts";
-import { q4_0Reference } from "./q4_0_reference.ts";
+import { q4_0MatvecShape, q4_0Reference } from "./q4_0_reference.ts";
 
 const { values: v } = parseArgs({
   args: Deno.args,
@@ -108,24 +108,13 @@ for (const shape of v.shapes!.split(",")) {
   k.device.queue.writeBuffer(x, 0, xs);
   const bytes = nb * 18;
   for (const [mode, T, R, s] of variants) {
-    const ms: MatmulShape = {
-      type: GgmlType.Q4_0,
-      cols,
-      rows,
-      row0: 0,
-      biasRow0: 0,
-      xStride: cols,
-      yStride: rows,
-      tile: 1,
-      accumulate: false,
-      bias: false,
-      tokens: "nTok",
+    const ms = q4_0MatvecShape(rows, cols, {
       subgroups: s ? sg : undefined,
       mvThreads: T,
       mvRows: R,
       mvMode: mode === "block" ? "block" : "word",
       gated: mode === "gated" ? "swiglu" : undefined,
-    };
+    });
     // gated: the same matrix as gate and up (y = silu(W·x)·(W·x)), twice the weight bytes.
     const op = k.op("mv", matmulWgsl(ms), { 0: w, 1: x, 2: y, 5: w, ...(ms.gated ? { 6: w, 7: w } : {}) }, 3, () => [
       Math.ceil(rows / groupRows(ms)),

@@ -12,7 +12,7 @@
  * differently) give identical results too.
  */
 import { splitStart } from "./common/split";
-import { dot16, dot32U5, dotI8, f16ToF32, f16x4ToF32, fma32, fmadd, hsum8, hsumF32, hsumI32 } from "./common/simd";
+import { dot16, dot32U5, dotI8, f16ToF32, f16sx4ToF32, fma32, fmadd, hsum8, hsumF32, hsumI32 } from "./common/simd";
 import { q8kStride, q8Stride } from "./common/act";
 
 const TOKEN_BLOCK = 16;
@@ -26,8 +26,8 @@ const W_F32 = 0, W_F16 = 1, W_BF16 = 2;
 // @ts-ignore: decorator
 @inline function ldw(kind: i32, a: usize, i: i32): v128 {
   if (kind == W_F32) return v128.load(a + (<usize>i << 2));
-  const h = i32x4.extend_low_i16x8_u(v128.load64_zero(a + (<usize>i << 1)));
-  return kind == W_F16 ? f16x4ToF32(h) : i32x4.shl(h, 16);
+  const h = v128.load16x4_s(a + (<usize>i << 1));
+  return kind == W_F16 ? f16sx4ToF32(h) : i32x4.shl(h, 16);
 }
 
 /** One weight of a float row as f32. */
@@ -169,12 +169,12 @@ const LOW4: usize = 0, M30: usize = 16, X10: usize = 32, BIT_OF_LANE: usize = 48
 /** The f16 values at `p`, `p + stride`, `p + 2·stride`, `p + 3·stride` as f32x4 (scales of 4 blocks). */
 // @ts-ignore: decorator
 @inline function f16x4At(p: usize, stride: usize): v128 {
-  // Into the low halves of zeroed i32 lanes: one pinsrw from memory each.
+  // Into i16 lanes 0-3 (one pinsrw from memory each), then sign-extended.
   let v = v128.load16_lane(p, i32x4.splat(0), 0);
-  v = v128.load16_lane(p + stride, v, 2);
-  v = v128.load16_lane(p + 2 * stride, v, 4);
-  v = v128.load16_lane(p + 3 * stride, v, 6);
-  return f16x4ToF32(v);
+  v = v128.load16_lane(p + stride, v, 1);
+  v = v128.load16_lane(p + 2 * stride, v, 2);
+  v = v128.load16_lane(p + 3 * stride, v, 3);
+  return f16sx4ToF32(i32x4.extend_low_i16x8_s(v));
 }
 
 const K_Q4_0 = 0, K_Q4_1 = 1, K_Q5_0 = 2, K_Q5_1 = 3, K_Q8_0 = 4;

@@ -4,27 +4,7 @@
  * cache (f16 bits, widened to f32 exactly on load). `sizeof<T>()` is a compile-time constant, so each instance
  * compiles to plain f32 loads or to the conversion, with no branch.
  */
-import { f16ToF32 } from "./simd";
-
-/**
- * Four f16 values, sign-extended into the i32 lanes, → f32x4 (exact for finite halves; an f16 cache holds no NaN,
- * and ±inf only where the f32 value was beyond the f16 range). Shifting the sign-extended lane left by 13 puts the
- * magnitude in f32 position with the sign still in bit 31; the mask clears bits 28–30. One op fewer than
- * `f16x4ToF32` of simd.ts (which takes zero-extended lanes), with the same result.
- */
-// @ts-ignore: decorator
-@inline export function f16sx4ToF32(h: v128): v128 {
-  return f32x4.mul(v128.and(i32x4.shl(h, 13), v128.load(F16_C)), v128.load(F16_C, 16));
-}
-
-/**
- * {@link f16sx4ToF32}'s mask and 2^112 (0x77800000: moves an f16 exponent placed in f32 position to the f32 bias,
- * exact for normal and subnormal halves), splatted, in memory: V8 rebuilds a `v128.const` at every use inside a
- * loop (several instructions), while a load is one.
- */
-const F16_C = memory.data<u32>([
-  0x8fffe000, 0x8fffe000, 0x8fffe000, 0x8fffe000, 0x77800000, 0x77800000, 0x77800000, 0x77800000,
-]);
+import { f16ToF32, f16sx4ToF32 } from "./simd";
 
 /** Four cache elements at byte pointer `p` as f32x4. */
 // @ts-ignore: decorator

@@ -51,21 +51,23 @@ const F16_REBIAS: f32 = 5.192296858534828e33;
   return reinterpret<f32>(((h & 0x7fff) << 13) | ((h & 0x8000) << 16)) * F16_REBIAS;
 }
 
-/** Four f16 values (low 16 bits of each i32 lane, zero-extended) → f32x4. */
+/**
+ * Four f16 values, sign-extended into the i32 lanes, → f32x4 (exact for finite halves; weights, scales and an f16
+ * cache hold no NaN, and ±inf only where an f32 value was beyond the f16 range). Shifting the sign-extended lane
+ * left by 13 puts the magnitude in f32 position with the sign still in bit 31; the mask clears bits 28–30; 2^112
+ * moves the exponent to the f32 bias (exact for normal and subnormal halves).
+ */
 // @ts-ignore: decorator
-@inline export function f16x4ToF32(h: v128): v128 {
-  const mag = v128.and(i32x4.shl(h, 13), v128.load(F16X4_C));
-  const sign = v128.and(i32x4.shl(h, 16), v128.load(F16X4_C, 16));
-  return f32x4.mul(v128.or(mag, sign), v128.load(F16X4_C, 32));
+@inline export function f16sx4ToF32(h: v128): v128 {
+  return f32x4.mul(v128.and(i32x4.shl(h, 13), v128.load(F16_C)), v128.load(F16_C, 16));
 }
 
 /**
- * {@link f16x4ToF32}'s magnitude mask, sign mask and 2^112 (F16_REBIAS's bits), splatted, in memory: V8 rebuilds
- * a `v128.const` at every use inside a loop (several instructions), while a load is one.
+ * {@link f16sx4ToF32}'s mask and 2^112 (0x77800000), splatted, in memory: V8 rebuilds a `v128.const` at every use
+ * inside a loop (several instructions), while a load is one.
  */
-const F16X4_C = memory.data<u32>([
-  0x0fffe000, 0x0fffe000, 0x0fffe000, 0x0fffe000, 0x80000000, 0x80000000, 0x80000000, 0x80000000,
-  0x77800000, 0x77800000, 0x77800000, 0x77800000,
+const F16_C = memory.data<u32>([
+  0x8fffe000, 0x8fffe000, 0x8fffe000, 0x8fffe000, 0x77800000, 0x77800000, 0x77800000, 0x77800000,
 ]);
 
 /** f32 → f16 bits, round to nearest even (as F16C's `vcvtps2ph` and ggml), inf/NaN kept. */

@@ -5,8 +5,9 @@
  * the quantized layouts of `asm/common/act.ts` for the block types (integer dot products per block, as ggml).
  *
  * Parallel over rows. Tokens are processed in blocks of TOKEN_BLOCK: a weight row is read from memory once per
- * block and reused from L1 for its tokens; the block types also unpack a row's codes and scales once per four
- * tokens (`dotQ32Tok4`, `dotQK45Tok4`, `dotQ6_KTok4`). Every output takes the same operations whatever `nTok` and
+ * block and reused from L1 for its tokens; the block types also unpack a row's codes and scales, and the float
+ * types load and convert its weights, once per four tokens (`dotQ32Tok4`, `dotQK45Tok4`, `dotQ6_KTok4`,
+ * `dotFloatGemmTok4`). Every output takes the same operations whatever `nTok` and
  * `nth` are, so matvec and matmul agree bit for bit and results do not depend on the thread count. Integer block sums are
  * reduced to one integer before scaling, so the relaxed and plain SIMD builds (whose i32 lanes group the products
  * differently) give identical results too.
@@ -51,6 +52,31 @@ const W_F32 = 0, W_F16 = 1, W_BF16 = 2;
     hi = fmadd(ldw(kind, a, i + 4), v128.load(b + (<usize>i << 2), 16), hi);
   }
   return hsum8(lo, hi);
+}
+
+/**
+ * {@link dotFloatGemm} of one row against four tokens (`x` and the outputs `xs`/`ys` bytes apart): each group of 8
+ * weights is loaded (and converted) once for the four tokens; every token's sum takes the same operations as alone.
+ */
+// @ts-ignore: decorator
+@inline function dotFloatGemmTok4(kind: i32, a: usize, x: usize, xs: usize, n: i32, y: usize, ys: usize): void {
+  const x1 = x + xs, x2 = x1 + xs, x3 = x2 + xs;
+  let l0 = f32x4.splat(0), h0 = l0, l1 = l0, h1 = l0, l2 = l0, h2 = l0, l3 = l0, h3 = l0;
+  for (let i = 0; i < n; i += 8) {
+    const wl = ldw(kind, a, i), wh = ldw(kind, a, i + 4), o = <usize>i << 2;
+    l0 = fmadd(wl, v128.load(x + o), l0);
+    h0 = fmadd(wh, v128.load(x + o, 16), h0);
+    l1 = fmadd(wl, v128.load(x1 + o), l1);
+    h1 = fmadd(wh, v128.load(x1 + o, 16), h1);
+    l2 = fmadd(wl, v128.load(x2 + o), l2);
+    h2 = fmadd(wh, v128.load(x2 + o, 16), h2);
+    l3 = fmadd(wl, v128.load(x3 + o), l3);
+    h3 = fmadd(wh, v128.load(x3 + o, 16), h3);
+  }
+  store<f32>(y, hsum8(l0, h0));
+  store<f32>(y + ys, hsum8(l1, h1));
+  store<f32>(y + 2 * ys, hsum8(l2, h2));
+  store<f32>(y + 3 * ys, hsum8(l3, h3));
 }
 
 /**
@@ -883,13 +909,18 @@ const K_Q4_0 = 0, K_Q4_1 = 1, K_Q5_0 = 2, K_Q5_1 = 3, K_Q8_0 = 4;
 // @ts-ignore: decorator
 @inline function matmulFloat(kind: i32, w: usize, x: usize, y: usize, rows: i32, cols: i32, nTok: i32, ith: i32, nth: i32): void {
   const r0 = splitStart(rows, ith, nth), r1 = splitStart(rows, ith + 1, nth);
-  const rb = <usize>cols << (kind == W_F32 ? 2 : 1), xs = <usize>cols << 2;
+  const rb = <usize>cols << (kind == W_F32 ? 2 : 1), xs = <usize>cols << 2, ys = <usize>rows << 2;
   const gemm = nTok > 1 && (cols & 7) == 0;
   for (let t0 = 0; t0 < nTok; t0 += TOKEN_BLOCK) {
     const t1 = min(nTok, t0 + TOKEN_BLOCK);
     for (let r = r0; r < r1; r++) {
-      for (let t = t0; t < t1; t++) {
-        const wr = w + <usize>r * rb, xt = x + <usize>t * xs;
+      const wr = w + <usize>r * rb;
+      let t = t0;
+      for (; gemm && t + 4 <= t1; t += 4) {
+        dotFloatGemmTok4(kind, wr, x + <usize>t * xs, xs, cols, y + ((<usize>t * <usize>rows + <usize>r) << 2), ys);
+      }
+      for (; t < t1; t++) {
+        const xt = x + <usize>t * xs;
         const v = gemm ? dotFloatGemm(kind, wr, xt, cols) : kind == W_BF16 ? dotBf16(wr, xt, cols) : dotFloatVec(kind, wr, xt, cols);
         store<f32>(y + ((<usize>t * <usize>rows + <usize>r) << 2), v);
       }

@@ -122,6 +122,16 @@ for (const type of MATMUL_TYPES) {
             if (sameOrder) assertEquals(s.f32(yv, rows).slice(), outs.at(-1)!.slice(t * rows, (t + 1) * rows));
           }
           vecs.push(vec);
+          if (float && nTok >= 4 && cols % 8 === 0) {
+            // The four-token GEMM tile equals the one-token GEMM path (a batch of two takes it token by token).
+            const x2 = s.alloc(8 * cols), y2 = s.alloc(8 * rows);
+            for (let t = 0; t < nTok; t++) {
+              s.f32(x2, 2 * cols).set(x.subarray(t * cols, (t + 1) * cols));
+              s.f32(x2, 2 * cols).set(x.subarray(t * cols, (t + 1) * cols), cols);
+              K.matmul(s, type, w, rows, cols, x2, 2, y2);
+              assertEquals(s.f32(y2, rows).slice(), outs.at(-1)!.slice(t * rows, (t + 1) * rows));
+            }
+          }
           s.release(m);
         }
         assertEquals(outs[1], outs[0]);

@@ -13,6 +13,9 @@
  * reservation per select thread in the positions list] [+ `fold`: softmax statistics in one fold]), per kind and as whole layers, and checks that every
  * variant selects the same positions as the first and writes the same output up to rounding.
  *
+ * `--prefill 0,1536` times one prompt batch of `--batch` tokens (default 512) after prompts of those lengths: wall
+ * tokens/s and GPU time per op kind.
+ *
  * `--mv` times the Q4_0 decode matvec alone (random weights, `--mv-shapes rows×cols`, `--mv-copies`
  * copies dispatched in turn so that the weights come from memory) for each of `--mv-variants`
  * (`[x]mode:T×R[wN]`, x: timing only, integer dot products replaced by xors; mode vec|dp4a|dp4s|word|block, N: threads per workgroup (vec modes; default 256), `g` prefix: gated gate·up with the same matrix twice,
@@ -54,6 +57,8 @@ const { values: v } = parseArgs({
     "mv-copies": { type: "string", default: "8" },
     matvec: { type: "string", default: "" },
     sections: { type: "string", default: "" },
+    prefill: { type: "string" },
+    batch: { type: "string", default: "512" },
   },
 });
 if (!v.model && !v.micro && !v.mv) throw new Error("--model (or --micro) is required");
@@ -77,6 +82,40 @@ if (v.micro || v.mv) {
   if (v.mv) await mvBench();
   if (v.micro) await micro();
   Deno.exit(0);
+}
+if (v.prefill) {
+  await prefillBench(v.prefill.split(",").map(Number), Number(v.batch));
+  Deno.exit(0);
+}
+
+/**
+ * `--prefill P1,P2`: a prompt batch of `--batch` random tokens after a prompt of P tokens (each run
+ * from an empty cache): wall-clock tokens/s of `evaluate` (last logits read back), GPU time per op
+ * kind replayed alone, and the batch's multiply-adds per second in its matmuls (2 × weights × tokens).
+ */
+async function prefillBench(starts: number[], batch: number): Promise<void> {
+  const model = await loadGpuModel(v.model!, { ctx: Math.max(...starts) + batch + 1, batch });
+  const rnd = (n: number) => Array.from({ length: n }, (_, i) => 3 + ((i * 7919) % (model.config.nVocab - 3)));
+  for (const p of starts) {
+    model.reset();
+    if (p > 0) await model.evaluate(rnd(p));
+    await model.evaluate(rnd(batch)); // compiles and warms up
+    model.reset();
+    if (p > 0) await model.evaluate(rnd(p));
+    const t0 = performance.now();
+    await model.evaluate(rnd(batch));
+    const s = (performance.now() - t0) / 1000;
+    model.reset();
+    if (p > 0) await model.evaluate(rnd(p));
+    const prof = await model.profileOps(3, true, batch);
+    console.log(
+      `prefill of ${batch} tokens after ${p}: ${(batch / s).toFixed(0)} tok/s (${
+        (1000 * s).toFixed(1)
+      } ms wall)  loadavg ${load()}`,
+    );
+    console.log(Object.entries(prof).map(([k, ms]) => `  ${k}: ${ms.toFixed(3)} ms`).join("\n"));
+  }
+  model.close();
 }
 
 /** The Q4_0 decode matvec variants alone: µs per dispatch (n in one pass), GB/s of weights, error vs a CPU reference. */

@@ -78,7 +78,7 @@ export async function openModel(path: string, opts: OpenModelOptions = {}): Prom
   }
   const t0 = performance.now();
   const tokenizer = tokenizerFromGguf(await openGguf(path));
-  const gpu = await loadGpuModel(path, { ctx: opts.ctx, attention: opts.attention });
+  const gpu = await loadGpuModel(path, { ctx: opts.ctx, batch: opts.batch, attention: opts.attention });
   const loadSeconds = (performance.now() - t0) / 1000;
   return {
     backend: "webgpu",

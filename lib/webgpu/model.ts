@@ -16,8 +16,10 @@ import type { AttentionBytes } from "../attention/mode.ts";
 import { getGpu, type Gpu, subgroupMode } from "./device.ts";
 import { Kernels, type Op, type StepValues } from "./kernels.ts";
 import { GpuAttention } from "./attention.ts";
+import { MAX_CHUNKS } from "./shaders/attention.ts";
 import { checkGpuType, ggufRowBytes, gpuRowBytes, repack, usesVecView } from "./shaders/quant.ts";
 import {
+  GEMM_TILE,
   getRowsWgsl,
   groupRows,
   type MatmulShape,
@@ -39,6 +41,7 @@ const TRACE = tuningEnv("SPARQ_GPU_TRACE") === "1";
  * qkv matvec's store where it applies: llama RoPE, Q4_0 vec kernels). Read at each load (bench sections set it).
  */
 const fuseRopeEnv = () => tuningEnv("SPARQ_GPU_FUSE_ROPE") !== "0";
+const gemmEnv = () => tuningEnv("SPARQ_GPU_GEMM") !== "0";
 
 /**
  * SPARQ_GPU_MATVEC=vec:64x8 (mode:threads×rows[wWorkgroup]; modes vec, dp4a, dp4s, word, block) or just the mode
@@ -58,7 +61,10 @@ export interface GpuModelOptions {
   ctx?: number;
   /** Attention spec (`dense`, `sparq:ratio=1/8`, …); default dense. */
   attention?: string | AttentionSpec;
-  /** Most tokens per prompt batch (default 64). */
+  /**
+   * Most tokens per prompt batch (default 512), fewer where a batch's buffers would exceed the
+   * adapter's largest storage binding.
+   */
   batch?: number;
   /** Device to use (default: the process-wide one). */
   gpu?: Gpu;
@@ -67,6 +73,11 @@ export interface GpuModelOptions {
    * matrix, gate/up/activation in one dispatch. false runs each op alone (tests compare the two).
    */
   fuse?: boolean;
+  /**
+   * Prompt batches through the tiled GEMM (default true, unless SPARQ_GPU_GEMM=0); false runs them
+   * through the decode matvec, a token per workgroup (tests compare the two).
+   */
+  gemm?: boolean;
 }
 
 /** Running totals of a GPU model (since load or `resetCounters()`). */
@@ -135,10 +146,11 @@ export interface GpuModel {
    */
   setAttention(spec: string | AttentionSpec): void;
   /**
-   * Milliseconds of GPU time per op kind for one decode step (see the implementation); `wholeStep`
-   * adds the whole step replayed the same way ("step (all ops, one pass)").
+   * Milliseconds of GPU time per op kind for one decode step, or a prompt batch of `nTok` tokens
+   * (see the implementation); `wholeStep` adds the whole step replayed the same way ("step (all
+   * ops, one pass)").
    */
-  profileOps(repeats?: number, wholeStep?: boolean): Promise<Record<string, number>>;
+  profileOps(repeats?: number, wholeStep?: boolean, nTok?: number): Promise<Record<string, number>>;
   /** Clears the cache (pos = 0). */
   reset(): void;
   resetCounters(): void;
@@ -259,9 +271,29 @@ export async function loadGpuModel(path: string, opts: GpuModelOptions = {}): Pr
     : opts.attention ?? { kind: "dense" as const };
   const ctx = opts.ctx ?? Math.min(cfg.ctxTrain, 2048);
   if (!Number.isInteger(ctx) || ctx < 1) throw new SparqError(`--ctx ${ctx}: must be a positive integer`);
+  if (opts.batch !== undefined && (!Number.isInteger(opts.batch) || opts.batch < 1)) {
+    throw new SparqError(`--batch ${opts.batch}: must be a positive integer`);
+  }
+  // The largest per-token buffer: attention partials, logits, FFN activations or q/k/v.
+  const perTok = 4 * Math.max(
+    cfg.nHead * MAX_CHUNKS * (cfg.headDim + 2),
+    cfg.nVocab,
+    cfg.nFf,
+    (cfg.nHead + 2 * cfg.nHeadKv) * cfg.headDim,
+  );
+  const batch = Math.max(1, Math.min(opts.batch ?? 512, Math.floor(gpu.limits.maxStorageBufferBindingSize / perTok)));
   const k = new Kernels(gpu);
   try {
-    return await GpuModelImpl.create(k, file, cfg, spec, ctx, opts.batch ?? 64, opts.fuse ?? true);
+    return await GpuModelImpl.create(
+      k,
+      file,
+      cfg,
+      spec,
+      ctx,
+      batch,
+      opts.fuse ?? true,
+      opts.gemm ?? gemmEnv(),
+    );
   } catch (e) {
     k.destroy();
     throw e;
@@ -301,7 +333,7 @@ class GpuModelImpl implements GpuModel {
   pos = 0;
   counters: GpuCounters = GpuModelImpl.zero();
   attention: string;
-  /** Ops per step kind: index 0 = decode (tile 1), 1 = prompt batch (tile 8). */
+  /** Ops per step kind: index 0 = decode (tile 1), 1 = prompt batch (the GEMM). */
   private pre: Op[][] = [[], []];
   private layerOps: { before: Op[][]; after: Op[][] }[] = [];
   private outOps: Op[][] = [[], []];
@@ -344,6 +376,7 @@ class GpuModelImpl implements GpuModel {
     ctx: number,
     batch: number,
     fuse: boolean,
+    gemm: boolean,
   ): Promise<GpuModelImpl> {
     const { nEmbd, nHead, nHeadKv: nKv, headDim: d, nFf, nVocab, nLayer } = cfg;
     if (cfg.headDimV !== d) throw new SparqError(`${file.path}: key and value head dimensions differ`);
@@ -368,11 +401,11 @@ class GpuModelImpl implements GpuModel {
     k.device.queue.writeBuffer(bufs.rope, 0, rope);
     const att = new GpuAttention(k, { nLayer, nHead, nKv, d, ctx, batch }, spec, bufs.q, bufs.att);
     const m = new GpuModelImpl(k, cfg, ctx, att, bufs, batch);
-    await m.build(file, fuse);
+    await m.build(file, fuse, gemm);
     return m;
   }
 
-  private async build(file: GgufFile, fuse: boolean): Promise<void> {
+  private async build(file: GgufFile, fuse: boolean, gemm: boolean): Promise<void> {
     const { k, bufs, config: cfg } = this;
     const { nEmbd, nHead, nHeadKv: nKv, headDim: d, nFf, nVocab } = cfg;
     const has = (n: string) => file.tensorByName.has(n);
@@ -388,9 +421,8 @@ class GpuModelImpl implements GpuModel {
     this.embRowBytes = gpuRowBytes(emb.type, emb.cols);
     this.outWeightBytes = outW.bytes;
 
-    // Tokens per matmul workgroup for prompt batches: 8 reuses each dequantized chunk on a GPU;
-    // software adapters (llvmpipe) run the tiled kernel far slower than one token per workgroup.
-    const tiles = [1, this.k.gpu.info.isFallbackAdapter ? 1 : 8];
+    // Tokens per matmul workgroup: decode 1, prompt batches GEMM_TILE (or 1 without the GEMM).
+    const tiles = [1, gemm ? GEMM_TILE : 1];
     const subgroups = await subgroupMode(this.k.gpu);
     // llvmpipe compiles the unrolled many-row matvec very slowly (minutes at 8 rows): 2 rows there.
     // Q4_0 decode: integer dot products with Q8_0 activations where WGSL has them (H200: matvecs
@@ -880,17 +912,26 @@ class GpuModelImpl implements GpuModel {
   }
 
   /**
-   * GPU time per op kind of one decode step at the current position: each kind's ops (all layers)
-   * are replayed `repeats` times in one submit and timed (barriers between dispatches included);
-   * with `wholeStep`, last, the whole step's ops the same way (pipeline changes between dispatches included).
+   * GPU time per op kind of one decode step (or, with `nTok` > 1, one prompt batch of that many
+   * tokens) at the current position: each kind's ops (all layers) are replayed `repeats` times in one
+   * submit and timed (barriers between dispatches included); with `wholeStep`, last, the whole step's
+   * ops the same way (pipeline changes between dispatches included).
    */
-  async profileOps(repeats = 10, wholeStep = false): Promise<Record<string, number>> {
-    const s = this.k.setStep({ pos0: this.pos, nTok: 1, nOut: 1, ...this.att.stepFields(this.pos, 1) });
-    const all: Op[] = [...this.pre[0]];
+  async profileOps(repeats = 10, wholeStep = false, nTok = 1): Promise<Record<string, number>> {
+    if (nTok > this.batch || this.pos + nTok > this.ctx) throw new SparqError(`profileOps: ${nTok} tokens do not fit`);
+    const v = nTok > 1 ? 1 : 0;
+    const s = this.k.setStep({
+      pos0: this.pos,
+      nTok,
+      nOut: 1,
+      outTok0: nTok - 1,
+      ...this.att.stepFields(this.pos, nTok),
+    });
+    const all: Op[] = [...this.pre[v]];
     for (let l = 0; l < this.layerOps.length; l++) {
-      all.push(...this.layerOps[l].before[0], ...this.att.ops(l, 1), ...this.layerOps[l].after[0]);
+      all.push(...this.layerOps[l].before[v], ...this.att.ops(l, nTok), ...this.layerOps[l].after[v]);
     }
-    all.push(...this.outOps[0], this.argmaxOp);
+    all.push(...this.outOps[v], this.argmaxOp);
     const kinds = new Map<string, Op[]>();
     // Ops skipped at this step (e.g. SparQ kernels for other context lengths) are left out.
     for (const op of all.filter((o) => o.groups(s).every((x) => x > 0))) {

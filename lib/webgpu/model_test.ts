@@ -172,3 +172,30 @@ for (const [q, attention] of [["Q4_0", "dense"], ["Q4_K", "dense"], ["Q4_0", "sp
     });
   });
 }
+
+// The prompt-batch GEMM (which every prompt test above runs) against the decode kernel run a token at a time: two
+// token tiles (64 + 7 tokens), row tiles cut short, biases (qwen2), LayerNorm (gptneox), dequantized weights.
+// (Q4_0's decode kernel quantizes the activations as llama.cpp does, so Q4_0 is checked against llama.cpp above.)
+for (const name of ["llama-mha", "qwen2", "gptneox", ...["F16", "Q4_K", "Q6_K"].map((q) => `quant/llama-gqa-q.${q}`)]) {
+  Deno.test(`webgpu ${name}: prompt-batch GEMM equals the per-token kernel`, async () => {
+    const model = sharedPath(`fixtures/models/${name}.gguf`);
+    const fix = sharedPath(`fixtures/logits/${name}.json`);
+    if (!model || !fix || !await gpuOrSkip()) return;
+    const ids = readJson<Fixture>(fix).prompt_token_ids;
+    const run = async (gemm: boolean) => {
+      const m = await loadGpuModel(model, { ctx: 128, batch: 128, gemm });
+      try {
+        return await m.evaluate(ids, { allLogits: true });
+      } finally {
+        m.close();
+      }
+    };
+    const tiled = await run(true), plain = await run(false);
+    let max = 0, scale = 0;
+    for (let j = 0; j < tiled.length; j++) {
+      max = Math.max(max, Math.abs(tiled[j] - plain[j]));
+      scale = Math.max(scale, Math.abs(plain[j]));
+    }
+    assert(max <= 1e-4 * Math.max(1, scale), `max |Δ| ${max} (logits up to ${scale})`);
+  });
+}

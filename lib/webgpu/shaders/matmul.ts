@@ -88,26 +88,10 @@ export function ropeFusable(s: MatmulShape, r: Omit<RopeStore, "kt" | "vsum">): 
     s.rows % 2 === 0 && r.d % 2 === 0 && r.ropeDims % 2 === 0 && r.ropeDims <= r.d;
 }
 
-/** Rows computed by one matmul workgroup (tiled prompt kernel). */
-export const MATMUL_ROWS = 8;
+/** Rows and tokens of the output tile of one prompt-batch GEMM workgroup ({@link gemmWgsl}). */
+export const GEMM_TILE = 64;
 /** Weight buffers split by rows are split at multiples of this (any row count works). */
 export const MATVEC_ROWS = 16;
-
-/** A tile of tokens: each chunk is dequantized once and used for every token of the tile. */
-function tiledLoop(s: MatmulShape): string {
-  return `var v: array<f32, 32>;
-    for (var c = lane; c < ${s.cols / 32}u; c += 32u) {
-      load32(row, c, &v);
-      for (var t = 0u; t < nt; t++) {
-        let xb = ((t0 + t) * ${s.xStride}u + c * 32u) / 4u;
-        var a = 0.0;
-        for (var i = 0u; i < 8u; i++) {
-          a += dot(vec4<f32>(v[4u * i], v[4u * i + 1u], v[4u * i + 2u], v[4u * i + 3u]), x[xb + i]);
-        }
-        acc[t] += a;
-      }
-    }`;
-}
 
 /**
  * Threads sharing one set of rows in the matvec: a power of two ≥ 64 (a subgroup never straddles two
@@ -163,7 +147,7 @@ export const VEC_ROWS = 8;
 
 /** Rows computed by one workgroup of the kernel of `s` (matvec when `tile` is 1). */
 export function groupRows(s: MatmulShape): number {
-  return s.tile === 1 ? (matvecWg(s) / matvecThreads(s)) * matvecRowsPerThread(s) : MATMUL_ROWS;
+  return s.tile === 1 ? (matvecWg(s) / matvecThreads(s)) * matvecRowsPerThread(s) : GEMM_TILE;
 }
 
 /** WGSL of `q4w(blk, j, xl, xh)`: word j of Q4_0 block blk dotted with its 8 activations (lo, hi nibbles). */
@@ -661,7 +645,19 @@ export function matmulWgsl(s: MatmulShape): string {
   if (s.gated || s.rmsNorm || s.rope) {
     throw new Error("matmulWgsl: gated, rmsNorm and rope are matvec (tile 1) options");
   }
-  const T = s.tile;
+  return gemmWgsl(s);
+}
+
+/**
+ * WGSL of the prompt-batch GEMM: a workgroup of 256 threads computes a GEMM_TILE × GEMM_TILE tile of
+ * rows × tokens, each thread 4 rows × 4 tokens in registers. Per 32-column block, 64 threads
+ * dequantize one row's block each (`load32`, any weight type) and all threads load the tile's
+ * activations, both transposed into workgroup memory (16 KiB: the default limit); then every thread
+ * runs 32 steps of a 4 × 4 outer product, two vec4 reads per 16 multiply-adds. Rows and tokens past
+ * the end read the last valid one and are not written. Dispatch (⌈rows/64⌉, ⌈tokens/64⌉).
+ */
+function gemmWgsl(s: MatmulShape): string {
+  const T = GEMM_TILE, nb = s.cols / 32, xq = s.xStride / 4;
   return `${stepWgsl(3)}
 @group(0) @binding(0) var<storage, read> w: array<u32>;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
@@ -669,31 +665,63 @@ export function matmulWgsl(s: MatmulShape): string {
 ${s.bias ? "@group(0) @binding(4) var<storage, read> bias: array<f32>;" : ""}
 ${quantBindingsWgsl(s.type)}
 ${load32Wgsl(s.type, s.cols, s.rows)}
-var<workgroup> part: array<f32, ${256 * T}>;
+// Block k of the tile, transposed: ws[k][row / 4][row % 4], xs[k][token / 4][token % 4].
+var<workgroup> ws: array<vec4<f32>, ${32 * T / 4}>;
+var<workgroup> xs: array<vec4<f32>, ${32 * T / 4}>;
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let lane = lid % 32u;
-  let row = wg.x * ${MATMUL_ROWS}u + lid / 32u;
+  let r0 = wg.x * ${T}u;
   let t0 = wg.y * ${T}u;
-  let nt = min(${T}u, step.${s.tokens} - t0);
-  var acc: array<f32, ${T}>;
-  if (row < ${s.rows}u) {
-    ${tiledLoop(s)}
-  }
-  for (var t = 0u; t < ${T}u; t++) { part[lid * ${T}u + t] = acc[t]; }
-  workgroupBarrier();
-  for (var s = 16u; s > 0u; s >>= 1u) {
-    if (lane < s) {
-      for (var t = 0u; t < ${T}u; t++) { part[lid * ${T}u + t] += part[(lid + s) * ${T}u + t]; }
+  let nt = step.${s.tokens};
+  let tr = lid % ${T / 4}u;
+  let tt = lid / ${T / 4}u;
+  // The row this thread dequantizes (lid < 64), and the token and eighth of a block it loads.
+  let lr = min(r0 + lid, ${s.rows - 1}u);
+  let lt = min(t0 + lid / 4u, nt - 1u);
+  let lk = (lid % 4u) * 8u;
+  var acc: array<vec4<f32>, 4>;
+  var v: array<f32, 32>;
+  for (var c = 0u; c < ${nb}u; c++) {
+    if (lid < ${T}u) {
+      load32(lr, c, &v);
+      for (var k = 0u; k < 32u; k++) { ws[k * ${T / 4}u + lid / 4u][lid % 4u] = v[k]; }
+    }
+    let xb = lt * ${xq}u + c * 8u + lk / 4u;
+    let xa = x[xb];
+    let xc = x[xb + 1u];
+    let xo = lk * ${T / 4}u + (lid / 4u) / 4u;
+    let xl = (lid / 4u) % 4u;
+    xs[xo][xl] = xa.x;
+    xs[xo + ${T / 4}u][xl] = xa.y;
+    xs[xo + ${2 * T / 4}u][xl] = xa.z;
+    xs[xo + ${3 * T / 4}u][xl] = xa.w;
+    xs[xo + ${4 * T / 4}u][xl] = xc.x;
+    xs[xo + ${5 * T / 4}u][xl] = xc.y;
+    xs[xo + ${6 * T / 4}u][xl] = xc.z;
+    xs[xo + ${7 * T / 4}u][xl] = xc.w;
+    workgroupBarrier();
+    for (var k = 0u; k < 32u; k++) {
+      let a = ws[k * ${T / 4}u + tr];
+      let b = xs[k * ${T / 4}u + tt];
+      acc[0] += a * b.x;
+      acc[1] += a * b.y;
+      acc[2] += a * b.z;
+      acc[3] += a * b.w;
     }
     workgroupBarrier();
   }
-  if (lane == 0u && row < ${s.rows}u) {
-    for (var t = 0u; t < nt; t++) {
-      var r = part[lid * ${T}u + t];
-      ${s.bias ? `r += bias[${s.biasRow0}u + row];` : ""}
-      let o = (t0 + t) * ${s.yStride}u + ${s.row0}u + row;
-      ${s.accumulate ? "y[o] += r;" : "y[o] = r;"}
+  for (var j = 0u; j < 4u; j++) {
+    let t = t0 + tt * 4u + j;
+    if (t < nt) {
+      for (var i = 0u; i < 4u; i++) {
+        let row = r0 + tr * 4u + i;
+        if (row < ${s.rows}u) {
+          var r = acc[j][i];
+          ${s.bias ? `r += bias[${s.biasRow0}u + row];` : ""}
+          let o = t * ${s.yStride}u + ${s.row0}u + row;
+          ${s.accumulate ? "y[o] += r;" : "y[o] = r;"}
+        }
+      }
     }
   }
 }`;

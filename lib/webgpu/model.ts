@@ -19,7 +19,7 @@ import { GpuAttention } from "./attention.ts";
 import { MAX_CHUNKS } from "./shaders/attention.ts";
 import { checkGpuType, ggufRowBytes, gpuRowBytes, repack, usesVecView } from "./shaders/quant.ts";
 import {
-  GEMM_TILE,
+  gemmTile,
   getRowsWgsl,
   groupRows,
   type MatmulShape,
@@ -42,6 +42,11 @@ const TRACE = tuningEnv("SPARQ_GPU_TRACE") === "1";
  */
 const fuseRopeEnv = () => tuningEnv("SPARQ_GPU_FUSE_ROPE") !== "0";
 const gemmEnv = () => tuningEnv("SPARQ_GPU_GEMM") !== "0";
+/** SPARQ_GPU_GEMM_TILE=64|128: the GEMM's tile instead of the one the workgroup memory limit allows. */
+const gemmTileEnv = () => {
+  const t = tuningEnv("SPARQ_GPU_GEMM_TILE");
+  return t === "64" || t === "128" ? Number(t) : undefined;
+};
 
 /**
  * SPARQ_GPU_MATVEC=vec:64x8 (mode:threads×rows[wWorkgroup]; modes vec, dp4a, dp4s, word, block) or just the mode
@@ -74,8 +79,9 @@ export interface GpuModelOptions {
    */
   fuse?: boolean;
   /**
-   * Prompt batches through the tiled GEMM (default true, unless SPARQ_GPU_GEMM=0); false runs them
-   * through the decode matvec, a token per workgroup (tests compare the two).
+   * Prompt batches through the tiled GEMM (default: on a hardware adapter, unless SPARQ_GPU_GEMM=0);
+   * false runs them through the decode matvec, a token per workgroup (tests compare the two).
+   * llvmpipe takes ~10 s to compile each GEMM shape (its workgroup memory), so it is off there.
    */
   gemm?: boolean;
 }
@@ -292,7 +298,7 @@ export async function loadGpuModel(path: string, opts: GpuModelOptions = {}): Pr
       ctx,
       batch,
       opts.fuse ?? true,
-      opts.gemm ?? gemmEnv(),
+      opts.gemm ?? (gemmEnv() && !gpu.info.isFallbackAdapter),
     );
   } catch (e) {
     k.destroy();
@@ -421,8 +427,8 @@ class GpuModelImpl implements GpuModel {
     this.embRowBytes = gpuRowBytes(emb.type, emb.cols);
     this.outWeightBytes = outW.bytes;
 
-    // Tokens per matmul workgroup: decode 1, prompt batches GEMM_TILE (or 1 without the GEMM).
-    const tiles = [1, gemm ? GEMM_TILE : 1];
+    // Tokens per matmul workgroup: decode 1, prompt batches the GEMM tile (or 1 without the GEMM).
+    const tiles = [1, gemm ? gemmTileEnv() ?? gemmTile(this.k.gpu.limits.maxComputeWorkgroupStorageSize) : 1];
     const subgroups = await subgroupMode(this.k.gpu);
     // llvmpipe compiles the unrolled many-row matvec very slowly (minutes at 8 rows): 2 rows there.
     // Q4_0 decode: integer dot products with Q8_0 activations where WGSL has them (H200: matvecs

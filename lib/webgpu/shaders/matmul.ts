@@ -24,7 +24,7 @@ export interface MatmulShape {
   /** Floats per token in x and in y. */
   xStride: number;
   yStride: number;
-  /** Tokens per workgroup. */
+  /** Tokens per workgroup: 1 (the matvec), or 64 or 128 (the GEMM's square tile; see {@link gemmTile}). */
   tile: number;
   /** Add into y instead of overwriting it (residual connections). */
   accumulate: boolean;
@@ -88,8 +88,6 @@ export function ropeFusable(s: MatmulShape, r: Omit<RopeStore, "kt" | "vsum">): 
     s.rows % 2 === 0 && r.d % 2 === 0 && r.ropeDims % 2 === 0 && r.ropeDims <= r.d;
 }
 
-/** Rows and tokens of the output tile of one prompt-batch GEMM workgroup ({@link gemmWgsl}). */
-export const GEMM_TILE = 64;
 /** Weight buffers split by rows are split at multiples of this (any row count works). */
 export const MATVEC_ROWS = 16;
 
@@ -147,7 +145,7 @@ export const VEC_ROWS = 8;
 
 /** Rows computed by one workgroup of the kernel of `s` (matvec when `tile` is 1). */
 export function groupRows(s: MatmulShape): number {
-  return s.tile === 1 ? (matvecWg(s) / matvecThreads(s)) * matvecRowsPerThread(s) : GEMM_TILE;
+  return s.tile === 1 ? (matvecWg(s) / matvecThreads(s)) * matvecRowsPerThread(s) : s.tile;
 }
 
 /** WGSL of `q4w(blk, j, xl, xh)`: word j of Q4_0 block blk dotted with its 8 activations (lo, hi nibbles). */
@@ -645,19 +643,23 @@ export function matmulWgsl(s: MatmulShape): string {
   if (s.gated || s.rmsNorm || s.rope) {
     throw new Error("matmulWgsl: gated, rmsNorm and rope are matvec (tile 1) options");
   }
+  if (s.tile !== 64 && s.tile !== 128) throw new Error(`matmulWgsl: GEMM tile ${s.tile} (64 or 128)`);
   return gemmWgsl(s);
 }
 
 /**
- * WGSL of the prompt-batch GEMM: a workgroup of 256 threads computes a GEMM_TILE × GEMM_TILE tile of
- * rows × tokens, each thread 4 rows × 4 tokens in registers. Per 32-column block, 64 threads
- * dequantize one row's block each (`load32`, any weight type) and all threads load the tile's
- * activations, both transposed into workgroup memory (16 KiB: the default limit); then every thread
- * runs 32 steps of a 4 × 4 outer product, two vec4 reads per 16 multiply-adds. Rows and tokens past
- * the end read the last valid one and are not written. Dispatch (⌈rows/64⌉, ⌈tokens/64⌉).
+ * WGSL of the prompt-batch GEMM: a workgroup of 256 threads computes a T × T tile of rows × tokens
+ * (T = `s.tile`, 64 or 128; see {@link gemmTile}), each thread P × P quads of 4 rows × 4 tokens (P =
+ * T/64; a thread's quads are 16 apart, so neighbouring threads read neighbouring words). Per
+ * 32-column block, T threads dequantize one row's block each (`load32`, any weight type) and all
+ * threads load the tile's activations, both transposed into workgroup memory (T·256 bytes); then
+ * every thread runs 32 steps of its outer products, 2P vec4 reads per 16P² multiply-adds. Rows and
+ * tokens past the end read the last valid one and are not written. Dispatch (⌈rows/T⌉, ⌈tokens/T⌉).
  */
 function gemmWgsl(s: MatmulShape): string {
-  const T = GEMM_TILE, nb = s.cols / 32, xq = s.xStride / 4;
+  const T = s.tile, Q = T / 4, P = T / 64, nb = s.cols / 32, xq = s.xStride / 4;
+  const X = (T * 32) / 256; // activations per thread per block
+  const rng = (n: number) => [...Array(n).keys()];
   return `${stepWgsl(3)}
 @group(0) @binding(0) var<storage, read> w: array<u32>;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
@@ -666,65 +668,76 @@ ${s.bias ? "@group(0) @binding(4) var<storage, read> bias: array<f32>;" : ""}
 ${quantBindingsWgsl(s.type)}
 ${load32Wgsl(s.type, s.cols, s.rows)}
 // Block k of the tile, transposed: ws[k][row / 4][row % 4], xs[k][token / 4][token % 4].
-var<workgroup> ws: array<vec4<f32>, ${32 * T / 4}>;
-var<workgroup> xs: array<vec4<f32>, ${32 * T / 4}>;
+var<workgroup> ws: array<vec4<f32>, ${32 * Q}>;
+var<workgroup> xs: array<vec4<f32>, ${32 * Q}>;
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let r0 = wg.x * ${T}u;
   let t0 = wg.y * ${T}u;
   let nt = step.${s.tokens};
-  let tr = lid % ${T / 4}u;
-  let tt = lid / ${T / 4}u;
-  // The row this thread dequantizes (lid < 64), and the token and eighth of a block it loads.
+  let tr = lid % 16u;
+  let tt = lid / 16u;
+  // The row this thread dequantizes (lid < T), and the token and part of a block it loads.
   let lr = min(r0 + lid, ${s.rows - 1}u);
-  let lt = min(t0 + lid / 4u, nt - 1u);
-  let lk = (lid % 4u) * 8u;
-  var acc: array<vec4<f32>, 4>;
+  let tok = lid / ${256 / T}u;
+  let lt = min(t0 + tok, nt - 1u);
+  let lk = (lid % ${256 / T}u) * ${X}u;
+  var acc: array<vec4<f32>, ${4 * P * P}>;
   var v: array<f32, 32>;
   for (var c = 0u; c < ${nb}u; c++) {
     if (lid < ${T}u) {
       load32(lr, c, &v);
-      for (var k = 0u; k < 32u; k++) { ws[k * ${T / 4}u + lid / 4u][lid % 4u] = v[k]; }
+      for (var k = 0u; k < 32u; k++) { ws[k * ${Q}u + lid / 4u][lid % 4u] = v[k]; }
     }
     let xb = lt * ${xq}u + c * 8u + lk / 4u;
-    let xa = x[xb];
-    let xc = x[xb + 1u];
-    let xo = lk * ${T / 4}u + (lid / 4u) / 4u;
-    let xl = (lid / 4u) % 4u;
-    xs[xo][xl] = xa.x;
-    xs[xo + ${T / 4}u][xl] = xa.y;
-    xs[xo + ${2 * T / 4}u][xl] = xa.z;
-    xs[xo + ${3 * T / 4}u][xl] = xa.w;
-    xs[xo + ${4 * T / 4}u][xl] = xc.x;
-    xs[xo + ${5 * T / 4}u][xl] = xc.y;
-    xs[xo + ${6 * T / 4}u][xl] = xc.z;
-    xs[xo + ${7 * T / 4}u][xl] = xc.w;
+    let xo = lk * ${Q}u + tok / 4u;
+    let xl = tok % 4u;
+    ${
+    rng(X / 4).map((i) =>
+      `let x${i} = x[xb + ${i}u];
+    ${rng(4).map((e) => `xs[xo + ${(4 * i + e) * Q}u][xl] = x${i}.${"xyzw"[e]};`).join(" ")}`
+    ).join("\n    ")
+  }
     workgroupBarrier();
     for (var k = 0u; k < 32u; k++) {
-      let a = ws[k * ${T / 4}u + tr];
-      let b = xs[k * ${T / 4}u + tt];
-      acc[0] += a * b.x;
-      acc[1] += a * b.y;
-      acc[2] += a * b.z;
-      acc[3] += a * b.w;
+      ${rng(P).map((p) => `let a${p} = ws[k * ${Q}u + tr + ${16 * p}u];`).join(" ")}
+      ${rng(P).map((p) => `let b${p} = xs[k * ${Q}u + tt + ${16 * p}u];`).join(" ")}
+      ${
+    rng(P).flatMap((pt) =>
+      rng(4).flatMap((j) => rng(P).map((pr) => `acc[${(pt * 4 + j) * P + pr}] += a${pr} * b${pt}.${"xyzw"[j]};`))
+    ).join("\n      ")
+  }
     }
     workgroupBarrier();
   }
-  for (var j = 0u; j < 4u; j++) {
-    let t = t0 + tt * 4u + j;
-    if (t < nt) {
-      for (var i = 0u; i < 4u; i++) {
-        let row = r0 + tr * 4u + i;
-        if (row < ${s.rows}u) {
-          var r = acc[j][i];
-          ${s.bias ? `r += bias[${s.biasRow0}u + row];` : ""}
-          let o = t * ${s.yStride}u + ${s.row0}u + row;
-          ${s.accumulate ? "y[o] += r;" : "y[o] = r;"}
+  // acc[(pt·4 + j)·P + pr][i]: row r0 + 4·(tr + 16·pr) + i, token t0 + 4·(tt + 16·pt) + j. Written out with
+  // constant indices: a loop over them would index acc dynamically and move it out of registers (7× slower).
+  ${
+    rng(P).flatMap((pt) =>
+      rng(4).map((jj) =>
+        `if (t0 + ${4 * 16 * pt + jj}u + 4u * tt < nt) {
+    let o = (t0 + ${4 * 16 * pt + jj}u + 4u * tt) * ${s.yStride}u + ${s.row0}u;
+    ${
+          rng(P).flatMap((pr) =>
+            rng(4).map((ii) => {
+              const row = `r0 + ${64 * pr + ii}u + 4u * tr`;
+              const val = `acc[${(pt * 4 + jj) * P + pr}].${"xyzw"[ii]}${
+                s.bias ? ` + bias[${s.biasRow0}u + ${row}]` : ""
+              }`;
+              return `if (${row} < ${s.rows}u) { y[o + ${row}] ${s.accumulate ? "+=" : "="} ${val}; }`;
+            })
+          ).join("\n    ")
         }
-      }
-    }
+  }`
+      )
+    ).join("\n  ")
   }
 }`;
+}
+
+/** The GEMM tile for a device: 128 × 128 where a workgroup may hold 32 KiB, else 64 × 64 (16 KiB, the default). */
+export function gemmTile(maxWorkgroupStorage: number): number {
+  return maxWorkgroupStorage >= 32768 ? 128 : 64;
 }
 
 /**

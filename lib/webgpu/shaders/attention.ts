@@ -5,7 +5,7 @@
  * (shaders/sparq.ts) before the same two, which then run over the selected positions only.
  * @module
  */
-import { f32Lit, stepWgsl } from "./common.ts";
+import { f32Lit, range, stepWgsl } from "./common.ts";
 
 /** Shape constants shared by the attention kernels. */
 export interface AttnShape {
@@ -112,16 +112,16 @@ ${pre ? prefetchBlock(s, indexed) : denseBlock(s, indexed)}
     pre
       ? `if (lid < ${D}u) {
       var y = 0.0;
-      ${[...Array(P).keys()].map((k) => `y += es[${k}u] * v${k};`).join("\n      ")}
+      ${range(P).map((k) => `y += es[${k}u] * v${k};`).join("\n      ")}
       acc[0] = acc[0] * corr + y;
     }`
       : `for (var u = 0u; u < ${slots}u; u++) {
       let dim = lid + ${W}u * u;
       if (dim < ${D}u) {
         // Positions past the end have weight 0 and read row pp = 0 (any valid row): no branch.
-        ${[...Array(P).keys()].map((k) => `let v${k} = vc[(vb + pp[${k}u]) * ${D}u + dim];`).join("\n        ")}
+        ${range(P).map((k) => `let v${k} = vc[(vb + pp[${k}u]) * ${D}u + dim];`).join("\n        ")}
         var y = 0.0;
-        ${[...Array(P).keys()].map((k) => `y += es[${k}u] * v${k};`).join("\n        ")}
+        ${range(P).map((k) => `y += es[${k}u] * v${k};`).join("\n        ")}
         acc[u] = acc[u] * corr + y;
       }
     }`
@@ -161,16 +161,16 @@ function denseBlock(s: AttnShape, indexed: boolean): string {
  * weight 0), before the barrier that publishes q on the first block.
  */
 function prefetchBlock(s: AttnShape, indexed: boolean): string {
-  const D = s.d, P = ATTN_BLOCK, rng = (n: number) => [...Array(n).keys()];
+  const D = s.d, P = ATTN_BLOCK;
   const at = (j: string) => indexed ? `idx[ib + min(${j}, end - 1u)]` : `min(${j}, end - 1u)`;
   return `    let ib = kv * ${s.ctx}u;
     let p = ${at("b + lid / 4u")};
     let kb = (vb + p) * ${D / 4}u + r;
-    ${rng(D / 16).map((i) => `let k${i} = kc[kb + ${4 * i}u];`).join(" ")}
+    ${range(D / 16).map((i) => `let k${i} = kc[kb + ${4 * i}u];`).join(" ")}
     let dim = min(lid, ${D - 1}u);
-    ${rng(P).map((k) => `let v${k} = vc[(vb + ${at(`b + ${k}u`)}) * ${D}u + dim];`).join("\n    ")}
+    ${range(P).map((k) => `let v${k} = vc[(vb + ${at(`b + ${k}u`)}) * ${D}u + dim];`).join("\n    ")}
     if (b == start) { workgroupBarrier(); }
-    sp[lid] = ${rng(D / 16).map((i) => `dot(qs[r + ${4 * i}u], k${i})`).join(" + ")};`;
+    sp[lid] = ${range(D / 16).map((i) => `dot(qs[r + ${4 * i}u], k${i})`).join(" + ")};`;
 }
 
 /**

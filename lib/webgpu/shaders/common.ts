@@ -111,3 +111,8 @@ fn wgMerge(lid: u32, v: vec2<f32>) -> vec2<f32> {
   return vec2<f32>(M, wgSum1(lid, v.y * exp(v.x - M)));
 }${fold("wgMergeF", "vec2<f32>", "r2_", "vec2<f32>(-3.0e38, 0.0)", (a, b) => `mergeMl(${a}, ${b})`)}`;
 }
+
+/** 0, 1, …, n − 1: the indices of code the generators write out once per element (constant indices). */
+export function range(n: number): number[] {
+  return [...Array(n).keys()];
+}

@@ -7,7 +7,7 @@
  */
 import { GgmlType } from "../../ggml_types.ts";
 import { dot32Wgsl, load32Wgsl, quantBindingsWgsl } from "./quant.ts";
-import { f32Lit, stepWgsl } from "./common.ts";
+import { f32Lit, range, stepWgsl } from "./common.ts";
 import { ACT_WGSL } from "./elementwise.ts";
 
 /** Options of one matmul pipeline (all baked into the WGSL). */
@@ -173,7 +173,7 @@ function matvecWgsl(s: MatmulShape): string {
   const T = matvecThreads(s), R = matvecRowsPerThread(s), G = 256 / T;
   const nChunk = s.cols / 32;
   const sg = s.subgroups !== undefined;
-  const rs = [...Array(R).keys()];
+  const rs = range(R);
   // Accumulators: a0..a(R-1) for W, b0..b(R-1) for W₂ (gated); K sums reduced per thread.
   const accs = [...rs.map((r) => `a${r}`), ...(s.gated ? rs.map((r) => `b${r}`) : []), ...(s.rmsNorm ? ["nx"] : [])];
   const K = accs.length;
@@ -428,7 +428,7 @@ function q4VecMatvecWgsl(s: MatmulShape): string {
   const T = matvecThreads(s), R = matvecRowsPerThread(s), WG = matvecWg(s), G = WG / T;
   if (T < 8 || T > WG || T & (T - 1)) throw new Error(`q4VecMatvecWgsl: ${T} threads per row set`);
   const nb = s.cols / 32;
-  const rs = [...Array(R).keys()];
+  const rs = range(R);
   const sums = [...rs.map((r) => `a${r}`), ...(s.gated ? rs.map((r) => `b${r}`) : []), ...(s.rmsNorm ? ["nx"] : [])];
   const K = sums.length;
   const sOff = s.rows * nb * 4; // u32 index of the scales (see repackQ4_0)
@@ -559,7 +559,7 @@ function q4SharedMatvecWgsl(s: MatmulShape): string {
   const T = matvecThreads(s), R = matvecRowsPerThread(s), WG = matvecWg(s), G = WG / T;
   if (T < 8 || T > WG || T & (T - 1)) throw new Error(`q4SharedMatvecWgsl: ${T} threads per row set`);
   const nb = s.cols / 32;
-  const rs = [...Array(R).keys()];
+  const rs = range(R);
   const sums = [...rs.map((r) => `a${r}`), ...(s.gated ? rs.map((r) => `b${r}`) : []), ...(s.rmsNorm ? ["nx"] : [])];
   const K = sums.length;
   const sOff = s.rows * nb * 4; // u32 index of the scales (see repackQ4_0)
@@ -659,7 +659,6 @@ export function matmulWgsl(s: MatmulShape): string {
 function gemmWgsl(s: MatmulShape): string {
   const T = s.tile, Q = T / 4, P = T / 64, nb = s.cols / 32, xq = s.xStride / 4;
   const X = (T * 32) / 256; // activations per thread per block
-  const rng = (n: number) => [...Array(n).keys()];
   return `${stepWgsl(3)}
 @group(0) @binding(0) var<storage, read> w: array<u32>;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
@@ -693,18 +692,18 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let xo = lk * ${Q}u + tok / 4u;
     let xl = tok % 4u;
     ${
-    rng(X / 4).map((i) =>
+    range(X / 4).map((i) =>
       `let x${i} = x[xb + ${i}u];
-    ${rng(4).map((e) => `xs[xo + ${(4 * i + e) * Q}u][xl] = x${i}.${"xyzw"[e]};`).join(" ")}`
+    ${range(4).map((e) => `xs[xo + ${(4 * i + e) * Q}u][xl] = x${i}.${"xyzw"[e]};`).join(" ")}`
     ).join("\n    ")
   }
     workgroupBarrier();
     for (var k = 0u; k < 32u; k++) {
-      ${rng(P).map((p) => `let a${p} = ws[k * ${Q}u + tr + ${16 * p}u];`).join(" ")}
-      ${rng(P).map((p) => `let b${p} = xs[k * ${Q}u + tt + ${16 * p}u];`).join(" ")}
+      ${range(P).map((p) => `let a${p} = ws[k * ${Q}u + tr + ${16 * p}u];`).join(" ")}
+      ${range(P).map((p) => `let b${p} = xs[k * ${Q}u + tt + ${16 * p}u];`).join(" ")}
       ${
-    rng(P).flatMap((pt) =>
-      rng(4).flatMap((j) => rng(P).map((pr) => `acc[${(pt * 4 + j) * P + pr}] += a${pr} * b${pt}.${"xyzw"[j]};`))
+    range(P).flatMap((pt) =>
+      range(4).flatMap((j) => range(P).map((pr) => `acc[${(pt * 4 + j) * P + pr}] += a${pr} * b${pt}.${"xyzw"[j]};`))
     ).join("\n      ")
   }
     }
@@ -713,13 +712,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   // acc[(pt·4 + j)·P + pr][i]: row r0 + 4·(tr + 16·pr) + i, token t0 + 4·(tt + 16·pt) + j. Written out with
   // constant indices: a loop over them would index acc dynamically and move it out of registers (7× slower).
   ${
-    rng(P).flatMap((pt) =>
-      rng(4).map((jj) =>
+    range(P).flatMap((pt) =>
+      range(4).map((jj) =>
         `if (t0 + ${4 * 16 * pt + jj}u + 4u * tt < nt) {
     let o = (t0 + ${4 * 16 * pt + jj}u + 4u * tt) * ${s.yStride}u + ${s.row0}u;
     ${
-          rng(P).flatMap((pr) =>
-            rng(4).map((ii) => {
+          range(P).flatMap((pr) =>
+            range(4).map((ii) => {
               const row = `r0 + ${64 * pr + ii}u + 4u * tr`;
               const val = `acc[${(pt * 4 + jj) * P + pr}].${"xyzw"[ii]}${
                 s.bias ? ` + bias[${s.biasRow0}u + ${row}]` : ""

@@ -16,7 +16,7 @@
  * @module
  */
 import type { AttnShape } from "./attention.ts";
-import { reduce2Wgsl, stepWgsl } from "./common.ts";
+import { range, reduce2Wgsl, stepWgsl } from "./common.ts";
 
 /** Threads per `approx` workgroup. */
 export const APPROX_WG = 256;
@@ -66,7 +66,6 @@ export function approxWgsl(
   const G = s.nHead / s.nKv, D = s.d, P = perThread, NB = approxBlocks(s.ctx, P, W);
   const merge = tune.oneFold ? "wgMergeF" : "wgMerge";
   const U = D % 16 === 0 && P <= 2 ? 16 : D % 8 === 0 ? 8 : 4;
-  const rng = (n: number) => [...Array(n).keys()];
   return `${stepWgsl(2)}
 @group(0) @binding(0) var<storage, read> q: array<f32>;
 @group(0) @binding(1) var<storage, read> kt: array<f32>;
@@ -109,18 +108,18 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   }
   // (wgSum2 ends with a barrier: rows and qs are complete.)
   let base = blk * ${W * P}u + lid;
-  ${rng(P).map((p) => `let t${p} = min(base + ${p * W}u, S - 1u);`).join("\n  ")}
+  ${range(P).map((p) => `let t${p} = min(base + ${p * W}u, S - 1u);`).join("\n  ")}
   var acc = array<f32, ${P * G}>();
   for (var j = 0u; j < r; j += ${U}u) {
-    ${rng(U).map((u) => `let w${u} = rows[j + ${u}u];`).join("\n    ")}
-    ${rng(P).map((p) => rng(U).map((u) => `let k${p}_${u} = kt[w${u} + t${p}];`).join(" ")).join("\n    ")}
+    ${range(U).map((u) => `let w${u} = rows[j + ${u}u];`).join("\n    ")}
+    ${range(P).map((p) => range(U).map((u) => `let k${p}_${u} = kt[w${u} + t${p}];`).join(" ")).join("\n    ")}
     for (var g = 0u; g < ${G}u; g++) {
       let o = g * ${D}u + j;
-      ${rng(U).map((u) => `let q${u} = qs[o + ${u}u];`).join(" ")}
+      ${range(U).map((u) => `let q${u} = qs[o + ${u}u];`).join(" ")}
       ${
-    rng(P).map((p) =>
+    range(P).map((p) =>
       `acc[${p * G}u + g] += ${
-        rng(U / 4).map((h) =>
+        range(U / 4).map((h) =>
           `((q${4 * h} * k${p}_${4 * h} + q${4 * h + 1} * k${p}_${4 * h + 1}) + (q${4 * h + 2} * k${p}_${
             4 * h + 2
           } + q${4 * h + 3} * k${p}_${4 * h + 3}))`
@@ -205,9 +204,8 @@ export function selectWgsl(
   const AB = AW * approxPerThread, NB = approxBlocks(s.ctx, approxPerThread, AW);
   if (W < 256) throw new Error(`selectWgsl: workgroup of ${W} < 256 threads`);
   if (merged && (G !== 1 || s.d > W || s.d % 4 !== 0)) throw new Error("selectWgsl: merged needs G = 1 and d ≤ wg");
-  const rng = (n: number) => [...Array(n).keys()];
   /** `body(i)` for every key slot i, written out (constant indices keep the keys in registers). */
-  const each = (body: (i: number) => string, sep = "\n    ") => rng(NPT).map(body).join(sep);
+  const each = (body: (i: number) => string, sep = "\n    ") => range(NPT).map(body).join(sep);
   const pos = (i: number) => `(lid + ${i * W}u)`;
   /**
    * Radix select of the need-th largest of the candidates' values into (T, taken at T, equal to T):
@@ -340,7 +338,9 @@ fn main(@builtin(workgroup_id) wgid: vec3<u32>, @builtin(local_invocation_index)
     merged ? mergedScores(s, W, NPT) : `  // The ŝ of this thread's positions (t < S), all loads in flight.
   ${
       each((i) =>
-        rng(G).map((j) => `let s${i}_${j} = slog[${(j * s.ctx)}u + (kv * ${G}u) * ${s.ctx}u + min(${pos(i)}, S - 1u)];`)
+        range(G).map((j) =>
+          `let s${i}_${j} = slog[${(j * s.ctx)}u + (kv * ${G}u) * ${s.ctx}u + min(${pos(i)}, S - 1u)];`
+        )
           .join(" ")
       )
     }
@@ -365,7 +365,7 @@ fn main(@builtin(workgroup_id) wgid: vec3<u32>, @builtin(local_invocation_index)
   ${
     each((i) =>
       `keys[${i}] = select(0u, fkey(${
-        G === 1 ? `s${i}_0` : rng(G).map((j) => `exp(s${i}_${j} - st[${j}].x) * st[${j}].y`).join(" + ")
+        G === 1 ? `s${i}_0` : range(G).map((j) => `exp(s${i}_${j} - st[${j}].x) * st[${j}].y`).join(" + ")
       }), ${pos(i)} < S);
     if (${pos(i)} < nCand) { lo = min(lo, keys[${i}]); hi = max(hi, keys[${i}]); }`
     )
@@ -539,7 +539,7 @@ function topRRankWgsl(D: number, ctx: number): string {
  * flight, and the softmax statistics st[0] from two folds (max, then the sums).
  */
 function mergedScores(s: AttnShape, W: number, NPT: number): string {
-  const D = s.d, rng = (n: number) => [...Array(n).keys()];
+  const D = s.d;
   const pos = (i: number) => `(lid + ${i * W}u)`;
   return `let r = step.r;
   var v = 0.0;
@@ -553,23 +553,23 @@ function mergedScores(s: AttnShape, W: number, NPT: number): string {
   if (lid < ${D}u) { qs[rk] = select(0.0, x, rk < r); }
   let ts = wgSum2(lid, vec2<f32>(v, select(0.0, v, rk < r)));
   let tau = select(sqrt(${D}.0), sqrt(${D}.0 * ts.y / ts.x), ts.x > 0.0);
-  ${rng(NPT).map((i) => `let t${i} = min(${pos(i)}, S - 1u);`).join(" ")}
+  ${range(NPT).map((i) => `let t${i} = min(${pos(i)}, S - 1u);`).join(" ")}
   var acc = array<f32, ${NPT}>();
   for (var j = 0u; j < r; j += 4u) {
     let w0 = rows[j]; let w1 = rows[j + 1u]; let w2 = rows[j + 2u]; let w3 = rows[j + 3u];
     let q0 = qs[j]; let q1 = qs[j + 1u]; let q2 = qs[j + 2u]; let q3 = qs[j + 3u];
     ${
-    rng(NPT).map((i) =>
+    range(NPT).map((i) =>
       `acc[${i}] += (q0 * kt[w0 + t${i}] + q1 * kt[w1 + t${i}]) + (q2 * kt[w2 + t${i}] + q3 * kt[w3 + t${i}]);`
     ).join("\n    ")
   }
   }
-  ${rng(NPT).map((i) => `let s${i}_0 = acc[${i}] / tau;`).join(" ")}
+  ${range(NPT).map((i) => `let s${i}_0 = acc[${i}] / tau;`).join(" ")}
   // The max of ŝ (for the statistics, and as the top of the bins) and the least candidate ŝ, in one fold.
   var mx = ${NEG};
   var mn = 3.0e38;
   ${
-    rng(NPT).map((i) =>
+    range(NPT).map((i) =>
       `if (${pos(i)} < S) { mx = max(mx, s${i}_0); } if (${pos(i)} < nCand) { mn = min(mn, s${i}_0); }`
     ).join("\n  ")
   }
@@ -577,7 +577,7 @@ function mergedScores(s: AttnShape, W: number, NPT: number): string {
   let M = mm.x;
   let vlo = -mm.y;
   var el = 0.0;
-  ${rng(NPT).map((i) => `if (${pos(i)} < S) { el += exp(s${i}_0 - M); }`).join("\n  ")}
+  ${range(NPT).map((i) => `if (${pos(i)} < S) { el += exp(s${i}_0 - M); }`).join("\n  ")}
   var st: array<vec2<f32>, 1>;
   st[0] = vec2<f32>(M, 1.0 / wgSum1(lid, el));
 `;

@@ -280,14 +280,6 @@ export async function loadGpuModel(path: string, opts: GpuModelOptions = {}): Pr
   if (opts.batch !== undefined && (!Number.isInteger(opts.batch) || opts.batch < 1)) {
     throw new SparqError(`--batch ${opts.batch}: must be a positive integer`);
   }
-  // The largest per-token buffer: attention partials, logits, FFN activations or q/k/v.
-  const perTok = 4 * Math.max(
-    cfg.nHead * MAX_CHUNKS * (cfg.headDim + 2),
-    cfg.nVocab,
-    cfg.nFf,
-    (cfg.nHead + 2 * cfg.nHeadKv) * cfg.headDim,
-  );
-  const batch = Math.max(1, Math.min(opts.batch ?? 512, Math.floor(gpu.limits.maxStorageBufferBindingSize / perTok)));
   const k = new Kernels(gpu);
   try {
     return await GpuModelImpl.create(
@@ -296,7 +288,7 @@ export async function loadGpuModel(path: string, opts: GpuModelOptions = {}): Pr
       cfg,
       spec,
       ctx,
-      batch,
+      opts.batch ?? 512,
       opts.fuse ?? true,
       opts.gemm ?? (gemmEnv() && !gpu.info.isFallbackAdapter),
     );
@@ -380,7 +372,7 @@ class GpuModelImpl implements GpuModel {
     cfg: ModelConfig,
     spec: AttentionSpec,
     ctx: number,
-    batch: number,
+    maxBatch: number,
     fuse: boolean,
     gemm: boolean,
   ): Promise<GpuModelImpl> {
@@ -388,6 +380,10 @@ class GpuModelImpl implements GpuModel {
     if (cfg.headDimV !== d) throw new SparqError(`${file.path}: key and value head dimensions differ`);
     if (nEmbd % 32 !== 0) throw new SparqError(`${file.path}: embedding length ${nEmbd} is not a multiple of 32`);
     const qkvStride = (nHead + 2 * nKv) * d;
+    // Fewer tokens per batch where the largest per-token buffer (attention partials, logits, FFN
+    // activations or q/k/v) would exceed the adapter's largest storage binding.
+    const perTok = 4 * Math.max(nHead * MAX_CHUNKS * (d + 2), nVocab, nFf, qkvStride);
+    const batch = Math.max(1, Math.min(maxBatch, Math.floor(k.gpu.limits.maxStorageBufferBindingSize / perTok)));
     const f = (n: number) => k.buffer(batch * n * 4);
     const bufs: Record<string, GPUBuffer> = {
       x: f(nEmbd),
@@ -758,12 +754,11 @@ class GpuModelImpl implements GpuModel {
   }
 
   /** Writes the step uniform and records one batch into a command buffer (counters updated, pos advanced). */
-  private encodeStep(
-    nTok: number,
-    nOut: number,
-    argmax: boolean,
-    extra?: (e: GPUCommandEncoder) => void,
-  ): GPUCommandBuffer {
+  /**
+   * Writes the step uniform of a batch of `nTok` tokens at the current position (with logits for the
+   * last `nOut` of them, 0 or 1 or all) and returns it with the batch's ops in order.
+   */
+  private stepOps(nTok: number, nOut: number, argmax: boolean): { s: Required<StepValues>; ops: Op[] } {
     const s = this.k.setStep({
       pos0: this.pos,
       nTok,
@@ -772,25 +767,26 @@ class GpuModelImpl implements GpuModel {
       ...this.att.stepFields(this.pos, nTok),
     });
     const v = nTok === 1 ? 0 : 1;
-    if (TRACE) {
-      const all = [...this.pre[v]];
-      for (let l = 0; l < this.layerOps.length; l++) {
-        all.push(...this.layerOps[l].before[v], ...this.att.ops(l, nTok), ...this.layerOps[l].after[v]);
-      }
-      if (nOut > 0) all.push(...this.outOps[v]);
-      if (argmax) all.push(this.argmaxOp);
-      this.tracing = this.k.trace(all, s);
+    const ops = [...this.pre[v]];
+    for (let l = 0; l < this.layerOps.length; l++) {
+      ops.push(...this.layerOps[l].before[v], ...this.att.ops(l, nTok), ...this.layerOps[l].after[v]);
     }
+    if (nOut > 0) ops.push(...this.outOps[v]);
+    if (argmax) ops.push(this.argmaxOp);
+    return { s, ops };
+  }
+
+  private encodeStep(
+    nTok: number,
+    nOut: number,
+    argmax: boolean,
+    extra?: (e: GPUCommandEncoder) => void,
+  ): GPUCommandBuffer {
+    const { s, ops } = this.stepOps(nTok, nOut, argmax);
+    if (TRACE) this.tracing = this.k.trace(ops, s);
     const enc = this.k.device.createCommandEncoder();
     const pass = enc.beginComputePass();
-    let n = this.k.encode(pass, this.pre[v], s);
-    for (let l = 0; l < this.layerOps.length; l++) {
-      n += this.k.encode(pass, this.layerOps[l].before[v], s);
-      n += this.k.encode(pass, this.att.ops(l, nTok), s);
-      n += this.k.encode(pass, this.layerOps[l].after[v], s);
-    }
-    if (nOut > 0) n += this.k.encode(pass, this.outOps[v], s);
-    if (argmax) n += this.k.encode(pass, [this.argmaxOp], s);
+    const n = this.k.encode(pass, ops, s);
     pass.end();
     extra?.(enc);
     const cb = enc.finish();
@@ -925,19 +921,7 @@ class GpuModelImpl implements GpuModel {
    */
   async profileOps(repeats = 10, wholeStep = false, nTok = 1): Promise<Record<string, number>> {
     if (nTok > this.batch || this.pos + nTok > this.ctx) throw new SparqError(`profileOps: ${nTok} tokens do not fit`);
-    const v = nTok > 1 ? 1 : 0;
-    const s = this.k.setStep({
-      pos0: this.pos,
-      nTok,
-      nOut: 1,
-      outTok0: nTok - 1,
-      ...this.att.stepFields(this.pos, nTok),
-    });
-    const all: Op[] = [...this.pre[v]];
-    for (let l = 0; l < this.layerOps.length; l++) {
-      all.push(...this.layerOps[l].before[v], ...this.att.ops(l, nTok), ...this.layerOps[l].after[v]);
-    }
-    all.push(...this.outOps[v], this.argmaxOp);
+    const { s, ops: all } = this.stepOps(nTok, 1, true);
     const kinds = new Map<string, Op[]>();
     // Ops skipped at this step (e.g. SparQ kernels for other context lengths) are left out.
     for (const op of all.filter((o) => o.groups(s).every((x) => x > 0))) {

@@ -13,6 +13,8 @@ import type { AttentionBytes } from "./attention/mode.ts";
 import type { AttentionSpec } from "./attention/spec.ts";
 import { SparqError } from "./errors.ts";
 import type { CacheType } from "./kv_cache.ts";
+import type { Sampler } from "./sampler.ts";
+import type { DeviceSampling } from "./webgpu/sampling.ts";
 
 /** The backends `--backend` accepts. */
 export const BACKENDS = ["wasm", "webgpu"] as const;
@@ -35,6 +37,11 @@ export interface LanguageModel {
   readonly description: string;
   /** Logits of the last token (`[nVocab]`) or of every token with `allLogits`. */
   evaluate(tokens: readonly number[], opts?: { allLogits?: boolean }): Promise<Float32Array>;
+  /**
+   * Samples on the device, evaluating ahead (webgpu; see lib/webgpu/sampling.ts), or undefined:
+   * then generation reads the logits and samples on the CPU.
+   */
+  sampleOnDevice?(prompt: readonly number[], sampler: Sampler, maxSamples: number): DeviceSampling | undefined;
   /** Attention bytes read since the last `resetCounters()`. */
   attentionBytes(): AttentionBytes;
   resetCounters(): void;
@@ -94,6 +101,7 @@ export async function openModel(path: string, opts: OpenModelOptions = {}): Prom
     attentionName: gpu.attention,
     description: "webgpu",
     evaluate: (tokens, o) => gpu.evaluate([...tokens], o),
+    sampleOnDevice: (prompt, sampler, maxSamples) => gpu.sampleOnDevice(prompt, sampler, maxSamples),
     attentionBytes: () => ({ ...gpu.counters.kv }),
     resetCounters: () => gpu.resetCounters(),
     reset: () => gpu.reset(),

@@ -13,6 +13,7 @@
 import type { ModelConfig } from "./model_config.ts";
 import type { Tokenizer } from "./tokenizer.ts";
 import { Sampler, type SamplerOptions } from "./sampler.ts";
+import type { DeviceSampling } from "./webgpu/sampling.ts";
 
 /**
  * What generation needs from a model: the wasm `Model` (synchronous) and the `LanguageModel` of
@@ -24,6 +25,8 @@ export interface GenerationModel {
   readonly pos: number;
   readonly nCtx: number;
   evaluate(tokens: readonly number[]): Float32Array | Promise<Float32Array>;
+  /** Optional: sampling on the device, evaluating ahead (see lib/webgpu/sampling.ts). */
+  sampleOnDevice?(prompt: readonly number[], sampler: Sampler, maxSamples: number): DeviceSampling | undefined;
 }
 
 /** Options of {@link generate}. */
@@ -57,8 +60,10 @@ export interface GenerateResult {
   /** Tokens evaluated one at a time after the prompt, and the milliseconds they took. */
   decodeTokens: number;
   decodeMs: number;
-  /** Milliseconds spent sampling (all steps). */
+  /** Milliseconds spent sampling on the CPU (all steps; 0 when the device sampled). */
   sampleMs: number;
+  /** Whether the model's device sampled (the GPU: no logits read back). */
+  deviceSampled: boolean;
 }
 
 /**
@@ -84,43 +89,74 @@ export async function generate(
     decodeTokens: 0,
     decodeMs: 0,
     sampleMs: 0,
+    deviceSampled: false,
   };
+  // Positions used: the prompt, then every generated token that was evaluated.
+  const pos0 = model.pos + prompt.length;
+  let evaluated = 0;
 
   let t0 = performance.now();
-  let logits = prompt.length > 0 ? await model.evaluate(prompt) : new Float32Array(0);
+  const device = opts.maxTokens > 0 ? model.sampleOnDevice?.(prompt, sampler, opts.maxTokens) : undefined;
+  let logits: Float32Array = new Float32Array(0);
+  let first: number | undefined;
+  if (device) {
+    // The prompt's time includes its sampled token (the first one read back).
+    result.deviceSampled = true;
+    first = await device.next();
+  } else if (prompt.length > 0) {
+    logits = await model.evaluate(prompt);
+  }
   result.promptMs = performance.now() - t0;
 
-  while (result.tokens.length < opts.maxTokens) {
-    if (opts.signal?.aborted) {
-      result.stopReason = "interrupted";
-      break;
+  try {
+    while (result.tokens.length < opts.maxTokens) {
+      if (opts.signal?.aborted) {
+        result.stopReason = "interrupted";
+        break;
+      }
+      let id: number;
+      if (!device) {
+        t0 = performance.now();
+        id = sampler.sample(logits, history);
+        result.sampleMs += performance.now() - t0;
+      } else if (first !== undefined) {
+        id = first;
+        first = undefined;
+      } else {
+        // The step that evaluated the previous token sampled this one: its time is decode time.
+        t0 = performance.now();
+        id = await device.next();
+        result.decodeMs += performance.now() - t0;
+      }
+      if (tok.isEog(id) || tok.isControl(id)) {
+        result.stopReason = "eos";
+        break;
+      }
+      result.tokens.push(id);
+      history.push(id);
+      const piece = decoder.push(id);
+      opts.onToken?.(id, piece);
+      if (stopFilter.push(piece)) {
+        result.stopReason = "stop";
+        break;
+      }
+      if (result.tokens.length >= opts.maxTokens) break;
+      if (pos0 + evaluated >= model.nCtx) {
+        result.stopReason = "context";
+        break;
+      }
+      if (!device) {
+        t0 = performance.now();
+        logits = await model.evaluate([id]);
+        result.decodeMs += performance.now() - t0;
+      }
+      evaluated++;
+      result.decodeTokens++;
+      // Let signal handlers (Ctrl-C) run between tokens.
+      await yieldToEventLoop();
     }
-    t0 = performance.now();
-    const id = sampler.sample(logits, history);
-    result.sampleMs += performance.now() - t0;
-    if (tok.isEog(id) || tok.isControl(id)) {
-      result.stopReason = "eos";
-      break;
-    }
-    result.tokens.push(id);
-    history.push(id);
-    const piece = decoder.push(id);
-    opts.onToken?.(id, piece);
-    if (stopFilter.push(piece)) {
-      result.stopReason = "stop";
-      break;
-    }
-    if (result.tokens.length >= opts.maxTokens) break;
-    if (model.pos >= model.nCtx) {
-      result.stopReason = "context";
-      break;
-    }
-    t0 = performance.now();
-    logits = await model.evaluate([id]);
-    result.decodeMs += performance.now() - t0;
-    result.decodeTokens++;
-    // Let signal handlers (Ctrl-C) run between tokens.
-    await yieldToEventLoop();
+  } finally {
+    await device?.end(evaluated);
   }
   if (result.stopReason !== "stop") stopFilter.push(decoder.flush(), true);
   result.text = stopFilter.emitted;

@@ -77,6 +77,14 @@ export class Sampler {
     this.#scratch = new Float32Array(nVocab);
   }
 
+  /**
+   * The next uniform draw in [0, 1) of this sampler's RNG: `sample` takes one per token when
+   * `temp > 0`; a sampler running elsewhere (the GPU's) takes them from here in the same order.
+   */
+  nextDraw(): number {
+    return this.#rng();
+  }
+
   /** Picks the next token from `logits` (not modified); `history` = ids so far (prompt + generated). */
   sample(logits: Float32Array, history: readonly number[]): number {
     const o = this.options;
@@ -119,7 +127,7 @@ export class Sampler {
     }
     // 5. Temperature, then draw.
     const p = softmaxOf(l, cand, o.temp);
-    let r = this.#rng();
+    let r = this.nextDraw();
     for (let i = 0; i < cand.length; i++) {
       r -= p[i];
       if (r < 0) return cand[i];

@@ -44,6 +44,8 @@ usage: sparq generate -m MODEL [-p TEXT | -f FILE | (prompt on stdin)] [flags]
                           --sparq-reallocate on|off (only with --attention sparq)
 
 Sampling follows llama.cpp's chain: repetition penalty → top-k → top-p → min-p → temperature.
+With --backend webgpu it runs on the GPU, a few steps ahead of the text (--top-k 0 or above 1024:
+on the CPU, with the logits read back per token, several times slower).
 Generation stops at an end-of-generation/control token, after -n tokens, at a --stop string, when
 the context is full (a message on stderr says so), or on Ctrl-C (statistics are still printed).
 A prompt longer than the context is an error (exit 2).`;
@@ -147,6 +149,15 @@ function statsText(model: LanguageModel, r: GenerateResult, seed: number): strin
     `sparq: generated ${r.tokens.length} tokens, decode ${r.decodeTokens} in ${(r.decodeMs / 1000).toFixed(2)} s (${
       rate(r.decodeTokens, r.decodeMs)
     } tok/s); stopped: ${stop}`,
+    ...(model.backend === "webgpu"
+      ? [
+        `sparq: sampled on the ${
+          r.deviceSampled
+            ? "GPU"
+            : "CPU (--top-k 0 or above 1024, SPARQ_GPU_SAMPLE=0 or no prompt: logits read back per token)"
+        }`,
+      ]
+      : []),
   ].join("\n");
 }
 

@@ -148,6 +148,11 @@ export function chunking(n: number, minChunk = ATTN_BLOCK): { chunk: number; nCh
 /** The GPU KV cache plus attention ops for every layer. */
 export class GpuAttention {
   readonly layers: LayerCache[] = [];
+  /**
+   * Ops that add V rows `[pos0, pos0 + nTok)` to the running V sums (SparQ; none for dense): after
+   * `reset`, with pos0 = 0, they recompute the sums of a cache cut back to nTok positions.
+   */
+  readonly vsumOps: Op[] = [];
   /** The SparQ spec in use for decode steps (undefined: dense). */
   sparq?: Extract<AttentionSpec, { kind: "sparq" }>;
   /** The spec the cache was built for (SparQ: Kt and the V sums exist). */
@@ -268,6 +273,7 @@ export class GpuAttention {
           () => [Math.ceil(nKv * d / 64), 1, 1],
         );
         fill.push(vs);
+        this.vsumOps.push(vs);
         const re = this.sparq!.reallocate;
         const ops = [
           k.op(

@@ -30,6 +30,9 @@ import {
 } from "./shaders/matmul.ts";
 import { actWgsl, argmaxWgsl, normWgsl, ropeWgsl } from "./shaders/elementwise.ts";
 import { f32Lit } from "./shaders/common.ts";
+import { SAMPLE_BYTES, SAMPLE_MAX_K, sampleWgsl } from "./shaders/sample.ts";
+import { type DeviceSampling, gpuSamples, GpuSampling, type SampledSteps, samplingEnv } from "./sampling.ts";
+import type { Sampler } from "../sampler.ts";
 import { submitFloor } from "./probe.ts";
 import { tuningEnv } from "../env.ts";
 
@@ -141,6 +144,12 @@ export interface GpuModel {
   evaluate(tokens: number[], opts?: { allLogits?: boolean }): Promise<Float32Array>;
   /** Like `evaluate` but computes the argmax on the GPU and reads back only that token id. */
   evaluateArgmax(tokens: number[]): Promise<number>;
+  /**
+   * Evaluates `prompt` and samples with `sampler` on the GPU, steps running ahead of the reader
+   * (see lib/webgpu/sampling.ts), or undefined where the GPU sampler lacks a setting (top-k 0 or
+   * above 1024) or SPARQ_GPU_SAMPLE=0: then `evaluate` and the CPU sampler do it.
+   */
+  sampleOnDevice(prompt: readonly number[], sampler: Sampler, maxSamples: number): DeviceSampling | undefined;
   /**
    * Benchmark: fills positions [0, context) of the cache with random K/V (no prefill), then times
    * `steps` greedy decode steps submitted back to back (the argmax feeds the next step on the GPU).
@@ -327,7 +336,7 @@ interface Layer {
   downB?: GPUBuffer;
 }
 
-class GpuModelImpl implements GpuModel {
+class GpuModelImpl implements GpuModel, SampledSteps {
   pos = 0;
   counters: GpuCounters = GpuModelImpl.zero();
   attention: string;
@@ -336,6 +345,7 @@ class GpuModelImpl implements GpuModel {
   private layerOps: { before: Op[][]; after: Op[][] }[] = [];
   private outOps: Op[][] = [[], []];
   private argmaxOp!: Op;
+  private sampleOp!: Op;
   private layerWeightBytes = 0;
   private outWeightBytes = 0;
   private embRowBytes = 0;
@@ -397,6 +407,12 @@ class GpuModelImpl implements GpuModel {
       logits: f(nVocab),
       tokens: k.buffer(batch * 4),
       result: k.buffer(16),
+      // The GPU sampler's token history (one sequence: prompt + sampled) and penalty marks.
+      hist: k.buffer((ctx + 1) * 4),
+      marks: k.buffer(nVocab * 4),
+      candV: k.buffer(SAMPLE_MAX_K * 4),
+      candI: k.buffer(SAMPLE_MAX_K * 4),
+      sample: k.buffer(SAMPLE_BYTES, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, "sampler"),
     };
     const rope = ropeTable(cfg, ctx);
     bufs.rope = k.buffer(rope.byteLength);
@@ -724,6 +740,22 @@ class GpuModelImpl implements GpuModel {
       1,
       1,
     ]);
+    this.sampleOp = k.op(
+      "sample",
+      sampleWgsl(nVocab),
+      {
+        0: bufs.logits,
+        1: bufs.tokens,
+        2: bufs.result,
+        3: bufs.hist,
+        4: bufs.marks,
+        5: bufs.sample,
+        7: bufs.candV,
+        8: bufs.candI,
+      },
+      6,
+      () => [1, 1, 1],
+    );
     await k.device.queue.onSubmittedWorkDone();
     k.throwIfFailed();
   }
@@ -744,21 +776,21 @@ class GpuModelImpl implements GpuModel {
   }
 
   /** Records one batch (tokens already in the tokens buffer) into a command buffer and submits it. */
-  private record(nTok: number, nOut: number, argmax: boolean, extra?: (e: GPUCommandEncoder) => void) {
+  private record(nTok: number, nOut: number, final?: Op, extra?: (e: GPUCommandEncoder) => void) {
     const t0 = performance.now();
-    const cb = this.encodeStep(nTok, nOut, argmax, extra);
+    const cb = this.encodeStep(nTok, nOut, final, extra);
     const t1 = performance.now();
     this.k.device.queue.submit([cb]);
     this.timing.encode += t1 - t0;
     this.timing.submit += performance.now() - t1;
   }
 
-  /** Writes the step uniform and records one batch into a command buffer (counters updated, pos advanced). */
   /**
    * Writes the step uniform of a batch of `nTok` tokens at the current position (with logits for the
-   * last `nOut` of them, 0 or 1 or all) and returns it with the batch's ops in order.
+   * last `nOut` of them, 0 or 1 or all) and returns it with the batch's ops in order, `final` (the
+   * argmax or the sampler) last.
    */
-  private stepOps(nTok: number, nOut: number, argmax: boolean): { s: Required<StepValues>; ops: Op[] } {
+  private stepOps(nTok: number, nOut: number, final?: Op): { s: Required<StepValues>; ops: Op[] } {
     const s = this.k.setStep({
       pos0: this.pos,
       nTok,
@@ -772,17 +804,18 @@ class GpuModelImpl implements GpuModel {
       ops.push(...this.layerOps[l].before[v], ...this.att.ops(l, nTok), ...this.layerOps[l].after[v]);
     }
     if (nOut > 0) ops.push(...this.outOps[v]);
-    if (argmax) ops.push(this.argmaxOp);
+    if (final) ops.push(final);
     return { s, ops };
   }
 
+  /** Writes the step uniform and records one batch into a command buffer (counters updated, pos advanced). */
   private encodeStep(
     nTok: number,
     nOut: number,
-    argmax: boolean,
+    final?: Op,
     extra?: (e: GPUCommandEncoder) => void,
   ): GPUCommandBuffer {
-    const { s, ops } = this.stepOps(nTok, nOut, argmax);
+    const { s, ops } = this.stepOps(nTok, nOut, final);
     if (TRACE) this.tracing = this.k.trace(ops, s);
     const enc = this.k.device.createCommandEncoder();
     const pass = enc.beginComputePass();
@@ -811,7 +844,7 @@ class GpuModelImpl implements GpuModel {
       const last = i + this.batch >= tokens.length;
       const nOut = all ? chunk.length : last ? 1 : 0;
       this.k.device.queue.writeBuffer(this.bufs.tokens, 0, new Uint32Array(chunk));
-      this.record(chunk.length, nOut, false, (enc) => {
+      this.record(chunk.length, nOut, undefined, (enc) => {
         if (nOut > 0) enc.copyBufferToBuffer(this.bufs.logits, 0, this.readback, 0, nOut * V * 4);
       });
       if (this.tracing) await this.tracing;
@@ -833,7 +866,7 @@ class GpuModelImpl implements GpuModel {
       const chunk = tokens.slice(i, i + this.batch);
       const last = i + this.batch >= tokens.length;
       this.k.device.queue.writeBuffer(this.bufs.tokens, 0, new Uint32Array(chunk));
-      this.record(chunk.length, last ? 1 : 0, last, (enc) => {
+      this.record(chunk.length, last ? 1 : 0, last ? this.argmaxOp : undefined, (enc) => {
         if (last) enc.copyBufferToBuffer(this.bufs.result, 0, this.readback, 0, 4);
       });
     }
@@ -843,6 +876,53 @@ class GpuModelImpl implements GpuModel {
     this.k.throwIfFailed();
     this.counters.ms += performance.now() - t0;
     return id;
+  }
+
+  sampleOnDevice(prompt: readonly number[], sampler: Sampler, maxSamples: number): DeviceSampling | undefined {
+    if (prompt.length === 0 || !gpuSamples(sampler.options) || !samplingEnv().on) return undefined;
+    this.check([...prompt]);
+    return new GpuSampling(this, [...prompt], sampler, maxSamples);
+  }
+
+  get device(): GPUDevice {
+    return this.k.device;
+  }
+
+  submitSampled(prompt: number[] | undefined, uniform: ArrayBuffer, out: GPUBuffer): void {
+    const q = this.k.device.queue;
+    const copy = (enc: GPUCommandEncoder) => enc.copyBufferToBuffer(this.bufs.result, 0, out, 0, 4);
+    if (!prompt) {
+      if (this.pos >= this.ctx) throw new SparqError(`context full: --ctx ${this.ctx}`);
+      q.writeBuffer(this.bufs.sample, 0, uniform);
+      this.record(1, 1, this.sampleOp, copy);
+      return;
+    }
+    this.check(prompt);
+    q.writeBuffer(this.bufs.hist, 0, new Uint32Array(prompt));
+    const clear = this.k.device.createCommandEncoder();
+    clear.clearBuffer(this.bufs.marks);
+    q.submit([clear.finish()]);
+    for (let i = 0; i < prompt.length; i += this.batch) {
+      const chunk = prompt.slice(i, i + this.batch);
+      const last = i + this.batch >= prompt.length;
+      q.writeBuffer(this.bufs.tokens, 0, new Uint32Array(chunk));
+      if (last) q.writeBuffer(this.bufs.sample, 0, uniform);
+      this.record(chunk.length, last ? 1 : 0, last ? this.sampleOp : undefined, last ? copy : undefined);
+    }
+  }
+
+  rewind(pos: number): void {
+    if (pos > this.pos) throw new Error(`GpuModel.rewind: ${pos} is past position ${this.pos}`);
+    this.pos = pos;
+    if (this.att.vsumOps.length === 0) return;
+    const enc = this.k.device.createCommandEncoder();
+    this.att.reset(enc);
+    this.k.device.queue.submit([enc.finish()]);
+    if (pos > 0) this.k.submit(this.att.vsumOps, this.k.setStep({ pos0: 0, nTok: pos }));
+  }
+
+  throwIfFailed(): void {
+    this.k.throwIfFailed();
   }
 
   async benchDecode(context: number, steps: number): Promise<DecodeBench> {
@@ -860,13 +940,13 @@ class GpuModelImpl implements GpuModel {
     // One untimed step compiles everything; then as many untimed steps as timed ones bring the GPU
     // to its working clocks (the first configuration measured after a load was ~30% slow without).
     await this.evaluateArgmax([1]);
-    for (let i = 0; i < steps; i++) this.record(1, 1, true);
+    for (let i = 0; i < steps; i++) this.record(1, 1, this.argmaxOp);
     await this.k.device.queue.onSubmittedWorkDone();
     this.pos = context;
     this.resetCounters();
     this.timing = { encode: 0, submit: 0 };
     const t0 = performance.now();
-    for (let i = 0; i < steps; i++) this.record(1, 1, true);
+    for (let i = 0; i < steps; i++) this.record(1, 1, this.argmaxOp);
     const cpuSeconds = (performance.now() - t0) / 1000;
     await this.k.device.queue.onSubmittedWorkDone();
     const seconds = (performance.now() - t0) / 1000;
@@ -879,7 +959,7 @@ class GpuModelImpl implements GpuModel {
     const pos = this.pos;
     this.pos = context;
     const cbs: GPUCommandBuffer[] = [];
-    for (let i = 0; i < steps; i++) cbs.push(this.encodeStep(1, 1, true));
+    for (let i = 0; i < steps; i++) cbs.push(this.encodeStep(1, 1, this.argmaxOp));
     const floor = await submitFloor(async () => {
       this.k.device.queue.submit([]);
       await this.k.device.queue.onSubmittedWorkDone();
@@ -921,7 +1001,7 @@ class GpuModelImpl implements GpuModel {
    */
   async profileOps(repeats = 10, wholeStep = false, nTok = 1): Promise<Record<string, number>> {
     if (nTok > this.batch || this.pos + nTok > this.ctx) throw new SparqError(`profileOps: ${nTok} tokens do not fit`);
-    const { s, ops: all } = this.stepOps(nTok, 1, true);
+    const { s, ops: all } = this.stepOps(nTok, 1, this.argmaxOp);
     const kinds = new Map<string, Op[]>();
     // Ops skipped at this step (e.g. SparQ kernels for other context lengths) are left out.
     for (const op of all.filter((o) => o.groups(s).every((x) => x > 0))) {

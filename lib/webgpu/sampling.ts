@@ -1,0 +1,132 @@
+/**
+ * Decoding with the sampler on the GPU: each step's sampled token feeds the next step on the GPU,
+ * so steps are submitted ahead of the tokens being read back. A readback costs at least 10 ms in
+ * Deno (`mapAsync` sleeps 10 ms between device polls), which capped a token-by-token loop at
+ * ~60 tok/s on an H200; with several reads in flight they overlap and the GPU sets the pace.
+ *
+ * Steps run ahead speculatively: when generation stops (end-of-text, a stop string, the token
+ * limit), `end` cuts the cache back to the tokens generation actually used; the positions after it
+ * are overwritten later, and SparQ's running V sums are recomputed.
+ * @module
+ */
+import type { Sampler, SamplerOptions } from "../sampler.ts";
+import { tuningEnv } from "../env.ts";
+import { SAMPLE_MAX_K, sampleUniform } from "./shaders/sample.ts";
+
+/** Tokens sampled on the device, in order, with the model evaluating ahead of the reader. */
+export interface DeviceSampling {
+  /** The next sampled token (the first comes from the prompt). */
+  next(): Promise<number>;
+  /**
+   * Ends sampling: waits for the steps in flight and leaves the model as if the prompt and the
+   * first `evaluated` sampled tokens had been evaluated (nothing after them).
+   */
+  end(evaluated: number): Promise<void>;
+}
+
+/** What the stream needs from the GPU model. */
+export interface SampledSteps {
+  readonly device: GPUDevice;
+  readonly pos: number;
+  readonly ctx: number;
+  /**
+   * Submits the steps that yield one sampled token: the `prompt` in batches when given (its ids
+   * become the sampler's history), else one decode step of the token the last sample left on the
+   * GPU; the sampler runs with `uniform` and its token is copied to `out`.
+   */
+  submitSampled(prompt: number[] | undefined, uniform: ArrayBuffer, out: GPUBuffer): void;
+  /** Cuts the cache back to `pos` positions. */
+  rewind(pos: number): void;
+  throwIfFailed(): void;
+}
+
+/** Whether the GPU sampler implements these settings: greedy, or a top-k of 1 … SAMPLE_MAX_K. */
+export function gpuSamples(o: SamplerOptions): boolean {
+  return o.temp <= 0 || (o.topK >= 1 && o.topK <= SAMPLE_MAX_K);
+}
+
+/**
+ * Steps in flight (SPARQ_GPU_AHEAD, default 8: 7B Q4_0 on an H200 decoded at 268–275 tok/s with 4,
+ * 279–288 with 8); SPARQ_GPU_SAMPLE=0 turns GPU sampling off (logits read back, CPU sampler).
+ */
+export function samplingEnv(): { on: boolean; ahead: number } {
+  const ahead = Number(tuningEnv("SPARQ_GPU_AHEAD") ?? 8);
+  return {
+    on: tuningEnv("SPARQ_GPU_SAMPLE") !== "0",
+    ahead: Number.isInteger(ahead) && ahead >= 1 ? ahead : 8,
+  };
+}
+
+/** A {@link DeviceSampling} over a GPU model; see the module comment. */
+export class GpuSampling implements DeviceSampling {
+  readonly #slots: GPUBuffer[] = [];
+  readonly #pending: Promise<number>[] = [];
+  readonly #pos0: number;
+  readonly #max: number;
+  #submitted = 0;
+
+  /**
+   * Starts after `prompt` (at least one token) at the model's position; at most `maxSamples`
+   * tokens, fewer where the context ends (each token after the first needs one position).
+   */
+  constructor(
+    private readonly model: SampledSteps,
+    private readonly prompt: number[],
+    private readonly sampler: Sampler,
+    maxSamples: number,
+    private readonly ahead = samplingEnv().ahead,
+  ) {
+    this.#pos0 = model.pos;
+    this.#max = Math.max(0, Math.min(maxSamples, model.ctx - model.pos - prompt.length + 1));
+    // One slot more than the steps in flight: a slot is reused only after its token was read.
+    for (let i = 0; i <= ahead; i++) {
+      this.#slots.push(
+        model.device.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }),
+      );
+    }
+  }
+
+  next(): Promise<number> {
+    while (this.#pending.length < this.ahead && this.#submitted < this.#max) this.#submit();
+    const p = this.#pending.shift();
+    if (!p) return Promise.reject(new Error(`GpuSampling: only ${this.#max} tokens fit`));
+    return p;
+  }
+
+  async end(evaluated: number): Promise<void> {
+    try {
+      await Promise.all(this.#pending.splice(0));
+    } finally {
+      for (const s of this.#slots) s.destroy();
+    }
+    this.model.rewind(this.#pos0 + this.prompt.length + evaluated);
+    this.model.throwIfFailed();
+  }
+
+  #submit(): void {
+    const i = this.#submitted++;
+    const o = this.sampler.options;
+    const histLen = this.prompt.length + i;
+    const uniform = sampleUniform({
+      temp: o.temp,
+      topK: o.topK,
+      topP: o.topP,
+      minP: o.minP,
+      penalty: o.repeatPenalty,
+      lastN: o.repeatLastN === -1 ? histLen : Math.min(o.repeatLastN, histLen),
+      histLen,
+      draw: o.temp > 0 ? this.sampler.nextDraw() : 0,
+      stamp: i + 1, // the marks are cleared with the prompt's submit
+    });
+    const slot = this.#slots[i % this.#slots.length];
+    this.model.submitSampled(i === 0 ? this.prompt : undefined, uniform, slot);
+    this.#pending.push(
+      slot.mapAsync(GPUMapMode.READ, 0, 4).then(() => {
+        const id = new Uint32Array(slot.getMappedRange(0, 4))[0];
+        slot.unmap();
+        this.model.throwIfFailed();
+        return id;
+      }),
+    );
+  }
+}

@@ -888,15 +888,15 @@ class GpuModelImpl implements GpuModel, SampledSteps {
     return this.k.device;
   }
 
-  submitSampled(prompt: number[] | undefined, uniform: ArrayBuffer, out: GPUBuffer): void {
+  encodeSampled(uniform: ArrayBuffer, out: GPUBuffer): GPUCommandBuffer {
+    if (this.pos >= this.ctx) throw new SparqError(`context full: --ctx ${this.ctx}`);
+    this.k.device.queue.writeBuffer(this.bufs.sample, 0, uniform);
+    return this.encodeStep(1, 1, this.sampleOp, (enc) => enc.copyBufferToBuffer(this.bufs.result, 0, out, 0, 4));
+  }
+
+  submitPromptSampled(prompt: number[], uniform: ArrayBuffer, out: GPUBuffer): void {
     const q = this.k.device.queue;
     const copy = (enc: GPUCommandEncoder) => enc.copyBufferToBuffer(this.bufs.result, 0, out, 0, 4);
-    if (!prompt) {
-      if (this.pos >= this.ctx) throw new SparqError(`context full: --ctx ${this.ctx}`);
-      q.writeBuffer(this.bufs.sample, 0, uniform);
-      this.record(1, 1, this.sampleOp, copy);
-      return;
-    }
     this.check(prompt);
     q.writeBuffer(this.bufs.hist, 0, new Uint32Array(prompt));
     const clear = this.k.device.createCommandEncoder();

@@ -2,7 +2,8 @@
  * Decoding with the sampler on the GPU: each step's sampled token feeds the next step on the GPU,
  * so steps are submitted ahead of the tokens being read back. A readback costs at least 10 ms in
  * Deno (`mapAsync` sleeps 10 ms between device polls), which capped a token-by-token loop at
- * ~60 tok/s on an H200; with several reads in flight they overlap and the GPU sets the pace.
+ * ~60 tok/s on an H200; with several reads in flight they overlap and the GPU sets the pace
+ * (7B Q4_0: 341–348 tok/s, 95% of the benchmark's back-to-back steps).
  *
  * Steps run ahead speculatively: when generation stops (end-of-text, a stop string, the token
  * limit), `end` cuts the cache back to the tokens generation actually used; the positions after it
@@ -30,11 +31,16 @@ export interface SampledSteps {
   readonly pos: number;
   readonly ctx: number;
   /**
-   * Submits the steps that yield one sampled token: the `prompt` in batches when given (its ids
-   * become the sampler's history), else one decode step of the token the last sample left on the
-   * GPU; the sampler runs with `uniform` and its token is copied to `out`.
+   * Submits the `prompt` in batches (its ids become the sampler's history); the sampler runs on the
+   * last one's logits with `uniform`, and its token is copied to `out`.
    */
-  submitSampled(prompt: number[] | undefined, uniform: ArrayBuffer, out: GPUBuffer): void;
+  submitPromptSampled(prompt: number[], uniform: ArrayBuffer, out: GPUBuffer): void;
+  /**
+   * Records the decode step of the token the last sample left on the GPU, with the sampler
+   * (`uniform`) and the copy of its token to `out`; the step's uniforms are written now, so it
+   * must be submitted before the next step is recorded.
+   */
+  encodeSampled(uniform: ArrayBuffer, out: GPUBuffer): GPUCommandBuffer;
   /** Cuts the cache back to `pos` positions. */
   rewind(pos: number): void;
   throwIfFailed(): void;
@@ -46,8 +52,8 @@ export function gpuSamples(o: SamplerOptions): boolean {
 }
 
 /**
- * Steps in flight (SPARQ_GPU_AHEAD, default 8: 7B Q4_0 on an H200 decoded at 268–275 tok/s with 4,
- * 279–288 with 8); SPARQ_GPU_SAMPLE=0 turns GPU sampling off (logits read back, CPU sampler).
+ * Steps in flight (SPARQ_GPU_AHEAD, default 8: 7B Q4_0 on an H200 decoded at 293 tok/s with 4, 341–348
+ * with 8, 354 with 16); SPARQ_GPU_SAMPLE=0 turns GPU sampling off (logits read back, CPU sampler).
  */
 export function samplingEnv(): { on: boolean; ahead: number } {
   const ahead = Number(tuningEnv("SPARQ_GPU_AHEAD") ?? 8);
@@ -64,6 +70,8 @@ export class GpuSampling implements DeviceSampling {
   readonly #pos0: number;
   readonly #max: number;
   #submitted = 0;
+  /** The next decode step, recorded while the GPU runs the one before. */
+  #recorded?: GPUCommandBuffer;
 
   /**
    * Starts after `prompt` (at least one token) at the model's position; at most `maxSamples`
@@ -103,11 +111,35 @@ export class GpuSampling implements DeviceSampling {
     this.model.throwIfFailed();
   }
 
+  /**
+   * Submits the step of sample `#submitted` and records the next one, then starts reading the
+   * token. Deno's first poll inside `mapAsync` waits for the GPU to finish everything submitted, so
+   * the next step is recorded before it: the GPU idles only while that step is submitted, not
+   * while it is recorded (7B on an H200: ~1 ms of a ~3 ms step).
+   */
   #submit(): void {
     const i = this.#submitted++;
+    const slot = this.#slots[i % this.#slots.length];
+    if (i === 0) this.model.submitPromptSampled(this.prompt, this.#uniform(0), slot);
+    else this.model.device.queue.submit([this.#recorded ?? this.model.encodeSampled(this.#uniform(i), slot)]);
+    this.#recorded = i + 1 < this.#max
+      ? this.model.encodeSampled(this.#uniform(i + 1), this.#slots[(i + 1) % this.#slots.length])
+      : undefined;
+    this.#pending.push(
+      slot.mapAsync(GPUMapMode.READ, 0, 4).then(() => {
+        const id = new Uint32Array(slot.getMappedRange(0, 4))[0];
+        slot.unmap();
+        this.model.throwIfFailed();
+        return id;
+      }),
+    );
+  }
+
+  /** The sampler uniform of sample `i` (takes the RNG's next draw when sampling). */
+  #uniform(i: number): ArrayBuffer {
     const o = this.sampler.options;
     const histLen = this.prompt.length + i;
-    const uniform = sampleUniform({
+    return sampleUniform({
       temp: o.temp,
       topK: o.topK,
       topP: o.topP,
@@ -118,15 +150,5 @@ export class GpuSampling implements DeviceSampling {
       draw: o.temp > 0 ? this.sampler.nextDraw() : 0,
       stamp: i + 1, // the marks are cleared with the prompt's submit
     });
-    const slot = this.#slots[i % this.#slots.length];
-    this.model.submitSampled(i === 0 ? this.prompt : undefined, uniform, slot);
-    this.#pending.push(
-      slot.mapAsync(GPUMapMode.READ, 0, 4).then(() => {
-        const id = new Uint32Array(slot.getMappedRange(0, 4))[0];
-        slot.unmap();
-        this.model.throwIfFailed();
-        return id;
-      }),
-    );
   }
 }

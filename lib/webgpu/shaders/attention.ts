@@ -275,3 +275,121 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   }
 }`;
 }
+
+/** Query tokens per workgroup of {@link flashPrefillWgsl}. */
+export const FLASH_BQ = 16;
+/** Key positions per block of {@link flashPrefillWgsl}. */
+export const FLASH_BK = 16;
+/** Threads per workgroup of {@link flashPrefillWgsl}. */
+const FLASH_WG = 128;
+
+/**
+ * Workgroup memory of {@link flashPrefillWgsl} for head dimension `d`, or undefined where the kernel
+ * does not apply (its 128 threads take 4 dimensions of one or more tokens each: d = 32, 64, …, 512).
+ */
+export function flashPrefillBytes(d: number): number | undefined {
+  const g = d / 4;
+  if (!Number.isInteger(g) || g > FLASH_WG || FLASH_WG % g !== 0 || FLASH_WG / g > FLASH_BQ) return undefined;
+  return (FLASH_BQ + 2 * FLASH_BK) * d * 4 + 2 * FLASH_BQ * FLASH_BK * 4 + 2 * FLASH_BQ * 4;
+}
+
+/**
+ * WGSL of causal prompt attention tiled over query tokens (flash attention): a workgroup takes
+ * FLASH_BQ tokens of one head and walks the positions they see in blocks of FLASH_BK, with the
+ * block's K and V rows in workgroup memory, so each row is read once per FLASH_BQ tokens instead of
+ * once per token as in the chunked kernel ({@link partialWgsl} + `combine`), and writes the
+ * normalized output. Bindings: 0 q `[nTok][nHead][d]`, 1 K cache, 2 V cache, 3 step, 4 out
+ * `[nTok][nHead][d]`. Dispatch (⌈nTok / FLASH_BQ⌉, nHead, 1). Scores: a thread dots one token's q
+ * with two K rows; the softmax: a thread per token (running max and sum, as the chunked kernel);
+ * P·V: a thread per 4 dimensions of `qt` tokens. Float sums run in another order than the chunked
+ * kernel's: outputs agree to rounding.
+ */
+export function flashPrefillWgsl(s: AttnShape): string {
+  const G = s.nHead / s.nKv, D = s.d, D4 = D / 4, W = FLASH_WG, BQ = FLASH_BQ, BK = FLASH_BK;
+  // P·V: thread = (4 dimensions, qt tokens); W / D4 token groups of qt tokens.
+  const qt = BQ / (W / D4);
+  if (!Number.isInteger(qt) || qt < 1) throw new Error(`flashPrefillWgsl: head dimension ${D}`);
+  const spt = (BQ * BK) / W; // scores per thread (2)
+  return `${stepWgsl(3)}
+@group(0) @binding(0) var<storage, read> q: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> kc: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> vc: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> out: array<vec4<f32>>;
+var<workgroup> qs: array<vec4<f32>, ${BQ * D4}>;
+var<workgroup> ks: array<vec4<f32>, ${BK * D4}>;
+var<workgroup> vs: array<vec4<f32>, ${BK * D4}>;
+var<workgroup> sc: array<f32, ${BQ * BK}>;
+var<workgroup> pt: array<f32, ${BK * BQ}>; // weights, [key][token]
+var<workgroup> corr: array<f32, ${BQ}>;
+var<workgroup> lsum: array<f32, ${BQ}>;
+@compute @workgroup_size(${W})
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let t0 = wg.x * ${BQ}u;
+  let h = wg.y;
+  let kv = h / ${G}u;
+  let nq = min(${BQ}u, step.nTok - t0);
+  // Positions seen by the tile's last token, + 1.
+  let kEnd = step.pos0 + t0 + nq;
+  for (var i = lid; i < ${BQ * D4}u; i += ${W}u) {
+    let t = min(t0 + i / ${D4}u, step.nTok - 1u);
+    qs[i] = q[(t * ${s.nHead}u + h) * ${D4}u + i % ${D4}u];
+  }
+  // Scores: token si, keys sj .. sj + ${spt - 1}.
+  let si = lid / ${BK / spt}u;
+  let sj = (lid % ${BK / spt}u) * ${spt}u;
+  // Softmax state of token lid (lid < ${BQ}).
+  var m = ${NEG};
+  var l = 0.0;
+  // P·V: dimensions 4·dg .. 4·dg + 3 of tokens tg·${qt} ..
+  let dg = lid % ${D4}u;
+  let tg = lid / ${D4}u;
+  var acc: array<vec4<f32>, ${qt}>;
+  for (var b = 0u; b < kEnd; b += ${BK}u) {
+    for (var i = lid; i < ${BK * D4}u; i += ${W}u) {
+      let row = (kv * ${s.ctx}u + min(b + i / ${D4}u, ${s.ctx - 1}u)) * ${D4}u + i % ${D4}u;
+      ks[i] = kc[row];
+      vs[i] = vc[row];
+    }
+    workgroupBarrier();
+    ${range(spt).map((j) => `var s${j} = 0.0;`).join("\n    ")}
+    for (var u = 0u; u < ${D4}u; u++) {
+      let qv = qs[si * ${D4}u + u];
+      ${range(spt).map((j) => `s${j} += dot(qv, ks[(sj + ${j}u) * ${D4}u + u]);`).join("\n      ")}
+    }
+    ${range(spt).map((j) => `sc[si * ${BK}u + sj + ${j}u] = s${j} * ${f32Lit(1 / Math.sqrt(D))};`).join("\n    ")}
+    workgroupBarrier();
+    if (lid < ${BQ}u) {
+      // Token lid sees positions ≤ its own.
+      let last = step.pos0 + t0 + lid;
+      var mb = m;
+      for (var j = 0u; j < ${BK}u; j++) {
+        if (b + j <= last) { mb = max(mb, sc[lid * ${BK}u + j]); }
+      }
+      let c = exp(m - mb);
+      var el = 0.0;
+      for (var j = 0u; j < ${BK}u; j++) {
+        let p = select(0.0, exp(sc[lid * ${BK}u + j] - mb), b + j <= last);
+        pt[j * ${BQ}u + lid] = p;
+        el += p;
+      }
+      l = l * c + el;
+      m = mb;
+      corr[lid] = c;
+    }
+    workgroupBarrier();
+    ${range(qt).map((i) => `acc[${i}] *= corr[tg * ${qt}u + ${i}u];`).join("\n    ")}
+    for (var j = 0u; j < ${BK}u; j++) {
+      let v = vs[j * ${D4}u + dg];
+      ${range(qt).map((i) => `acc[${i}] += pt[j * ${BQ}u + tg * ${qt}u + ${i}u] * v;`).join("\n      ")}
+    }
+    workgroupBarrier();
+  }
+  if (lid < ${BQ}u) { lsum[lid] = l; }
+  workgroupBarrier();
+  ${
+    range(qt).map((i) =>
+      `if (tg * ${qt}u + ${i}u < nq) { out[((t0 + tg * ${qt}u + ${i}u) * ${s.nHead}u + h) * ${D4}u + dg] = acc[${i}] / lsum[tg * ${qt}u + ${i}u]; }`
+    ).join("\n  ")
+  }
+}`;
+}

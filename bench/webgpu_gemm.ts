@@ -1,7 +1,8 @@
 /**
  * The prompt-batch GEMM on a real GPU against the decode kernel run a token at a time: a model's logits at every
  * position of `--tokens` pseudo-random ids (default 600: whole and partial tiles), with the GEMM at each tile size
- * and without it (SPARQ_GPU_GEMM_TILE / SPARQ_GPU_GEMM=0 set before each load), as max |Δ| over the largest |logit|.
+ * and without it (SPARQ_GPU_GEMM_TILE / SPARQ_GPU_GEMM=0 set before each load), as max |Δ| over the largest |logit|;
+ * then the query-tiled prompt attention against the chunked kernel (SPARQ_GPU_FLASH=0) the same way.
  * llvmpipe runs the same comparison in lib/webgpu/model_test.ts (tile 64 only: its shader compiler is slow).
  *
  *   deno run -A --unstable-webgpu bench/webgpu_gemm.ts --model M.gguf [--tokens 600]
@@ -29,15 +30,26 @@ async function logits(env: Record<string, string>): Promise<Float32Array> {
   }
 }
 
-const plain = await logits({ SPARQ_GPU_GEMM: "0" });
+const plain = await logits({ SPARQ_GPU_GEMM: "0", SPARQ_GPU_FLASH: "0" });
 let scale = 0;
 for (const x of plain) scale = Math.max(scale, Math.abs(x));
 for (const tile of ["128", "64"]) {
-  const got = await logits({ SPARQ_GPU_GEMM_TILE: tile });
+  const got = await logits({ SPARQ_GPU_GEMM_TILE: tile, SPARQ_GPU_FLASH: "0" });
   let max = 0;
   for (let i = 0; i < got.length; i++) max = Math.max(max, Math.abs(got[i] - plain[i]));
   console.log(
     `GEMM tile ${tile} vs per-token kernel, ${n} positions: max |Δ| ${max.toExponential(2)} (logits up to ${
+      scale.toFixed(2)
+    })`,
+  );
+}
+{
+  // The query-tiled prompt attention (default on a GPU) against the chunked kernel, per-token matmuls in both.
+  const got = await logits({ SPARQ_GPU_GEMM: "0" });
+  let max = 0;
+  for (let i = 0; i < got.length; i++) max = Math.max(max, Math.abs(got[i] - plain[i]));
+  console.log(
+    `flash prompt attention vs chunked, ${n} positions: max |Δ| ${max.toExponential(2)} (logits up to ${
       scale.toFixed(2)
     })`,
   );

@@ -10,7 +10,15 @@ import { SparqError } from "../errors.ts";
 import { type AttentionSpec, sparqParams } from "../attention/spec.ts";
 import type { AttentionBytes } from "../attention/mode.ts";
 import type { Kernels, Op, StepValues } from "./kernels.ts";
-import { ATTN_BLOCK, combineWgsl, MAX_CHUNKS, partialWgsl } from "./shaders/attention.ts";
+import {
+  ATTN_BLOCK,
+  combineWgsl,
+  FLASH_BQ,
+  flashPrefillBytes,
+  flashPrefillWgsl,
+  MAX_CHUNKS,
+  partialWgsl,
+} from "./shaders/attention.ts";
 import {
   APPROX_PER_THREAD,
   APPROX_WG,
@@ -62,6 +70,12 @@ export interface SparqKernelOptions {
   fuseDenseCombine?: boolean;
   /** Dense attention issues a block's K and V loads together (default true; SPARQ_GPU_DENSE_PREFETCH=0: K, then V). */
   densePrefetch?: boolean;
+  /**
+   * Prompt batches through the query-tiled kernel (`flashPrefillWgsl`) where it fits the workgroup
+   * memory; default on hardware adapters (llvmpipe takes tens of seconds to compile its zero-init
+   * of ~27 KiB of workgroup memory); SPARQ_GPU_FLASH=0/1 forces it.
+   */
+  flash?: boolean;
   /** First select pass over linear score bins (SPARQ_GPU_SELECT=radix: radix select only). */
   bins?: boolean;
   /** Threads of the select workgroup. */
@@ -103,8 +117,9 @@ function envOptions(): SparqKernelOptions {
   const denseFuse = tuningEnv("SPARQ_GPU_DENSE_FUSE"), densePre = tuningEnv("SPARQ_GPU_DENSE_PREFETCH");
   const perThread = tuningEnv("SPARQ_GPU_APPROX_P"), mergedMax = tuningEnv("SPARQ_GPU_MERGED_MAX");
   const aw = tuningEnv("SPARQ_GPU_APPROX_WG"), reserve = tuningEnv("SPARQ_GPU_SELECT_RESERVE");
-  const fold = tuningEnv("SPARQ_GPU_MERGE_FOLD");
+  const fold = tuningEnv("SPARQ_GPU_MERGE_FOLD"), flash = tuningEnv("SPARQ_GPU_FLASH");
   return {
+    ...(flash ? { flash: flash !== "0" } : {}),
     ...(fuse ? { fuseCombine: fuse !== "0" } : {}),
     ...(denseFuse ? { fuseDenseCombine: denseFuse !== "0" } : {}),
     ...(densePre ? { densePrefetch: densePre !== "0" } : {}),
@@ -204,6 +219,15 @@ export class GpuAttention {
       Math.log2(Math.min(1024, Math.max(256, tune.approxWg ?? (sia ? SIA_APPROX_WG : APPROX_WG)))),
     );
     const part = k.buffer(batch * nHead * MAX_CHUNKS * (d + 2) * 4, undefined, "attn partial");
+    const flashBytes = flashPrefillBytes(d);
+    const flash = (opt.flash ?? !k.gpu.info.isFallbackAdapter) && flashBytes !== undefined &&
+      flashBytes <= k.gpu.limits.maxComputeWorkgroupStorageSize;
+    const flashOp = (c: LayerCache) =>
+      k.op("attn.flash", flashPrefillWgsl(a), { 0: q, 1: c.k, 2: c.v, 4: out }, 3, (s) => [
+        Math.ceil(s.nTok / FLASH_BQ),
+        nHead,
+        1,
+      ]);
     const sp = this.sparq
       ? {
         slog: k.buffer(nHead * ctx * 4, undefined, "sparq logits"),
@@ -247,7 +271,7 @@ export class GpuAttention {
         ),
         k.op("attn.combine", combineWgsl(a, false), { 0: part, 1: out }, 2, (s) => [nHead, s.nTok, 1]),
       ];
-      this.prefillOps.push(dense);
+      this.prefillOps.push(flash ? [flashOp(c)] : dense);
       // Dense decode: the last partial workgroup of each head merges the chunks (one dispatch less).
       const denseDecode = denseFuse
         ? [k.op(

@@ -183,3 +183,58 @@ Deno.test("webgpu dense decode over many chunks and a partial last block matches
     }
   }
 });
+
+Deno.test("webgpu prompt attention tiled over tokens (flash) matches the chunked kernel and a scalar causal softmax", async () => {
+  const gpu = await gpuOrSkip();
+  if (!gpu) return;
+  // Partial tiles of tokens and of positions, a batch after earlier positions, d 32 and 128 (1 and 4 tokens per
+  // P·V thread); two shapes only, as llvmpipe takes ~30 s to compile each (workgroup memory zero-init).
+  for (const [nHead, nKv, d, pos0, nTok] of [[4, 2, 32, 0, 37], [4, 1, 128, 5, 16]]) {
+    const G = nHead / nKv, ctx = pos0 + nTok + 3;
+    const k = new Kernels(gpu);
+    try {
+      const q = k.buffer(nTok * nHead * d * 4), out = k.buffer(nTok * nHead * d * 4);
+      const shape = { nLayer: 1, nHead, nKv, d, ctx, batch: nTok };
+      const run = async (flash: boolean) => {
+        const att = new GpuAttention(k, shape, { kind: "dense" }, q, out, { flash });
+        k.device.queue.writeBuffer(att.layers[0].k, 0, K);
+        k.device.queue.writeBuffer(att.layers[0].v, 0, V);
+        const ops = att.ops(0, nTok);
+        assert(ops.some((o) => o.name === "attn.flash") === flash);
+        k.submit(ops, k.setStep({ pos0, nTok, ...att.stepFields(pos0, nTok) }));
+        return new Float32Array(await k.read(out, 0, nTok * nHead * d * 4));
+      };
+      const K = random(nKv * ctx * d, 7), V = random(nKv * ctx * d, 8), Q = random(nTok * nHead * d, 9);
+      for (let i = 0; i < Q.length; i++) Q[i] *= 3;
+      k.device.queue.writeBuffer(q, 0, Q);
+      const flash = await run(true), chunked = await run(false);
+      k.throwIfFailed();
+      let max = 0, maxChunked = 0;
+      for (let t = 0; t < nTok; t++) {
+        for (let h = 0; h < nHead; h++) {
+          const kv = Math.floor(h / G), n = pos0 + t + 1, qo = (t * nHead + h) * d;
+          const sc = Array.from({ length: n }, (_, p) => {
+            let a = 0;
+            for (let i = 0; i < d; i++) a += Q[qo + i] * K[(kv * ctx + p) * d + i];
+            return a / Math.sqrt(d);
+          });
+          const m = Math.max(...sc);
+          const e = sc.map((x) => Math.exp(x - m));
+          const l = e.reduce((a, b) => a + b, 0);
+          for (let i = 0; i < d; i++) {
+            let y = 0;
+            for (let p = 0; p < n; p++) y += e[p] * V[(kv * ctx + p) * d + i];
+            max = Math.max(max, Math.abs(flash[qo + i] - y / l));
+            maxChunked = Math.max(maxChunked, Math.abs(flash[qo + i] - chunked[qo + i]));
+          }
+        }
+      }
+      assert(
+        max <= 1e-5 && maxChunked <= 1e-5,
+        `d ${d}, ${nTok} tokens after ${pos0}: max |Δ| ${max}, vs chunked ${maxChunked}`,
+      );
+    } finally {
+      k.destroy();
+    }
+  }
+});

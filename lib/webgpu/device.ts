@@ -1,7 +1,9 @@
 /**
  * WebGPU adapter and device acquisition. The device is created with the adapter's own limits (so
- * multi-GiB weights and long KV caches fit) and with the optional features the kernels can use
- * (`shader-f16`, `subgroups`, `timestamp-query`) when the adapter offers them.
+ * multi-GiB weights and long KV caches fit) and with the optional features `subgroups` (the matvec
+ * reductions, where Deno exposes it) and `timestamp-query` (`profile`'s per-op GPU times) when the
+ * adapter offers them. `shader-f16` is requested too, but no kernel needs it: f16 data (F16
+ * weights, quantization scales) are read as u32 pairs through `unpack2x16float`, which is core WGSL.
  * @module
  */
 import { SparqError } from "../errors.ts";

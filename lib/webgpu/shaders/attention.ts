@@ -275,3 +275,129 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   }
 }`;
 }
+
+/** Query tokens per workgroup of {@link flashPrefillWgsl}. */
+export const FLASH_BQ = 16;
+/** Key positions per block of {@link flashPrefillWgsl}. */
+export const FLASH_BK = 32;
+/** Threads per workgroup of {@link flashPrefillWgsl}. */
+const FLASH_WG = 128;
+
+/**
+ * Workgroup memory of {@link flashPrefillWgsl} for head dimension `d`, or undefined where the kernel
+ * does not apply (its 128 threads take 4 dimensions of one or more tokens each: d = 32, 64, …, 512).
+ */
+export function flashPrefillBytes(d: number): number | undefined {
+  const g = d / 4;
+  if (!Number.isInteger(g) || g > FLASH_WG || FLASH_WG % g !== 0 || FLASH_WG / g > FLASH_BQ) return undefined;
+  return (FLASH_BQ + FLASH_BK) * (g + 1) * 16 + FLASH_BQ * (FLASH_BK + 1) * 4 + FLASH_BQ * 4;
+}
+
+/**
+ * WGSL of causal prompt attention tiled over query tokens (flash attention): a workgroup takes
+ * FLASH_BQ tokens of one head and walks the positions they see in blocks of FLASH_BK, the block's
+ * K rows and then its V rows in workgroup memory, so each row is read once per FLASH_BQ tokens
+ * instead of once per token as in the chunked kernel ({@link partialWgsl} + `combine`); the output
+ * is normalized in place. Bindings: 0 q `[nTok][nHead][d]`, 1 K cache, 2 V cache, 3 step, 4 out
+ * `[nTok][nHead][d]`. Dispatch (⌈nTok / FLASH_BQ⌉, nHead, 1).
+ * - scores: a thread dots tokens i, i + 8 with keys j, j + 16 (4 per thread); q and K rows are padded
+ *   by one vec4, so the 8 threads of a 128-bit load phase read 8 rows in distinct banks;
+ * - softmax: a thread per token over the block (running max and sum, as the chunked kernel), while
+ *   the V rows load;
+ * - P·V: a thread per 4 dimensions of `qt` tokens.
+ * Float sums run in another order than the chunked kernel's: outputs agree to rounding.
+ */
+export function flashPrefillWgsl(s: AttnShape): string {
+  const G = s.nHead / s.nKv, D = s.d, D4 = D / 4, R = D4 + 1, W = FLASH_WG, BQ = FLASH_BQ, BK = FLASH_BK;
+  const qt = BQ / (W / D4);
+  if (!Number.isInteger(qt) || qt < 1) throw new Error(`flashPrefillWgsl: head dimension ${D}`);
+  const SR = BK + 1; // score row stride
+  return `${stepWgsl(3)}
+@group(0) @binding(0) var<storage, read> q: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> kc: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> vc: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> out: array<vec4<f32>>;
+var<workgroup> qs: array<vec4<f32>, ${BQ * R}>;
+var<workgroup> kvs: array<vec4<f32>, ${BK * R}>; // the block's K rows, then its V rows
+var<workgroup> sc: array<f32, ${BQ * SR}>; // scores, then weights, [token][key]
+var<workgroup> rs: array<f32, ${BQ}>; // per token: the rescale of this block, at the end the sum
+@compute @workgroup_size(${W})
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let t0 = wg.x * ${BQ}u;
+  let h = wg.y;
+  let kv = h / ${G}u;
+  let nq = min(${BQ}u, step.nTok - t0);
+  // Positions seen by the tile's last token, + 1.
+  let kEnd = step.pos0 + t0 + nq;
+  for (var i = lid; i < ${BQ * D4}u; i += ${W}u) {
+    let t = min(t0 + i / ${D4}u, step.nTok - 1u);
+    qs[(i / ${D4}u) * ${R}u + i % ${D4}u] = q[(t * ${s.nHead}u + h) * ${D4}u + i % ${D4}u];
+  }
+  let kj = lid % 16u;
+  let ki = lid / 16u;
+  var m = ${NEG};
+  var l = 0.0;
+  let dg = lid % ${D4}u;
+  let tg = lid / ${D4}u;
+  var acc: array<vec4<f32>, ${qt}>;
+  for (var b = 0u; b < kEnd; b += ${BK}u) {
+    for (var i = lid; i < ${BK * D4}u; i += ${W}u) {
+      kvs[(i / ${D4}u) * ${R}u + i % ${D4}u] = kc[(kv * ${s.ctx}u + min(b + i / ${D4}u, ${
+    s.ctx - 1
+  }u)) * ${D4}u + i % ${D4}u];
+    }
+    workgroupBarrier();
+    var s00 = 0.0; var s01 = 0.0; var s10 = 0.0; var s11 = 0.0;
+    for (var u = 0u; u < ${D4}u; u++) {
+      let q0 = qs[ki * ${R}u + u];
+      let q1 = qs[(ki + 8u) * ${R}u + u];
+      let k0 = kvs[kj * ${R}u + u];
+      let k1 = kvs[(kj + 16u) * ${R}u + u];
+      s00 += dot(q0, k0); s01 += dot(q0, k1); s10 += dot(q1, k0); s11 += dot(q1, k1);
+    }
+    let sl = ${f32Lit(1 / Math.sqrt(D))};
+    sc[ki * ${SR}u + kj] = s00 * sl;
+    sc[ki * ${SR}u + kj + 16u] = s01 * sl;
+    sc[(ki + 8u) * ${SR}u + kj] = s10 * sl;
+    sc[(ki + 8u) * ${SR}u + kj + 16u] = s11 * sl;
+    workgroupBarrier();
+    for (var i = lid; i < ${BK * D4}u; i += ${W}u) {
+      kvs[(i / ${D4}u) * ${R}u + i % ${D4}u] = vc[(kv * ${s.ctx}u + min(b + i / ${D4}u, ${
+    s.ctx - 1
+  }u)) * ${D4}u + i % ${D4}u];
+    }
+    if (lid < ${BQ}u) {
+      // Token lid sees positions ≤ its own.
+      let last = step.pos0 + t0 + lid;
+      var mb = m;
+      for (var j = 0u; j < ${BK}u; j++) {
+        if (b + j <= last) { mb = max(mb, sc[lid * ${SR}u + j]); }
+      }
+      let c = exp(m - mb);
+      var el = 0.0;
+      for (var j = 0u; j < ${BK}u; j++) {
+        let p = select(0.0, exp(sc[lid * ${SR}u + j] - mb), b + j <= last);
+        sc[lid * ${SR}u + j] = p;
+        el += p;
+      }
+      l = l * c + el;
+      m = mb;
+      rs[lid] = c;
+    }
+    workgroupBarrier();
+    ${range(qt).map((i) => `acc[${i}] *= rs[tg * ${qt}u + ${i}u];`).join("\n    ")}
+    for (var j = 0u; j < ${BK}u; j++) {
+      let v = kvs[j * ${R}u + dg];
+      ${range(qt).map((i) => `acc[${i}] += sc[(tg * ${qt}u + ${i}u) * ${SR}u + j] * v;`).join("\n      ")}
+    }
+    workgroupBarrier();
+  }
+  if (lid < ${BQ}u) { rs[lid] = l; }
+  workgroupBarrier();
+  ${
+    range(qt).map((i) =>
+      `if (tg * ${qt}u + ${i}u < nq) { out[((t0 + tg * ${qt}u + ${i}u) * ${s.nHead}u + h) * ${D4}u + dg] = acc[${i}] / rs[tg * ${qt}u + ${i}u]; }`
+    ).join("\n  ")
+  }
+}`;
+}

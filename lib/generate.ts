@@ -91,9 +91,8 @@ export async function generate(
     sampleMs: 0,
     deviceSampled: false,
   };
-  // Positions used: the prompt, then every generated token that was evaluated.
+  // Positions used: the prompt, then every generated token that was evaluated (decodeTokens).
   const pos0 = model.pos + prompt.length;
-  let evaluated = 0;
 
   let t0 = performance.now();
   const device = opts.maxTokens > 0 ? model.sampleOnDevice?.(prompt, sampler, opts.maxTokens) : undefined;
@@ -141,7 +140,7 @@ export async function generate(
         break;
       }
       if (result.tokens.length >= opts.maxTokens) break;
-      if (pos0 + evaluated >= model.nCtx) {
+      if (pos0 + result.decodeTokens >= model.nCtx) {
         result.stopReason = "context";
         break;
       }
@@ -150,13 +149,12 @@ export async function generate(
         logits = await model.evaluate([id]);
         result.decodeMs += performance.now() - t0;
       }
-      evaluated++;
       result.decodeTokens++;
       // Let signal handlers (Ctrl-C) run between tokens.
       await yieldToEventLoop();
     }
   } finally {
-    await device?.end(evaluated);
+    await device?.end(result.decodeTokens);
   }
   if (result.stopReason !== "stop") stopFilter.push(decoder.flush(), true);
   result.text = stopFilter.emitted;

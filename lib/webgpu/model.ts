@@ -4,7 +4,8 @@
  * exceeds `maxStorageBufferBindingSize`) and dequantized inside the matmul kernels; activations are
  * f32; the KV cache lives on the GPU. All dispatches of a step (embedding → layers → logits) are
  * recorded at load time and replayed into one compute pass and one submit per batch; only the
- * logits (or the argmax token) are read back.
+ * logits, or the argmax or sampled token (the sampler runs on the GPU: lib/webgpu/sampling.ts), are
+ * read back.
  * @module
  */
 import { SparqError } from "../errors.ts";

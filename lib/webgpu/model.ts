@@ -880,9 +880,10 @@ class GpuModelImpl implements GpuModel, SampledSteps {
   }
 
   sampleOnDevice(prompt: readonly number[], sampler: Sampler, maxSamples: number): DeviceSampling | undefined {
-    if (prompt.length === 0 || !gpuSamples(sampler.options) || !samplingEnv().on) return undefined;
+    const env = samplingEnv(this.k.gpu.info.isFallbackAdapter);
+    if (prompt.length === 0 || !gpuSamples(sampler.options) || !env.on) return undefined;
     this.check([...prompt]);
-    return new GpuSampling(this, [...prompt], sampler, maxSamples);
+    return new GpuSampling(this, [...prompt], sampler, maxSamples, env.ahead);
   }
 
   get device(): GPUDevice {

@@ -52,14 +52,17 @@ export function gpuSamples(o: SamplerOptions): boolean {
 }
 
 /**
- * Steps in flight (SPARQ_GPU_AHEAD, default 8: 7B Q4_0 on an H200 decoded at 293 tok/s with 4, 341–348
- * with 8, 354 with 16); SPARQ_GPU_SAMPLE=0 turns GPU sampling off (logits read back, CPU sampler).
+ * Steps in flight: SPARQ_GPU_AHEAD, else 8 on a hardware adapter (7B Q4_0 on an H200 decoded at 293
+ * tok/s with 4, 341–348 with 8, 354 with 16) and 2 on a software one (llvmpipe: a step takes far
+ * longer than the 10 ms poll, and steps run past a stop are wasted). SPARQ_GPU_SAMPLE=0 turns GPU
+ * sampling off (logits read back, CPU sampler).
  */
-export function samplingEnv(): { on: boolean; ahead: number } {
-  const ahead = Number(tuningEnv("SPARQ_GPU_AHEAD") ?? 8);
+export function samplingEnv(software = false): { on: boolean; ahead: number } {
+  const dflt = software ? 2 : 8;
+  const ahead = Number(tuningEnv("SPARQ_GPU_AHEAD") ?? dflt);
   return {
     on: tuningEnv("SPARQ_GPU_SAMPLE") !== "0",
-    ahead: Number.isInteger(ahead) && ahead >= 1 ? ahead : 8,
+    ahead: Number.isInteger(ahead) && ahead >= 1 ? ahead : dflt,
   };
 }
 
@@ -82,7 +85,7 @@ export class GpuSampling implements DeviceSampling {
     private readonly prompt: number[],
     private readonly sampler: Sampler,
     maxSamples: number,
-    private readonly ahead = samplingEnv().ahead,
+    private readonly ahead: number,
   ) {
     this.#pos0 = model.pos;
     this.#max = Math.max(0, Math.min(maxSamples, model.ctx - model.pos - prompt.length + 1));

@@ -144,7 +144,9 @@ for (const attention of ["dense", "sparq:r=8,k=6"]) {
         }
         return out;
       };
-      const gpu = await run(m);
+      // 8 steps in flight (llvmpipe's default is 2): stops leave several steps run ahead to undo.
+      Deno.env.set("SPARQ_GPU_AHEAD", "8");
+      const gpu = await run(m).finally(() => Deno.env.delete("SPARQ_GPU_AHEAD"));
       const cpu = await run(cpuSampled(m));
       assert(gpu.every((r) => r.dev) && cpu.every((r) => !r.dev));
       deepEqual(gpu.map((r) => ({ ...r, dev: 0 })), cpu.map((r) => ({ ...r, dev: 0 })));

@@ -134,8 +134,15 @@ function softmaxInPlace(s: usize, n: i32): void {
 /** Rows per block of the decode weighted sum over cache rows read in place (128 KB of f32 rows of d = 128, in L2). */
 const DBLOCK = 256;
 
-/** Positions per V block: 32 rows of d ≤ 128 floats (16 KB) stay in L1 while the G heads use them. */
+/** Positions per f16 V block converted for G > 1 heads: 32 rows of d ≤ 128 floats (16 KB) stay in L1. */
 const VBLOCK = 32;
+
+/**
+ * Positions per V block read in place (f32, or f16 with one head per KV head): the accumulators of every column
+ * are loaded and stored once per block, which at 32 rows cost more than the rows' loads (7B MHA shape, 256 tokens
+ * after 1792, one thread: 1.65 s at 32 rows, 1.04–1.07 s at 128–256, 1.31 s with no blocks). Same sums either way.
+ */
+const VBLOCK_IN_PLACE = 256;
 
 /**
  * scores[g][p] = scale · q_g · K[p] for p in [0, nPos), each dot in ggml_vec_dot_f32's order ({@link dotVec}): llama.cpp
@@ -174,8 +181,9 @@ function vload<T>(base: usize, stride: usize, p: i32, c: i32, conv: bool): v128 
 /**
  * out_g = Σ_p w[g][p] · V[p] in llamafile tinyBLAS's order (llama.cpp computes kq·V as an F32 GEMM over the
  * positions): eight accumulators per output, position p in accumulator p mod 8, each a chain of fused
- * multiply-adds, summed at the end as {@link hsum8} does. V goes in blocks of VBLOCK rows (a multiple of 8), each
- * read from memory once and used by the G heads while it is in cache; the accumulators wait in `accs`
+ * multiply-adds, summed at the end as {@link hsum8} does. V goes in blocks of VBLOCK_IN_PLACE rows (f16 shared by
+ * G > 1 heads: VBLOCK rows converted once; both multiples of 8), each read from memory once and used by the G heads
+ * while it is in cache; the accumulators wait in `accs`
  * (G·8·d floats) between blocks, four columns (eight registers) at a time.
  */
 function weightedSum<T>(
@@ -185,12 +193,13 @@ function weightedSum<T>(
   const outBytes = <usize> d << 2;
   const rowBytes = <usize> d * E;
   memory.fill(accs, 0, <usize> G * 8 * outBytes);
-  for (let p0 = 0; p0 < nPos; p0 += VBLOCK) {
-    const p1 = min(p0 + VBLOCK, nPos);
+  const converted = sizeof<T>() == 2 && G > 1;
+  const block = converted ? VBLOCK : VBLOCK_IN_PLACE;
+  for (let p0 = 0; p0 < nPos; p0 += block) {
+    const p1 = min(p0 + block, nPos);
     // f16 with G > 1: the block converted once into `conv` for the G heads (row p at vb + p·outBytes).
     let vb = vBase;
     let stride = rowBytes;
-    const converted = sizeof<T>() == 2 && G > 1;
     if (converted) {
       cvtF16(conv, vBase + <usize> p0 * rowBytes, (p1 - p0) * d);
       vb = conv - <usize> p0 * outBytes;

@@ -26,6 +26,7 @@
  * mainly a memory saving (cache and context length ×2).
  *
  *   deno run -A bench/attention.ts [--threads 2] [--shape mha,gqa] [--ctx 1024,4096,8192,16384,32768] [--layers N]
+ *     [--prefill N]                    (also time the dense attention of a batch of the last N prompt tokens)
  *     [--cache-type f32|f16|f32,f16]   (a list runs each type in turn, same shapes and contexts)
  *     [--huge-pages]                   (back the cache with transparent huge pages, as `sparq --huge-pages` does)
  * @module
@@ -54,8 +55,11 @@ const { values } = parseArgs({
     layers: { type: "string", default: "1" },
     "cache-type": { type: "string", default: "f32" },
     "huge-pages": { type: "boolean", default: false },
+    prefill: { type: "string", default: "0" },
   },
 });
+/** Tokens of a prompt batch whose dense (causal) attention is timed after each context's decode lines (0: none). */
+const prefillTok = Number(values.prefill);
 const threads = Number(values.threads);
 const ctxs = values.ctx!.split(",").map(Number);
 const nCtx = Math.max(...ctxs);
@@ -121,7 +125,8 @@ for (const cacheType of cacheTypes) {
     } as ModelConfig;
     const sparqSpec = parseAttentionSpec("sparq");
     const bytes = nLayers * KvCache.bytesPerLayer(config, nCtx, sparqSpec, cacheType) +
-      DenseAttention.scratchBytes(config, nCtx, threads) + RATIOS.length * sparqScratchBytes(config, nCtx) + (4 << 20);
+      DenseAttention.scratchBytes(config, nCtx, threads) + RATIOS.length * sparqScratchBytes(config, nCtx) +
+      2 * prefillTok * sh.nHead * sh.headDim * 4 + (4 << 20);
     const shard: Shard = rt.newShard(bytes);
     const cache = new KvCache({ config, nCtx, shardOf: () => shard, cacheType, ...KvCache.requirements(sparqSpec) });
     const d = sh.headDim, kvElems = sh.nHeadKv * nCtx * d;
@@ -135,6 +140,8 @@ for (const cacheType of cacheTypes) {
     }
     const q = shard.alloc(sh.nHead * d * 4), out = shard.alloc(sh.nHead * d * 4);
     fillRandom(shard.f32(q, sh.nHead * d), 4);
+    const qp = shard.alloc(prefillTok * sh.nHead * d * 4), outp = shard.alloc(prefillTok * sh.nHead * d * 4);
+    fillRandom(shard.f32(qp, prefillTok * sh.nHead * d), 5);
     const ctx = { config, cache, shardOf: () => shard, threads };
     const dense = new DenseAttention(ctx);
     const modes: [AttentionSpec, AttentionMode][] = [[{ kind: "dense" }, dense]];
@@ -164,6 +171,23 @@ for (const cacheType of cacheTypes) {
           }   ${loadavg()}`,
         );
       });
+      if (prefillTok > 0 && prefillTok <= S) {
+        // A prompt batch's last prefillTok tokens at positions S − prefillTok … S − 1 (best of 3: a call takes seconds).
+        dense.prefill(0, S - prefillTok, prefillTok, qp, outp);
+        let ms = Infinity;
+        for (let i = 0; i < 3; i++) {
+          const t = performance.now();
+          dense.prefill(0, S - prefillTok, prefillTok, qp, outp);
+          ms = Math.min(ms, performance.now() - t);
+        }
+        // q·K and p·V: 2·d multiply-adds per (token, head, visible position).
+        const flop = 4 * d * sh.nHead * prefillTok * (S - prefillTok + (prefillTok + 1) / 2);
+        console.log(
+          `${String(S).padStart(6)}  dense prefill of ${prefillTok} tokens: ${ms.toFixed(1)} ms (${
+            (flop / ms / 1e6).toFixed(1)
+          } GFLOP/s)   ${loadavg()}`,
+        );
+      }
     }
   }
 }

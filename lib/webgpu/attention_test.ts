@@ -142,6 +142,33 @@ async function checkSparq(gpu: Gpu, c: SparqCase, reallocate: boolean, opts: Spa
   }
 }
 
+/**
+ * softmax(q·Kᵀ/√d)·V in f64 for the query at `Q[qo ..]` over cache rows `row0 … row0 + n − 1` (`[row][d]`).
+ */
+function softmaxAttentionRef(
+  Q: Float32Array,
+  qo: number,
+  K: Float32Array,
+  V: Float32Array,
+  row0: number,
+  n: number,
+  d: number,
+): number[] {
+  const sc = Array.from({ length: n }, (_, p) => {
+    let a = 0;
+    for (let i = 0; i < d; i++) a += Q[qo + i] * K[(row0 + p) * d + i];
+    return a / Math.sqrt(d);
+  });
+  const m = Math.max(...sc);
+  const e = sc.map((x) => Math.exp(x - m));
+  const l = e.reduce((a, b) => a + b, 0);
+  return Array.from({ length: d }, (_, i) => {
+    let y = 0;
+    for (let p = 0; p < n; p++) y += e[p] * V[(row0 + p) * d + i];
+    return y / l;
+  });
+}
+
 Deno.test("webgpu dense decode over many chunks and a partial last block matches a scalar softmax", async () => {
   const gpu = await gpuOrSkip();
   if (!gpu) return;
@@ -162,20 +189,8 @@ Deno.test("webgpu dense decode over many chunks and a partial last block matches
       k.throwIfFailed();
       let max = 0;
       for (let h = 0; h < nHead; h++) {
-        const kv = Math.floor(h / G);
-        const sc = Array.from({ length: S }, (_, t) => {
-          let a = 0;
-          for (let i = 0; i < d; i++) a += Q[h * d + i] * K[(kv * ctx + t) * d + i];
-          return a / Math.sqrt(d);
-        });
-        const m = Math.max(...sc);
-        const e = sc.map((x) => Math.exp(x - m));
-        const l = e.reduce((a, b) => a + b, 0);
-        for (let i = 0; i < d; i++) {
-          let y = 0;
-          for (let t = 0; t < S; t++) y += e[t] * V[(kv * ctx + t) * d + i];
-          max = Math.max(max, Math.abs(got[h * d + i] - y / l));
-        }
+        const want = softmaxAttentionRef(Q, h * d, K, V, Math.floor(h / G) * ctx, S, d);
+        for (let i = 0; i < d; i++) max = Math.max(max, Math.abs(got[h * d + i] - want[i]));
       }
       assert(max <= 1e-5, `S ${S}: max |Δ| ${max}`);
     } finally {
@@ -212,19 +227,10 @@ Deno.test("webgpu prompt attention tiled over tokens (flash) matches the chunked
       let max = 0, maxChunked = 0;
       for (let t = 0; t < nTok; t++) {
         for (let h = 0; h < nHead; h++) {
-          const kv = Math.floor(h / G), n = pos0 + t + 1, qo = (t * nHead + h) * d;
-          const sc = Array.from({ length: n }, (_, p) => {
-            let a = 0;
-            for (let i = 0; i < d; i++) a += Q[qo + i] * K[(kv * ctx + p) * d + i];
-            return a / Math.sqrt(d);
-          });
-          const m = Math.max(...sc);
-          const e = sc.map((x) => Math.exp(x - m));
-          const l = e.reduce((a, b) => a + b, 0);
+          const qo = (t * nHead + h) * d;
+          const want = softmaxAttentionRef(Q, qo, K, V, Math.floor(h / G) * ctx, pos0 + t + 1, d);
           for (let i = 0; i < d; i++) {
-            let y = 0;
-            for (let p = 0; p < n; p++) y += e[p] * V[(kv * ctx + p) * d + i];
-            max = Math.max(max, Math.abs(flash[qo + i] - y / l));
+            max = Math.max(max, Math.abs(flash[qo + i] - want[i]));
             maxChunked = Math.max(maxChunked, Math.abs(flash[qo + i] - chunked[qo + i]));
           }
         }

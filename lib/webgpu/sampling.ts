@@ -66,6 +66,24 @@ export function samplingEnv(software = false): { on: boolean; ahead: number } {
   };
 }
 
+/**
+ * The GPU sampler's uniform for settings `o`, a history of `histLen` tokens (the sampled one is
+ * written at that index), the RNG's `draw` and the step's penalty-mark `stamp`.
+ */
+export function samplerStep(o: SamplerOptions, histLen: number, draw: number, stamp: number): ArrayBuffer {
+  return sampleUniform({
+    temp: o.temp,
+    topK: o.topK,
+    topP: o.topP,
+    minP: o.minP,
+    penalty: o.repeatPenalty,
+    lastN: o.repeatLastN === -1 ? histLen : Math.min(o.repeatLastN, histLen),
+    histLen,
+    draw,
+    stamp,
+  });
+}
+
 /** A {@link DeviceSampling} over a GPU model; see the module comment. */
 export class GpuSampling implements DeviceSampling {
   readonly #slots: GPUBuffer[] = [];
@@ -141,17 +159,7 @@ export class GpuSampling implements DeviceSampling {
   /** The sampler uniform of sample `i` (takes the RNG's next draw when sampling). */
   #uniform(i: number): ArrayBuffer {
     const o = this.sampler.options;
-    const histLen = this.prompt.length + i;
-    return sampleUniform({
-      temp: o.temp,
-      topK: o.topK,
-      topP: o.topP,
-      minP: o.minP,
-      penalty: o.repeatPenalty,
-      lastN: o.repeatLastN === -1 ? histLen : Math.min(o.repeatLastN, histLen),
-      histLen,
-      draw: o.temp > 0 ? this.sampler.nextDraw() : 0,
-      stamp: i + 1, // the marks are cleared with the prompt's submit
-    });
+    // Stamps start at 1 per stream: the penalty marks are cleared with the prompt's submit.
+    return samplerStep(o, this.prompt.length + i, o.temp > 0 ? this.sampler.nextDraw() : 0, i + 1);
   }
 }

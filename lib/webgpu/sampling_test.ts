@@ -4,7 +4,8 @@ import { DEFAULT_SAMPLER, Sampler, type SamplerOptions } from "../sampler.ts";
 import { generate, type GenerateResult, type GenerationModel } from "../generate.ts";
 import { openModel } from "../backend.ts";
 import { Kernels } from "./kernels.ts";
-import { SAMPLE_BYTES, SAMPLE_MAX_K, sampleUniform, sampleWgsl } from "./shaders/sample.ts";
+import { SAMPLE_BYTES, SAMPLE_MAX_K, sampleWgsl } from "./shaders/sample.ts";
+import { samplerStep } from "./sampling.ts";
 import { gpuOrSkip } from "./test_util.ts";
 
 /** Deterministic normal-ish values (sum of uniforms) from a seed. */
@@ -68,21 +69,7 @@ for (const [name, partial, V, tie] of CASES) {
         want.push(cpu.sample(logits, history));
         k.device.queue.writeBuffer(b.logits, 0, logits);
         const histLen = history.length;
-        k.device.queue.writeBuffer(
-          b.sample,
-          0,
-          sampleUniform({
-            temp: o.temp,
-            topK: o.topK,
-            topP: o.topP,
-            minP: o.minP,
-            penalty: o.repeatPenalty,
-            lastN: o.repeatLastN === -1 ? histLen : Math.min(o.repeatLastN, histLen),
-            histLen,
-            draw: o.temp > 0 ? draws.nextDraw() : 0,
-            stamp: t + 1,
-          }),
-        );
+        k.device.queue.writeBuffer(b.sample, 0, samplerStep(o, histLen, o.temp > 0 ? draws.nextDraw() : 0, t + 1));
         k.submit([op], s);
         got.push(new Uint32Array(await k.read(b.result, 0, 4))[0]);
         // The sampled id was appended to the GPU history; the next case starts from the same one.

@@ -137,11 +137,7 @@ const DBLOCK = 256;
 /** Positions per f16 V block converted for G > 1 heads: 32 rows of d ≤ 128 floats (16 KB) stay in L1. */
 const VBLOCK = 32;
 
-/**
- * Positions per V block read in place (f32, or f16 with one head per KV head): the accumulators of every column
- * are loaded and stored once per block, which at 32 rows cost more than the rows' loads (7B MHA shape, 256 tokens
- * after 1792, one thread: 1.65 s at 32 rows, 1.04–1.07 s at 128–256, 1.31 s with no blocks). Same sums either way.
- */
+/** Positions per V block read in place for G > 1 heads (7B GQA shape: 256 rows 1.22 s, 32 rows 1.47 s). */
 const VBLOCK_IN_PLACE = 256;
 
 /**
@@ -181,10 +177,12 @@ function vload<T>(base: usize, stride: usize, p: i32, c: i32, conv: bool): v128 
 /**
  * out_g = Σ_p w[g][p] · V[p] in llamafile tinyBLAS's order (llama.cpp computes kq·V as an F32 GEMM over the
  * positions): eight accumulators per output, position p in accumulator p mod 8, each a chain of fused
- * multiply-adds, summed at the end as {@link hsum8} does. V goes in blocks of VBLOCK_IN_PLACE rows (f16 shared by
- * G > 1 heads: VBLOCK rows converted once; both multiples of 8), each read from memory once and used by the G heads
- * while it is in cache; the accumulators wait in `accs`
- * (G·8·d floats) between blocks, four columns (eight registers) at a time.
+ * multiply-adds, summed at the end as {@link hsum8} does; between rows or blocks they wait in `accs` (G·8·d floats).
+ * One head (MHA): the rows stream through once, each multiply-add reading and writing its accumulator in L1 — a
+ * loop over a block's rows per column group strides a row (512 B) per step and maps the rows onto 8 of the L1's 64
+ * sets (7B MHA shape, 512 tokens after 1536, one thread: 1.4–1.5 s against 1.9–3.0 s for 256-row blocks, 2.9 s for
+ * 32-row blocks). G > 1 heads: V goes in blocks (VBLOCK_IN_PLACE rows read in place, or VBLOCK f16 rows converted
+ * once), each used by the G heads while it is in cache, four columns (eight accumulators in registers) at a time.
  */
 function weightedSum<T>(
   out: usize, vBase: usize, sc: usize, G: i32, d: i32, nCtx: i32, nPos: i32, conv: usize, accs: usize,
@@ -194,6 +192,28 @@ function weightedSum<T>(
   const rowBytes = <usize> d * E;
   memory.fill(accs, 0, <usize> G * 8 * outBytes);
   const converted = sizeof<T>() == 2 && G > 1;
+  if (G == 1) {
+    // One head: rows in order, each streamed once, its weight splat once, every column's accumulator of class
+    // p mod 8 read and written in `accs` (4 KB at d = 128: in L1). The same chains as the blocked loop below.
+    for (let p = 0; p < nPos; p++) {
+      const row = vBase + <usize> p * rowBytes;
+      const ws = f32x4.splat(load<f32>(sc + (<usize> p << 2)));
+      const acc = accs + (<usize> (p & 7)) * outBytes;
+      for (let c = 0; c < d; c += 4) {
+        const ac = acc + (<usize> c << 2);
+        v128.store(ac, fmadd(ws, ld4<T>(row + <usize> c * E), v128.load(ac)));
+      }
+    }
+    for (let c = 0; c < d; c += 4) {
+      const ac = accs + (<usize> c << 2);
+      const a0 = v128.load(ac), a1 = v128.load(ac + outBytes), a2 = v128.load(ac + 2 * outBytes);
+      const a3 = v128.load(ac + 3 * outBytes), a4 = v128.load(ac + 4 * outBytes), a5 = v128.load(ac + 5 * outBytes);
+      const a6 = v128.load(ac + 6 * outBytes), a7 = v128.load(ac + 7 * outBytes);
+      // The tinyBLAS sum of the eight lanes, (t0 + t2) + (t1 + t3) with t_j = L_{j+4} + L_j.
+      v128.store(out + (<usize> c << 2), f32x4.add(f32x4.add(f32x4.add(a4, a0), f32x4.add(a6, a2)), f32x4.add(f32x4.add(a5, a1), f32x4.add(a7, a3))));
+    }
+    return;
+  }
   const block = converted ? VBLOCK : VBLOCK_IN_PLACE;
   for (let p0 = 0; p0 < nPos; p0 += block) {
     const p1 = min(p0 + block, nPos);

@@ -175,6 +175,16 @@ function vload<T>(base: usize, stride: usize, p: i32, c: i32, conv: bool): v128 
 }
 
 /**
+ * Four outputs of the weighted sum from their eight accumulators (a_j: the positions p ≡ j mod 8): llamafile
+ * tinyBLAS's sum of the eight lanes, (t0 + t2) + (t1 + t3) with t_j = a_{j+4} + a_j.
+ */
+// @ts-ignore: decorator
+@inline
+function sum8Lanes(a0: v128, a1: v128, a2: v128, a3: v128, a4: v128, a5: v128, a6: v128, a7: v128): v128 {
+  return f32x4.add(f32x4.add(f32x4.add(a4, a0), f32x4.add(a6, a2)), f32x4.add(f32x4.add(a5, a1), f32x4.add(a7, a3)));
+}
+
+/**
  * out_g = Σ_p w[g][p] · V[p] in llamafile tinyBLAS's order (llama.cpp computes kq·V as an F32 GEMM over the
  * positions): eight accumulators per output, position p in accumulator p mod 8, each a chain of fused
  * multiply-adds, summed at the end as {@link hsum8} does; between rows or blocks they wait in `accs` (G·8·d floats).
@@ -206,11 +216,10 @@ function weightedSum<T>(
     }
     for (let c = 0; c < d; c += 4) {
       const ac = accs + (<usize> c << 2);
-      const a0 = v128.load(ac), a1 = v128.load(ac + outBytes), a2 = v128.load(ac + 2 * outBytes);
-      const a3 = v128.load(ac + 3 * outBytes), a4 = v128.load(ac + 4 * outBytes), a5 = v128.load(ac + 5 * outBytes);
-      const a6 = v128.load(ac + 6 * outBytes), a7 = v128.load(ac + 7 * outBytes);
-      // The tinyBLAS sum of the eight lanes, (t0 + t2) + (t1 + t3) with t_j = L_{j+4} + L_j.
-      v128.store(out + (<usize> c << 2), f32x4.add(f32x4.add(f32x4.add(a4, a0), f32x4.add(a6, a2)), f32x4.add(f32x4.add(a5, a1), f32x4.add(a7, a3))));
+      v128.store(out + (<usize> c << 2), sum8Lanes(
+        v128.load(ac), v128.load(ac + outBytes), v128.load(ac + 2 * outBytes), v128.load(ac + 3 * outBytes),
+        v128.load(ac + 4 * outBytes), v128.load(ac + 5 * outBytes), v128.load(ac + 6 * outBytes), v128.load(ac + 7 * outBytes),
+      ));
     }
     return;
   }
@@ -258,9 +267,8 @@ function weightedSum<T>(
           if (r > 6) a6 = fmadd(f32x4.splat(load<f32>(wp, 24)), vload<T>(vb, stride, p + 6, c, converted), a6);
         }
         if (p1 == nPos) {
-          // Last block: the tinyBLAS sum of the eight lanes, (t0 + t2) + (t1 + t3) with t_j = L_{j+4} + L_j.
-          const o = out + <usize> g * outBytes + (<usize> c << 2);
-          v128.store(o, f32x4.add(f32x4.add(f32x4.add(a4, a0), f32x4.add(a6, a2)), f32x4.add(f32x4.add(a5, a1), f32x4.add(a7, a3))));
+          // Last block: the outputs.
+          v128.store(out + <usize> g * outBytes + (<usize> c << 2), sum8Lanes(a0, a1, a2, a3, a4, a5, a6, a7));
         } else {
           v128.store(ac, a0);
           v128.store(ac + outBytes, a1);

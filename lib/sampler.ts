@@ -57,6 +57,11 @@ export function validateSamplerOptions(o: SamplerOptions): void {
   }
 }
 
+/** How many of the last `historyLength` tokens the repetition penalty looks at (`--repeat-last-n`, -1: all). */
+export function penaltyWindow(o: SamplerOptions, historyLength: number): number {
+  return o.repeatLastN === -1 ? historyLength : Math.min(o.repeatLastN, historyLength);
+}
+
 /** Index of the largest value (first one on ties, like llama.cpp's greedy sampler). */
 export function argmax(x: ArrayLike<number>): number {
   let best = 0;
@@ -93,7 +98,7 @@ export class Sampler {
       : (this.#scratch = new Float32Array(logits.length));
     l.set(logits);
     // 1. Repetition penalty on the distinct ids of the last repeatLastN tokens.
-    const lastN = o.repeatLastN === -1 ? history.length : Math.min(o.repeatLastN, history.length);
+    const lastN = penaltyWindow(o, history.length);
     if (o.repeatPenalty !== 1 && lastN > 0) {
       const seen = new Set(history.slice(history.length - lastN));
       for (const id of seen) {

@@ -863,14 +863,7 @@ class GpuModelImpl implements GpuModel, SampledSteps {
   async evaluateArgmax(tokens: number[]): Promise<number> {
     this.check(tokens);
     const t0 = performance.now();
-    for (let i = 0; i < tokens.length; i += this.batch) {
-      const chunk = tokens.slice(i, i + this.batch);
-      const last = i + this.batch >= tokens.length;
-      this.k.device.queue.writeBuffer(this.bufs.tokens, 0, new Uint32Array(chunk));
-      this.record(chunk.length, last ? 1 : 0, last ? this.argmaxOp : undefined, (enc) => {
-        if (last) enc.copyBufferToBuffer(this.bufs.result, 0, this.readback, 0, 4);
-      });
-    }
+    this.submitToken(tokens, this.argmaxOp, this.readback);
     await this.readback.mapAsync(GPUMapMode.READ, 0, 4);
     const id = new Uint32Array(this.readback.getMappedRange(0, 4))[0];
     this.readback.unmap();
@@ -898,18 +891,26 @@ class GpuModelImpl implements GpuModel, SampledSteps {
 
   submitPromptSampled(prompt: number[], uniform: ArrayBuffer, out: GPUBuffer): void {
     const q = this.k.device.queue;
-    const copy = (enc: GPUCommandEncoder) => enc.copyBufferToBuffer(this.bufs.result, 0, out, 0, 4);
-    this.check(prompt);
     q.writeBuffer(this.bufs.hist, 0, new Uint32Array(prompt));
+    q.writeBuffer(this.bufs.sample, 0, uniform);
     const clear = this.k.device.createCommandEncoder();
     clear.clearBuffer(this.bufs.marks);
     q.submit([clear.finish()]);
-    for (let i = 0; i < prompt.length; i += this.batch) {
-      const chunk = prompt.slice(i, i + this.batch);
-      const last = i + this.batch >= prompt.length;
-      q.writeBuffer(this.bufs.tokens, 0, new Uint32Array(chunk));
-      if (last) q.writeBuffer(this.bufs.sample, 0, uniform);
-      this.record(chunk.length, last ? 1 : 0, last ? this.sampleOp : undefined, last ? copy : undefined);
+    this.submitToken(prompt, this.sampleOp, out);
+  }
+
+  /**
+   * Submits `tokens` in batches; after the last one's logits, `final` (the argmax or the sampler) puts
+   * a token in `result`, copied to `out`.
+   */
+  private submitToken(tokens: number[], final: Op, out: GPUBuffer): void {
+    for (let i = 0; i < tokens.length; i += this.batch) {
+      const chunk = tokens.slice(i, i + this.batch);
+      const last = i + this.batch >= tokens.length;
+      this.k.device.queue.writeBuffer(this.bufs.tokens, 0, new Uint32Array(chunk));
+      this.record(chunk.length, last ? 1 : 0, last ? final : undefined, (enc) => {
+        if (last) enc.copyBufferToBuffer(this.bufs.result, 0, out, 0, 4);
+      });
     }
   }
 

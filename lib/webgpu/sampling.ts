@@ -10,7 +10,7 @@
  * are overwritten later, and SparQ's running V sums are recomputed.
  * @module
  */
-import type { Sampler, SamplerOptions } from "../sampler.ts";
+import { penaltyWindow, type Sampler, type SamplerOptions } from "../sampler.ts";
 import { tuningEnv } from "../env.ts";
 import { SAMPLE_MAX_K, sampleUniform } from "./shaders/sample.ts";
 
@@ -31,8 +31,9 @@ export interface SampledSteps {
   readonly pos: number;
   readonly ctx: number;
   /**
-   * Submits the `prompt` in batches (its ids become the sampler's history); the sampler runs on the
-   * last one's logits with `uniform`, and its token is copied to `out`.
+   * Submits the `prompt` (checked by the model when it made the stream) in batches (its ids become
+   * the sampler's history); the sampler runs on the last one's logits with `uniform`, and its token
+   * is copied to `out`.
    */
   submitPromptSampled(prompt: number[], uniform: ArrayBuffer, out: GPUBuffer): void;
   /**
@@ -77,7 +78,7 @@ export function samplerStep(o: SamplerOptions, histLen: number, draw: number, st
     topP: o.topP,
     minP: o.minP,
     penalty: o.repeatPenalty,
-    lastN: o.repeatLastN === -1 ? histLen : Math.min(o.repeatLastN, histLen),
+    lastN: penaltyWindow(o, histLen),
     histLen,
     draw,
     stamp,

@@ -60,6 +60,10 @@ const { values } = parseArgs({
 });
 /** Tokens of a prompt batch whose dense (causal) attention is timed after each context's decode lines (0: none). */
 const prefillTok = Number(values.prefill);
+if (!Number.isInteger(prefillTok) || prefillTok < 0) {
+  console.error(`bench/attention.ts: --prefill ${values.prefill}: expected a token count >= 0`);
+  Deno.exit(2);
+}
 const threads = Number(values.threads);
 const ctxs = values.ctx!.split(",").map(Number);
 const nCtx = Math.max(...ctxs);

@@ -57,7 +57,7 @@ export interface OpenModelOptions {
   ctx?: number;
   batch?: number;
   attention?: string | AttentionSpec;
-  /** KV cache element type (default f32); the webgpu backend has only an f32 cache. */
+  /** KV cache element type (default f32). */
   cacheType?: CacheType;
 }
 
@@ -70,22 +70,19 @@ export function parseBackend(v: string | undefined): BackendName {
   return b as BackendName;
 }
 
-/** Refuses a KV cache type the backend does not implement (the webgpu backend's cache is f32 only). */
-export function checkCacheType(backend: BackendName, cacheType: CacheType | undefined): void {
-  if (backend === "webgpu" && (cacheType ?? "f32") !== "f32") {
-    throw new SparqError(`--cache-type ${cacheType}: the webgpu backend has only an f32 KV cache (use --backend wasm)`);
-  }
-}
-
 /** Loads `path` on the chosen backend (default wasm). */
 export async function openModel(path: string, opts: OpenModelOptions = {}): Promise<LanguageModel> {
-  checkCacheType(opts.backend ?? "wasm", opts.cacheType);
   if ((opts.backend ?? "wasm") === "wasm") {
     return wasmModel(await loadModel(path, opts));
   }
   const t0 = performance.now();
   const tokenizer = tokenizerFromGguf(await openGguf(path));
-  const gpu = await loadGpuModel(path, { ctx: opts.ctx, batch: opts.batch, attention: opts.attention });
+  const gpu = await loadGpuModel(path, {
+    ctx: opts.ctx,
+    batch: opts.batch,
+    attention: opts.attention,
+    cacheType: opts.cacheType,
+  });
   const loadSeconds = (performance.now() - t0) / 1000;
   return {
     backend: "webgpu",
@@ -99,7 +96,9 @@ export async function openModel(path: string, opts: OpenModelOptions = {}): Prom
     },
     loadSeconds,
     attentionName: gpu.attention,
-    description: "webgpu",
+    description: `webgpu${
+      gpu.cacheElem === "f32" ? "" : `, f16 KV cache${gpu.cacheElem === "f16p" ? " (packed)" : ""}`
+    }`,
     evaluate: (tokens, o) => gpu.evaluate([...tokens], o),
     sampleOnDevice: (prompt, sampler, maxSamples) => gpu.sampleOnDevice(prompt, sampler, maxSamples),
     attentionBytes: () => ({ ...gpu.counters.kv }),

@@ -370,7 +370,12 @@ async function runGpuProfile(opts: ProfileOptions): Promise<ProfileReport> {
   const dense = new Map<number, { bytes: number; ms: number }>();
   for (const a of opts.attention) {
     const spec = parseAttentionSpec(a);
-    const model = await loadGpuModel(opts.model, { ctx: maxCtx + opts.nTokens + 1, attention: spec, gpu });
+    const model = await loadGpuModel(opts.model, {
+      ctx: maxCtx + opts.nTokens + 1,
+      attention: spec,
+      gpu,
+      cacheType: opts.cacheType,
+    });
     try {
       for (const ctx of [...opts.contexts].sort((x, y) => x - y)) {
         const b = await model.benchDecode(ctx, opts.nTokens);

@@ -8,7 +8,7 @@ import { COMPARE_TASKS, compareModes, type CompareReport, type CompareTask, form
 import { SparqError } from "../errors.ts";
 import { type PlotSeries, svgLinePlot } from "../svg_plot.ts";
 import { writeFileAtomic } from "../atomic_write.ts";
-import { checkCacheType, parseBackend } from "../backend.ts";
+import { parseBackend } from "../backend.ts";
 import { parseCacheType } from "../kv_cache.ts";
 
 const METRICS = ["ppl", "bpc", "top1", "kl", "greedy", "repetition", "needle"] as const;
@@ -30,7 +30,7 @@ usage: sparq compare -m MODEL -f TEXT [flags]
       --prefix N          tokens evaluated densely as one batch before the decode steps (default: min(128, n/4))
   -t, --threads N         kernel threads (default: all cores)
       --cache-type T      KV cache element type: f32 (default) or f16 (K, V and SparQ's K copy stored
-                          as f16: half the cache memory and attention reads; wasm backend only)
+                          as f16: half the cache memory and attention reads; both backends)
       --backend B         wasm (default) or webgpu (dense and sparq modes; needs --unstable-webgpu)
       --greedy-probes N   greedy: prompts of evenly spaced lengths (default 4)
       --greedy-tokens N   greedy: tokens dense generates after each prompt (default 64)
@@ -115,7 +115,6 @@ export const command: Command = {
 
     const backend = parseBackend(values.backend);
     const cacheType = parseCacheType(values["cache-type"]);
-    checkCacheType(backend, cacheType);
 
     const tty = Deno.stderr.isTerminal();
     const enc = new TextEncoder();

@@ -5,7 +5,7 @@
  */
 import { type Command, floatFlag, intFlag, parseFlags } from "./args.ts";
 import { SparqError } from "../errors.ts";
-import { checkCacheType, type LanguageModel, openModel, parseBackend } from "../backend.ts";
+import { type LanguageModel, openModel, parseBackend } from "../backend.ts";
 import { parseCacheType } from "../kv_cache.ts";
 import { generate, type GenerateResult } from "../generate.ts";
 import { DEFAULT_SAMPLER, type SamplerOptions, validateSamplerOptions } from "../sampler.ts";
@@ -24,7 +24,7 @@ usage: sparq generate -m MODEL [-p TEXT | -f FILE | (prompt on stdin)] [flags]
   -t, --threads N         kernel threads (default: all cores)
   -b, --batch N           prompt-processing batch (default 512)
       --cache-type T      KV cache element type: f32 (default) or f16 (K, V and SparQ's K copy stored
-                          as f16: half the cache memory and attention reads; wasm backend only)
+                          as f16: half the cache memory and attention reads; both backends)
       --backend B         wasm (default: WebAssembly SIMD on the CPU) or webgpu (needs deno run
                           --unstable-webgpu; dense and sparq attention)
       --temp X            temperature (default 0.8; 0 = greedy)
@@ -177,7 +177,6 @@ export const command: Command = {
     const attention = attentionFromFlags(v);
     const cacheType = parseCacheType(v["cache-type"]);
     const backend = parseBackend(v.backend);
-    checkCacheType(backend, cacheType);
     const stop = v.stop ?? [];
     const text = await readPrompt(v);
 

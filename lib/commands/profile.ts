@@ -5,7 +5,6 @@
  */
 import { type Command, intFlag, listFlag, parseFlags, splitAttentionList } from "./args.ts";
 import { SparqError } from "../errors.ts";
-import { checkCacheType } from "../backend.ts";
 import { resolveModelPath } from "../model_cache.ts";
 import { parseCacheType } from "../kv_cache.ts";
 import { type Backend, type FillMode, formatProfileTable, profileSvg, runProfile } from "../profile.ts";
@@ -25,7 +24,7 @@ attention speedup. List dense first in --attention to get the measured ratio and
                           follow it after commas: dense,sparq:r=16,k=256
   -t, --threads LIST      thread counts (default: all cores)
       --cache-type T      KV cache element type: f32 (default) or f16 (K, V and SparQ's K copy stored
-                          as f16: half the cache memory and attention reads; wasm backend only)
+                          as f16: half the cache memory and attention reads; both backends)
       --backend B         wasm (default) or webgpu (needs --unstable-webgpu; random fill only; op
                           times are each op kind replayed alone on the GPU, probe is the GPU's)
   -n, --tokens N          decode steps timed per combination (default 16)
@@ -75,7 +74,6 @@ export const command: Command = {
       throw new SparqError(`--backend ${backend}: expected wasm or webgpu`);
     }
     const cacheType = parseCacheType(v["cache-type"]);
-    checkCacheType(backend, cacheType);
     const fill = (v.fill ?? (backend === "webgpu" ? "random" : "prompt")) as FillMode;
     if (fill !== "prompt" && fill !== "random") throw new SparqError(`--fill ${v.fill}: expected prompt or random`);
     const attention = splitAttentionList(v.attention ?? ["dense,sparq:ratio=1/8"]);

@@ -28,6 +28,7 @@ import {
   selectWgsl,
 } from "./shaders/sparq.ts";
 import { fillWgsl, vsumWgsl } from "./shaders/elementwise.ts";
+import { cacheBufferBytes, type CacheElem, cacheElemBytes } from "./shaders/kv_cache.ts";
 import { tuningEnv } from "../env.ts";
 
 /**
@@ -144,6 +145,8 @@ export interface GpuAttentionShape {
   ctx: number;
   /** Most tokens per prefill batch. */
   batch: number;
+  /** KV-cache element storage (default f32). */
+  elem?: CacheElem;
 }
 
 /** KV-cache buffers of one layer. */
@@ -197,16 +200,16 @@ export class GpuAttention {
     }
     if (spec.kind === "sparq") this.sparq = spec;
     this.built = spec;
-    const { nLayer, nHead, nKv, d, ctx, batch } = shape;
+    const { nLayer, nHead, nKv, d, ctx, batch, elem } = shape;
     if (d % 4 !== 0 || d > 256) throw new SparqError(`webgpu: head dimension ${d} unsupported (multiple of 4, ≤ 256)`);
     const maxBind = k.gpu.limits.maxStorageBufferBindingSize;
-    const cacheBytes = nKv * ctx * d * 4;
+    const cacheBytes = cacheBufferBytes(elem, nKv * ctx * d);
     if (cacheBytes > maxBind) {
       throw new SparqError(
         `--ctx ${ctx}: a layer's K cache needs ${cacheBytes} bytes, more than this GPU binds (${maxBind})`,
       );
     }
-    const a = { nHead, nKv, d, ctx };
+    const a = { nHead, nKv, d, ctx, elem };
     const env = envOptions();
     const opt = { ...env, ...options, tune: { ...env.tune, ...options.tune } };
     const merges = lastWorkgroupMergesValidated(k.gpu.info);
@@ -283,7 +286,7 @@ export class GpuAttention {
         )]
         : dense;
       const fill = [
-        k.op("fill", fillWgsl(nKv, d, ctx, !!sp), { 0: c.k, 1: c.v, ...(c.kt ? { 3: c.kt } : {}) }, 2, (s) => {
+        k.op("fill", fillWgsl(nKv, d, ctx, !!sp, elem), { 0: c.k, 1: c.v, ...(c.kt ? { 3: c.kt } : {}) }, 2, (s) => {
           const n = Math.ceil((nKv * s.fillLen * d) / 256);
           return [Math.min(n, 65535), Math.ceil(n / 65535), 1];
         }),
@@ -291,7 +294,7 @@ export class GpuAttention {
       if (sp) {
         const vs = k.op(
           "attn.vsum",
-          vsumWgsl(nKv, d, ctx),
+          vsumWgsl(nKv, d, ctx, elem),
           { 0: c.v, 1: c.vsum! },
           2,
           () => [Math.ceil(nKv * d / 64), 1, 1],
@@ -360,19 +363,21 @@ export class GpuAttention {
   stepFields(pos0: number, nTok: number): StepValues {
     const S = pos0 + nTok;
     const { nLayer, nKv, nHead, d } = this.shape;
+    const eb = cacheElemBytes(this.shape.elem);
     if (nTok === 1 && this.sparq) {
       const p = sparqParams(this.sparq, d, S);
       const kk = Math.min(p.k + 1, S);
       const r = Math.min(p.r, d);
-      this.bytes.k += nLayer * nKv * (S * r + kk * d) * 4;
-      this.bytes.v += nLayer * nKv * (kk * d + (this.sparq.reallocate ? 2 * d : 0)) * 4;
+      this.bytes.k += nLayer * nKv * (S * r + kk * d) * eb;
+      // The V sums are f32.
+      this.bytes.v += nLayer * nKv * (kk * d * eb + (this.sparq.reallocate ? 2 * d * 4 : 0));
       // ŝ written and read back, the positions list written and read per head, ŝ at it for α.
       this.bytes.index += nLayer * (2 * nHead * S + nKv * kk + nHead * kk * (this.sparq.reallocate ? 2 : 1)) * 4;
       return { ...chunking(kk, this.minChunk.sparq), kk, r, localK: Math.min(p.window, kk - 1) };
     }
     // Dense: the K and V rows of every KV head up to the last position (once per batch).
-    this.bytes.k += nLayer * nKv * S * d * 4;
-    this.bytes.v += nLayer * nKv * S * d * 4;
+    this.bytes.k += nLayer * nKv * S * d * eb;
+    this.bytes.v += nLayer * nKv * S * d * eb;
     return chunking(S, this.minChunk.dense);
   }
 

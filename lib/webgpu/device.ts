@@ -2,8 +2,9 @@
  * WebGPU adapter and device acquisition. The device is created with the adapter's own limits (so
  * multi-GiB weights and long KV caches fit) and with the optional features `subgroups` (the matvec
  * reductions, where Deno exposes it) and `timestamp-query` (`profile`'s per-op GPU times) when the
- * adapter offers them. `shader-f16` is requested too, but no kernel needs it: f16 data (F16
- * weights, quantization scales) are read as u32 pairs through `unpack2x16float`, which is core WGSL.
+ * adapter offers them, and `shader-f16`: an f16 KV cache (`--cache-type f16`) is then declared as f16 arrays
+ * (without it, as halves packed in u32 words). Other f16 data (F16 weights, quantization scales) are read as
+ * u32 pairs through `unpack2x16float`, which is core WGSL.
  * @module
  */
 import { SparqError } from "../errors.ts";

@@ -36,6 +36,8 @@ import { type DeviceSampling, gpuSamples, GpuSampling, type SampledSteps, sampli
 import type { Sampler } from "../sampler.ts";
 import { submitFloor } from "./probe.ts";
 import { tuningEnv } from "../env.ts";
+import { type CacheType, parseCacheType } from "../kv_cache.ts";
+import type { CacheElem } from "./shaders/kv_cache.ts";
 
 /** SPARQ_GPU_TRACE=1 traces GPU steps (read only where --allow-env grants it: generate runs with --allow-read only). */
 const TRACE = tuningEnv("SPARQ_GPU_TRACE") === "1";
@@ -77,6 +79,11 @@ export interface GpuModelOptions {
   batch?: number;
   /** Device to use (default: the process-wide one). */
   gpu?: Gpu;
+  /**
+   * KV-cache element type (default f32). f16 halves the cache: stored as f16 through `shader-f16` where the
+   * device has it (unless SPARQ_GPU_SHADER_F16=0), else as halves packed in u32 words; computed in f32 either way.
+   */
+  cacheType?: CacheType;
   /**
    * Fused decode kernels (default true): RMSNorm inside the matvecs that read it, q/k/v as one
    * matrix, gate/up/activation in one dispatch. false runs each op alone (tests compare the two).
@@ -135,6 +142,8 @@ export interface GpuModel {
   readonly ctx: number;
   /** Canonical attention spec. */
   readonly attention: string;
+  /** How the KV cache is stored: f32, f16 (`shader-f16`) or f16 packed in u32 words. */
+  readonly cacheElem: CacheElem;
   /** Number of positions in the KV cache (the next token's position). */
   readonly pos: number;
   readonly counters: GpuCounters;
@@ -277,6 +286,12 @@ function ropeTable(cfg: ModelConfig, ctx: number): Float32Array {
   return out;
 }
 
+/** How `gpu` stores a KV cache of type `t` (f16: typed where the device has `shader-f16`, else packed in u32s). */
+export function gpuCacheElem(gpu: Gpu, t: CacheType): CacheElem {
+  if (t === "f32") return "f32";
+  return gpu.features.has("shader-f16") && tuningEnv("SPARQ_GPU_SHADER_F16") !== "0" ? "f16" : "f16p";
+}
+
 /** Loads the GGUF model at `path` onto the GPU. */
 export async function loadGpuModel(path: string, opts: GpuModelOptions = {}): Promise<GpuModel> {
   const gpu = opts.gpu ?? await getGpu();
@@ -290,6 +305,7 @@ export async function loadGpuModel(path: string, opts: GpuModelOptions = {}): Pr
   if (opts.batch !== undefined && (!Number.isInteger(opts.batch) || opts.batch < 1)) {
     throw new SparqError(`--batch ${opts.batch}: must be a positive integer`);
   }
+  const elem = gpuCacheElem(gpu, parseCacheType(opts.cacheType));
   const k = new Kernels(gpu);
   try {
     return await GpuModelImpl.create(
@@ -298,6 +314,7 @@ export async function loadGpuModel(path: string, opts: GpuModelOptions = {}): Pr
       cfg,
       spec,
       ctx,
+      elem,
       opts.batch ?? 512,
       opts.fuse ?? true,
       opts.gemm ?? (gemmEnv() && !gpu.info.isFallbackAdapter),
@@ -341,6 +358,7 @@ class GpuModelImpl implements GpuModel, SampledSteps {
   pos = 0;
   counters: GpuCounters = GpuModelImpl.zero();
   attention: string;
+  readonly cacheElem: CacheElem;
   /** Ops per step kind: index 0 = decode (tile 1), 1 = prompt batch (the GEMM). */
   private pre: Op[][] = [[], []];
   private layerOps: { before: Op[][]; after: Op[][] }[] = [];
@@ -366,6 +384,7 @@ class GpuModelImpl implements GpuModel, SampledSteps {
     private batch: number,
   ) {
     this.attention = formatAttentionSpec(att.sparq ?? { kind: "dense" });
+    this.cacheElem = att.shape.elem ?? "f32";
     this.readback = k.buffer(
       batch * config.nVocab * 4,
       GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
@@ -383,6 +402,7 @@ class GpuModelImpl implements GpuModel, SampledSteps {
     cfg: ModelConfig,
     spec: AttentionSpec,
     ctx: number,
+    elem: CacheElem,
     maxBatch: number,
     fuse: boolean,
     gemm: boolean,
@@ -418,7 +438,7 @@ class GpuModelImpl implements GpuModel, SampledSteps {
     const rope = ropeTable(cfg, ctx);
     bufs.rope = k.buffer(rope.byteLength);
     k.device.queue.writeBuffer(bufs.rope, 0, rope);
-    const att = new GpuAttention(k, { nLayer, nHead, nKv, d, ctx, batch }, spec, bufs.q, bufs.att);
+    const att = new GpuAttention(k, { nLayer, nHead, nKv, d, ctx, batch, elem }, spec, bufs.q, bufs.att);
     const m = new GpuModelImpl(k, cfg, ctx, att, bufs, batch);
     await m.build(file, fuse, gemm);
     return m;
@@ -591,6 +611,7 @@ class GpuModelImpl implements GpuModel, SampledSteps {
           ctx: this.ctx,
           kt: !!cache.kt,
           vsum: !!cache.vsum,
+          elem: this.att.shape.elem,
         };
         const storageBuffers = (e: Layer["qkv"][number]) =>
           7 + (e.b ? 1 : 0) + (fuseAttnNorm ? 1 : 0) + (rope.kt ? 1 : 0) + (rope.vsum ? 1 : 0);
@@ -629,6 +650,7 @@ class GpuModelImpl implements GpuModel, SampledSteps {
               qkvStride,
               kt: !!cache.kt,
               vsum: !!cache.vsum,
+              elem: this.att.shape.elem,
             }),
             {
               0: bufs.qkv,

@@ -6,6 +6,7 @@
  * @module
  */
 import { f32Lit, range, stepWgsl } from "./common.ts";
+import { cacheDeclWgsl, type CacheElem, cacheEnableWgsl, cacheFnsWgsl, cacheLd1, cacheLd4 } from "./kv_cache.ts";
 
 /** Shape constants shared by the attention kernels. */
 export interface AttnShape {
@@ -13,6 +14,8 @@ export interface AttnShape {
   nKv: number;
   d: number;
   ctx: number;
+  /** KV-cache element storage (default f32; see kv_cache.ts). */
+  elem?: CacheElem;
 }
 
 /** Most position chunks per query (size of the partial buffer; ≤ ATTN_WG, see combineWgsl). */
@@ -52,10 +55,10 @@ export function partialWgsl(
   // Fused: part is written (and read back by the last workgroup) through atomics, which go to the
   // device-coherent cache level.
   const put = (i: string, x: string) => fuse ? `atomicStore(&part[${i}], bitcast<u32>(${x}))` : `part[${i}] = ${x}`;
-  return `${stepWgsl(3)}
+  return `${cacheEnableWgsl(s.elem)}${stepWgsl(3)}
 @group(0) @binding(0) var<storage, read> q: array<f32>;
-@group(0) @binding(1) var<storage, read> kc: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> vc: array<f32>;
+${cacheDeclWgsl(s.elem, 1, "kc", "vec4")}
+${cacheDeclWgsl(s.elem, 2, "vc", "scalar")}
 @group(0) @binding(4) var<storage, read_write> part: array<${fuse ? "atomic<u32>" : "f32"}>;
 ${indexed ? "@group(0) @binding(5) var<storage, read> idx: array<u32>;" : ""}
 ${
@@ -69,7 +72,7 @@ var<workgroup> cw: array<f32, ${MAX_CHUNKS}>;
 var<workgroup> cl: array<f32, ${MAX_CHUNKS}>;`
       : ""
   }
-var<workgroup> qs: array<vec4<f32>, ${D / 4}>;
+${cacheFnsWgsl(s.elem)}var<workgroup> qs: array<vec4<f32>, ${D / 4}>;
 var<workgroup> sp: array<f32, ${W}>;
 var<workgroup> ss: array<f32, ${P}>;
 var<workgroup> es: array<f32, ${P}>;
@@ -119,7 +122,11 @@ ${pre ? prefetchBlock(s, indexed) : denseBlock(s, indexed)}
       let dim = lid + ${W}u * u;
       if (dim < ${D}u) {
         // Positions past the end have weight 0 and read row pp = 0 (any valid row): no branch.
-        ${range(P).map((k) => `let v${k} = vc[(vb + pp[${k}u]) * ${D}u + dim];`).join("\n        ")}
+        ${
+        range(P).map((k) => `let v${k} = ${cacheLd1(s.elem, "vc", `(vb + pp[${k}u]) * ${D}u + dim`)};`).join(
+          "\n        ",
+        )
+      }
         var y = 0.0;
         ${range(P).map((k) => `y += es[${k}u] * v${k};`).join("\n        ")}
         acc[u] = acc[u] * corr + y;
@@ -147,7 +154,7 @@ function denseBlock(s: AttnShape, indexed: boolean): string {
     if (j < end) {
       p = ${indexed ? `idx[kv * ${s.ctx}u + j]` : "j"};
       let kb = (vb + p) * ${D / 4}u;
-      for (var i = r; i < ${D / 4}u; i += 4u) { a += dot(qs[i], kc[kb + i]); }
+      for (var i = r; i < ${D / 4}u; i += 4u) { a += dot(qs[i], ${cacheLd4(s.elem, "kc", "kb + i")}); }
     }
     sp[lid] = a;
     if (r == 0u) { pp[lid / 4u] = p; }`;
@@ -166,9 +173,13 @@ function prefetchBlock(s: AttnShape, indexed: boolean): string {
   return `    let ib = kv * ${s.ctx}u;
     let p = ${at("b + lid / 4u")};
     let kb = (vb + p) * ${D / 4}u + r;
-    ${range(D / 16).map((i) => `let k${i} = kc[kb + ${4 * i}u];`).join(" ")}
+    ${range(D / 16).map((i) => `let k${i} = ${cacheLd4(s.elem, "kc", `kb + ${4 * i}u`)};`).join(" ")}
     let dim = min(lid, ${D - 1}u);
-    ${range(P).map((k) => `let v${k} = vc[(vb + ${at(`b + ${k}u`)}) * ${D}u + dim];`).join("\n    ")}
+    ${
+    range(P).map((k) => `let v${k} = ${cacheLd1(s.elem, "vc", `(vb + ${at(`b + ${k}u`)}) * ${D}u + dim`)};`).join(
+      "\n    ",
+    )
+  }
     if (b == start) { workgroupBarrier(); }
     sp[lid] = ${range(D / 16).map((i) => `dot(qs[r + ${4 * i}u], k${i})`).join(" + ")};`;
 }
@@ -312,12 +323,12 @@ export function flashPrefillWgsl(s: AttnShape): string {
   const qt = BQ / (W / D4);
   if (!Number.isInteger(qt) || qt < 1) throw new Error(`flashPrefillWgsl: head dimension ${D}`);
   const SR = BK + 1; // score row stride
-  return `${stepWgsl(3)}
+  return `${cacheEnableWgsl(s.elem)}${stepWgsl(3)}
 @group(0) @binding(0) var<storage, read> q: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> kc: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> vc: array<vec4<f32>>;
+${cacheDeclWgsl(s.elem, 1, "kc", "vec4")}
+${cacheDeclWgsl(s.elem, 2, "vc", "vec4")}
 @group(0) @binding(4) var<storage, read_write> out: array<vec4<f32>>;
-var<workgroup> qs: array<vec4<f32>, ${BQ * R}>;
+${cacheFnsWgsl(s.elem)}var<workgroup> qs: array<vec4<f32>, ${BQ * R}>;
 var<workgroup> kvs: array<vec4<f32>, ${BK * R}>; // the block's K rows, then its V rows
 var<workgroup> sc: array<f32, ${BQ * SR}>; // scores, then weights, [token][key]
 var<workgroup> rs: array<f32, ${BQ}>; // per token: the rescale of this block, at the end the sum
@@ -342,9 +353,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   var acc: array<vec4<f32>, ${qt}>;
   for (var b = 0u; b < kEnd; b += ${BK}u) {
     for (var i = lid; i < ${BK * D4}u; i += ${W}u) {
-      kvs[(i / ${D4}u) * ${R}u + i % ${D4}u] = kc[(kv * ${s.ctx}u + min(b + i / ${D4}u, ${
-    s.ctx - 1
-  }u)) * ${D4}u + i % ${D4}u];
+      kvs[(i / ${D4}u) * ${R}u + i % ${D4}u] = ${
+    cacheLd4(s.elem, "kc", `(kv * ${s.ctx}u + min(b + i / ${D4}u, ${s.ctx - 1}u)) * ${D4}u + i % ${D4}u`)
+  };
     }
     workgroupBarrier();
     var s00 = 0.0; var s01 = 0.0; var s10 = 0.0; var s11 = 0.0;
@@ -362,9 +373,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     sc[(ki + 8u) * ${SR}u + kj + 16u] = s11 * sl;
     workgroupBarrier();
     for (var i = lid; i < ${BK * D4}u; i += ${W}u) {
-      kvs[(i / ${D4}u) * ${R}u + i % ${D4}u] = vc[(kv * ${s.ctx}u + min(b + i / ${D4}u, ${
-    s.ctx - 1
-  }u)) * ${D4}u + i % ${D4}u];
+      kvs[(i / ${D4}u) * ${R}u + i % ${D4}u] = ${
+    cacheLd4(s.elem, "vc", `(kv * ${s.ctx}u + min(b + i / ${D4}u, ${s.ctx - 1}u)) * ${D4}u + i % ${D4}u`)
+  };
     }
     if (lid < ${BQ}u) {
       // Token lid sees positions ≤ its own.

@@ -5,6 +5,7 @@
  * @module
  */
 import { f32Lit, reduceWgsl, stepWgsl } from "./common.ts";
+import { cacheDeclWgsl, type CacheElem, cacheEnableWgsl, cacheLd1, cachePutWgsl, cacheRoundWgsl } from "./kv_cache.ts";
 
 /** Norm options. Bindings: 0 x, 1 y, 2 step, 3 weight, 4 bias (layer norm with bias). */
 export interface NormShape {
@@ -99,6 +100,8 @@ export interface RopeShape {
   kt: boolean;
   /** Whether the batch's V rows are added to the running V sum (SparQ). */
   vsum: boolean;
+  /** KV-cache element storage (default f32). */
+  elem?: CacheElem;
 }
 
 /**
@@ -110,13 +113,14 @@ export interface RopeShape {
 export function ropeWgsl(s: RopeShape): string {
   const half = s.ropeDims / 2;
   const pair = s.neox ? `let i0 = j; let i1 = j + ${half}u;` : `let i0 = 2u * j; let i1 = 2u * j + 1u;`;
-  return `${stepWgsl(4)}
+  const e = s.elem;
+  return `${cacheEnableWgsl(e)}${stepWgsl(4)}
 @group(0) @binding(0) var<storage, read> qkv: array<f32>;
 @group(0) @binding(1) var<storage, read_write> q: array<f32>;
-@group(0) @binding(2) var<storage, read_write> kc: array<f32>;
-@group(0) @binding(3) var<storage, read_write> vc: array<f32>;
+${cacheDeclWgsl(e, 2, "kc", "store")}
+${cacheDeclWgsl(e, 3, "vc", "store")}
 @group(0) @binding(5) var<storage, read> rope: array<vec2<f32>>;
-${s.kt ? "@group(0) @binding(6) var<storage, read_write> kt: array<f32>;" : ""}
+${s.kt ? cacheDeclWgsl(e, 6, "kt", "store") : ""}
 ${s.vsum ? "@group(0) @binding(7) var<storage, read_write> vsum: array<f32>;" : ""}
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -137,9 +141,15 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       q[(t * ${s.nHead}u + h) * ${s.d}u + i1] = y1;
     } else {
       let kv = h - ${s.nHead}u;
-      kc[(kv * ${s.ctx}u + pos) * ${s.d}u + i0] = y0;
-      kc[(kv * ${s.ctx}u + pos) * ${s.d}u + i1] = y1;
-      ${s.kt ? `kt[(kv * ${s.d}u + i0) * ${s.ctx}u + pos] = y0; kt[(kv * ${s.d}u + i1) * ${s.ctx}u + pos] = y1;` : ""}
+      ${cachePutWgsl(e, "kc", `(kv * ${s.ctx}u + pos) * ${s.d}u + i0`, "y0")}
+      ${cachePutWgsl(e, "kc", `(kv * ${s.ctx}u + pos) * ${s.d}u + i1`, "y1")}
+      ${
+    s.kt
+      ? `${cachePutWgsl(e, "kt", `(kv * ${s.d}u + i0) * ${s.ctx}u + pos`, "y0")} ${
+        cachePutWgsl(e, "kt", `(kv * ${s.d}u + i1) * ${s.ctx}u + pos`, "y1")
+      }`
+      : ""
+  }
     }
   }
   // Dimensions past ropeDims pass through.
@@ -150,8 +160,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         q[(t * ${s.nHead}u + h) * ${s.d}u + i] = x;
       } else {
         let kv = h - ${s.nHead}u;
-        kc[(kv * ${s.ctx}u + pos) * ${s.d}u + i] = x;
-        ${s.kt ? `kt[(kv * ${s.d}u + i) * ${s.ctx}u + pos] = x;` : ""}
+        ${cachePutWgsl(e, "kc", `(kv * ${s.ctx}u + pos) * ${s.d}u + i`, "x")}
+        ${s.kt ? cachePutWgsl(e, "kt", `(kv * ${s.d}u + i) * ${s.ctx}u + pos`, "x") : ""}
       }
     }
   }
@@ -159,16 +169,23 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   if (h >= ${s.nHead}u) {
     let kv = h - ${s.nHead}u;
     for (var i = lid; i < ${s.d}u; i += 64u) {
-      vc[(kv * ${s.ctx}u + pos) * ${s.d}u + i] = qkv[src + ${(s.nHead + s.nKv) * s.d}u + kv * ${s.d}u + i];
+      ${
+    cachePutWgsl(
+      e,
+      "vc",
+      `(kv * ${s.ctx}u + pos) * ${s.d}u + i`,
+      `qkv[src + ${(s.nHead + s.nKv) * s.d}u + kv * ${s.d}u + i]`,
+    )
+  }
     }
     ${
     s.vsum
       ? `if (t == 0u) {
       for (var i = lid; i < ${s.d}u; i += 64u) {
         var a = vsum[kv * ${s.d}u + i];
-        for (var u = 0u; u < step.nTok; u++) { a += qkv[u * ${s.qkvStride}u + ${
-        (s.nHead + s.nKv) * s.d
-      }u + kv * ${s.d}u + i]; }
+        for (var u = 0u; u < step.nTok; u++) { a += ${
+        cacheRoundWgsl(e, `qkv[u * ${s.qkvStride}u + ${(s.nHead + s.nKv) * s.d}u + kv * ${s.d}u + i]`)
+      }; }
         vsum[kv * ${s.d}u + i] = a;
       }
     }`
@@ -182,9 +199,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
  * WGSL adding the batch's V rows to the running V sum `[nKv][d]` (read back from the cache, so it
  * runs after the append). Bindings: 0 V cache, 1 vsum, 2 step.
  */
-export function vsumWgsl(nKv: number, d: number, ctx: number): string {
-  return `${stepWgsl(2)}
-@group(0) @binding(0) var<storage, read> vc: array<f32>;
+export function vsumWgsl(nKv: number, d: number, ctx: number, elem?: CacheElem): string {
+  return `${cacheEnableWgsl(elem)}${stepWgsl(2)}
+${cacheDeclWgsl(elem, 0, "vc", "scalar")}
 @group(0) @binding(1) var<storage, read_write> vsum: array<f32>;
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -193,7 +210,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let kv = e / ${d}u;
   let i = e % ${d}u;
   var s = vsum[e];
-  for (var t = 0u; t < step.nTok; t++) { s += vc[(kv * ${ctx}u + step.pos0 + t) * ${d}u + i]; }
+  for (var t = 0u; t < step.nTok; t++) { s += ${cacheLd1(elem, "vc", `(kv * ${ctx}u + step.pos0 + t) * ${d}u + i`)}; }
   vsum[e] = s;
 }`;
 }
@@ -236,11 +253,11 @@ fn main(@builtin(local_invocation_index) lid: u32) {
  * from a counter hash (benchmarks: long contexts without a prefill). Bindings: 0 K, 1 V, 2 step,
  * 3 Kt (when `kt`). One thread per (kv, pos, i).
  */
-export function fillWgsl(nKv: number, d: number, ctx: number, kt: boolean): string {
-  return `${stepWgsl(2)}
-@group(0) @binding(0) var<storage, read_write> kc: array<f32>;
-@group(0) @binding(1) var<storage, read_write> vc: array<f32>;
-${kt ? "@group(0) @binding(3) var<storage, read_write> kt: array<f32>;" : ""}
+export function fillWgsl(nKv: number, d: number, ctx: number, kt: boolean, elem?: CacheElem): string {
+  return `${cacheEnableWgsl(elem)}${stepWgsl(2)}
+${cacheDeclWgsl(elem, 0, "kc", "store")}
+${cacheDeclWgsl(elem, 1, "vc", "store")}
+${kt ? cacheDeclWgsl(elem, 3, "kt", "store") : ""}
 fn hash(x: u32) -> u32 {
   var h = x * 747796405u + 2891336453u;
   h = ((h >> ((h >> 28u) + 4u)) ^ h) * 277803737u;
@@ -256,8 +273,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let kv = e / (${d}u * step.fillLen);
   let o = (kv * ${ctx}u + pos) * ${d}u + i;
   let k = rnd(e * 2u + step.seed);
-  kc[o] = k;
-  vc[o] = rnd(e * 2u + 1u + step.seed);
-  ${kt ? `kt[(kv * ${d}u + i) * ${ctx}u + pos] = k;` : ""}
+  ${cachePutWgsl(elem, "kc", "o", "k")}
+  ${cachePutWgsl(elem, "vc", "o", "rnd(e * 2u + 1u + step.seed)")}
+  ${kt ? cachePutWgsl(elem, "kt", `(kv * ${d}u + i) * ${ctx}u + pos`, "k") : ""}
 }`;
 }

@@ -8,6 +8,7 @@
 import { GgmlType } from "../../ggml_types.ts";
 import { dot32Wgsl, load32Wgsl, quantBindingsWgsl } from "./quant.ts";
 import { f32Lit, range, stepWgsl } from "./common.ts";
+import { cacheDeclWgsl, type CacheElem, cacheEnableWgsl, cachePutWgsl, cacheRoundWgsl } from "./kv_cache.ts";
 import { ACT_WGSL } from "./elementwise.ts";
 
 /** Options of one matmul pipeline (all baked into the WGSL). */
@@ -80,6 +81,8 @@ export interface RopeStore {
   ctx: number;
   kt: boolean;
   vsum: boolean;
+  /** KV-cache element storage (default f32). */
+  elem?: CacheElem;
 }
 
 /** Whether the qkv matvec of `s` can take the fused RoPE store (vec kernels, even rows per thread and row offsets). */
@@ -279,9 +282,9 @@ function outBindingsWgsl(s: MatmulShape): string {
   if (!r) return "@group(0) @binding(2) var<storage, read_write> y: array<f32>;";
   return `@group(0) @binding(9) var<storage, read> rope: array<vec2<f32>>;
 @group(0) @binding(10) var<storage, read_write> qo: array<f32>;
-@group(0) @binding(11) var<storage, read_write> kc: array<f32>;
-@group(0) @binding(12) var<storage, read_write> vc: array<f32>;
-${r.kt ? "@group(0) @binding(13) var<storage, read_write> kt: array<f32>;" : ""}
+${cacheDeclWgsl(r.elem, 11, "kc", "store")}
+${cacheDeclWgsl(r.elem, 12, "vc", "store")}
+${r.kt ? cacheDeclWgsl(r.elem, 13, "kt", "store") : ""}
 ${r.vsum ? "@group(0) @binding(14) var<storage, read_write> vsum: array<f32>;" : ""}`;
 }
 
@@ -346,23 +349,23 @@ function ropeStoreWgsl(s: MatmulShape): string {
       } else if (h < ${r.nHead + r.nKv}u) {
         let kv = h - ${r.nHead}u;
         let ix = (kv * ${r.ctx}u + pos) * ${r.d}u + i0;
-        kc[ix] = y0;
-        kc[ix + 1u] = y1;
+        ${cachePutWgsl(r.elem, "kc", "ix", "y0")}
+        ${cachePutWgsl(r.elem, "kc", "ix + 1u", "y1")}
         ${
     r.kt
-      ? `kt[(kv * ${r.d}u + i0) * ${r.ctx}u + pos] = y0;
-        kt[(kv * ${r.d}u + i0 + 1u) * ${r.ctx}u + pos] = y1;`
+      ? `${cachePutWgsl(r.elem, "kt", `(kv * ${r.d}u + i0) * ${r.ctx}u + pos`, "y0")}
+        ${cachePutWgsl(r.elem, "kt", `(kv * ${r.d}u + i0 + 1u) * ${r.ctx}u + pos`, "y1")}`
       : ""
   }
       } else {
         let kv = h - ${r.nHead + r.nKv}u;
         let ix = (kv * ${r.ctx}u + pos) * ${r.d}u + i0;
-        vc[ix] = v;
-        vc[ix + 1u] = v1;
+        ${cachePutWgsl(r.elem, "vc", "ix", "v")}
+        ${cachePutWgsl(r.elem, "vc", "ix + 1u", "v1")}
         ${
     r.vsum
-      ? `vsum[kv * ${r.d}u + i0] += v;
-        vsum[kv * ${r.d}u + i0 + 1u] += v1;`
+      ? `vsum[kv * ${r.d}u + i0] += ${cacheRoundWgsl(r.elem, "v")};
+        vsum[kv * ${r.d}u + i0 + 1u] += ${cacheRoundWgsl(r.elem, "v1")};`
       : ""
   }
       }`;
@@ -639,7 +642,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
  * 6 and 7 the second matrix (`gated`), 8 the norm weight (`rmsNorm`).
  */
 export function matmulWgsl(s: MatmulShape): string {
-  if (s.tile === 1) return matvecWgsl(s);
+  if (s.tile === 1) return cacheEnableWgsl(s.rope?.elem) + matvecWgsl(s);
   if (s.gated || s.rmsNorm || s.rope) {
     throw new Error("matmulWgsl: gated, rmsNorm and rope are matvec (tile 1) options");
   }

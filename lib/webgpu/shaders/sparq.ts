@@ -17,6 +17,7 @@
  */
 import type { AttnShape } from "./attention.ts";
 import { range, reduce2Wgsl, stepWgsl } from "./common.ts";
+import { cacheDeclWgsl, cacheEnableWgsl, cacheLd1 } from "./kv_cache.ts";
 
 /** Threads per `approx` workgroup. */
 export const APPROX_WG = 256;
@@ -66,9 +67,9 @@ export function approxWgsl(
   const G = s.nHead / s.nKv, D = s.d, P = perThread, NB = approxBlocks(s.ctx, P, W);
   const merge = tune.oneFold ? "wgMergeF" : "wgMerge";
   const U = D % 16 === 0 && P <= 2 ? 16 : D % 8 === 0 ? 8 : 4;
-  return `${stepWgsl(2)}
+  return `${cacheEnableWgsl(s.elem)}${stepWgsl(2)}
 @group(0) @binding(0) var<storage, read> q: array<f32>;
-@group(0) @binding(1) var<storage, read> kt: array<f32>;
+${cacheDeclWgsl(s.elem, 1, "kt", "scalar")}
 @group(0) @binding(3) var<storage, read_write> slog: array<f32>;
 @group(0) @binding(4) var<storage, read_write> bstat: array<vec2<f32>>;
 ${reduce2Wgsl(W)}${
@@ -112,7 +113,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   var acc = array<f32, ${P * G}>();
   for (var j = 0u; j < r; j += ${U}u) {
     ${range(U).map((u) => `let w${u} = rows[j + ${u}u];`).join("\n    ")}
-    ${range(P).map((p) => range(U).map((u) => `let k${p}_${u} = kt[w${u} + t${p}];`).join(" ")).join("\n    ")}
+    ${
+    range(P).map((p) => range(U).map((u) => `let k${p}_${u} = ${cacheLd1(s.elem, "kt", `w${u} + t${p}`)};`).join(" "))
+      .join("\n    ")
+  }
     for (var g = 0u; g < ${G}u; g++) {
       let o = g * ${D}u + j;
       ${range(U).map((u) => `let q${u} = qs[o + ${u}u];`).join(" ")}
@@ -262,11 +266,11 @@ export function selectWgsl(
     G === 1 ? `a[0] += exp(fval(${key}) - st[0].x) * st[0].y;` : `for (var j = 0u; j < ${G}u; j++) {
           a[j] += exp(slog[(kv * ${G}u + j) * ${s.ctx}u + ${t}] - st[j].x) * st[j].y;
         }`;
-  const head = inApprox ? "" : `${stepWgsl(2)}
+  const head = inApprox ? "" : `${merged ? cacheEnableWgsl(s.elem) : ""}${stepWgsl(2)}
 ${
     merged
       ? `@group(0) @binding(0) var<storage, read> q: array<f32>;
-@group(0) @binding(1) var<storage, read> kt: array<f32>;
+${cacheDeclWgsl(s.elem, 1, "kt", "scalar")}
 var<workgroup> aq: array<vec4<f32>, ${s.d / 4}>;
 var<workgroup> rows: array<u32, ${s.d}>;
 var<workgroup> qs: array<f32, ${s.d}>;`
@@ -540,6 +544,7 @@ function topRRankWgsl(D: number, ctx: number): string {
  */
 function mergedScores(s: AttnShape, W: number, NPT: number): string {
   const D = s.d;
+  const kt = (i: string) => cacheLd1(s.elem, "kt", i);
   const pos = (i: number) => `(lid + ${i * W}u)`;
   return `let r = step.r;
   var v = 0.0;
@@ -560,7 +565,9 @@ function mergedScores(s: AttnShape, W: number, NPT: number): string {
     let q0 = qs[j]; let q1 = qs[j + 1u]; let q2 = qs[j + 2u]; let q3 = qs[j + 3u];
     ${
     range(NPT).map((i) =>
-      `acc[${i}] += (q0 * kt[w0 + t${i}] + q1 * kt[w1 + t${i}]) + (q2 * kt[w2 + t${i}] + q3 * kt[w3 + t${i}]);`
+      `acc[${i}] += (q0 * ${kt(`w0 + t${i}`)} + q1 * ${kt(`w1 + t${i}`)}) + (q2 * ${kt(`w2 + t${i}`)} + q3 * ${
+        kt(`w3 + t${i}`)
+      });`
     ).join("\n    ")
   }
   }

@@ -5,6 +5,7 @@ import { GpuAttention, type SparqKernelOptions } from "./attention.ts";
 import { Kernels } from "./kernels.ts";
 import { gpuOrSkip } from "./test_util.ts";
 import type { Gpu } from "./device.ts";
+import { gpuCacheElem } from "./model.ts";
 
 /** Deterministic uniform values in [-1, 1). */
 function random(n: number, seed: number): Float32Array {
@@ -78,15 +79,41 @@ for (const c of SPARQ_CASES) {
   }
 }
 
-async function checkSparq(gpu: Gpu, c: SparqCase, reallocate: boolean, opts: SparqKernelOptions): Promise<void> {
+// An f16 cache (packed halves on llvmpipe): the reference gets the same rounded K and V.
+for (const c of SPARQ_CASES.slice(0, 2)) {
+  Deno.test(`webgpu SparQ decode (G ${c.nHead / c.nKv}, S ${c.S}, ${c.params}) over an f16 cache`, async () => {
+    const gpu = await gpuOrSkip();
+    if (gpu) await checkSparq(gpu, c, true, {}, true);
+  });
+}
+
+/** `x` rounded to f16 and back (as an f16 cache stores it) where `f16`, else `x`. */
+function asStored(x: Float32Array, f16: boolean): Float32Array {
+  return f16 ? Float32Array.from(Float16Array.from(x)) : x;
+}
+
+/** The bytes of `x` as the cache stores them: f32, or f16 halves. */
+function cacheBytes(x: Float32Array, f16: boolean): Float32Array | Float16Array {
+  return f16 ? Float16Array.from(x) : x;
+}
+
+async function checkSparq(
+  gpu: Gpu,
+  c: SparqCase,
+  reallocate: boolean,
+  opts: SparqKernelOptions,
+  f16 = false,
+): Promise<void> {
   const { nHead, nKv, d, ctx, S } = c;
   const spec = parseAttentionSpec(`sparq:${c.params},reallocate=${reallocate ? "on" : "off"}`);
   if (spec.kind !== "sparq") throw new Error("spec");
   const k = new Kernels(gpu);
   try {
     const q = k.buffer(nHead * d * 4), out = k.buffer(nHead * d * 4);
-    const att = new GpuAttention(k, { nLayer: 1, nHead, nKv, d, ctx, batch: 1 }, spec, q, out, opts);
-    const K = random(nKv * S * d, 1), V = random(nKv * S * d, 2), Q = random(nHead * d, 3);
+    const elem = gpuCacheElem(gpu, f16 ? "f16" : "f32");
+    const att = new GpuAttention(k, { nLayer: 1, nHead, nKv, d, ctx, batch: 1, elem }, spec, q, out, opts);
+    let K = random(nKv * S * d, 1);
+    const V = asStored(random(nKv * S * d, 2), f16), Q = random(nHead * d, 3);
     for (let i = 0; i < Q.length; i++) Q[i] *= 3 * (i % 5 === 0 ? 4 : 1); // heavy-tailed q like a real model
     if (c.ties) {
       // Every 7th row of each KV head: the same row, aligned with the group's q (the top scores, all equal).
@@ -96,6 +123,7 @@ async function checkSparq(gpu: Gpu, c: SparqCase, reallocate: boolean, opts: Spa
         }
       }
     }
+    K = asStored(K, f16);
     // Caches with a stride of ctx positions: K/V rows, Kt columns, and the V sum.
     const Kc = new Float32Array(nKv * ctx * d), Vc = new Float32Array(nKv * ctx * d);
     const Kt = new Float32Array(nKv * d * ctx), vsum = new Float32Array(nKv * d);
@@ -111,9 +139,9 @@ async function checkSparq(gpu: Gpu, c: SparqCase, reallocate: boolean, opts: Spa
       }
     }
     const l0 = att.layers[0];
-    k.device.queue.writeBuffer(l0.k, 0, Kc);
-    k.device.queue.writeBuffer(l0.v, 0, Vc);
-    k.device.queue.writeBuffer(l0.kt!, 0, Kt);
+    k.device.queue.writeBuffer(l0.k, 0, cacheBytes(Kc, f16));
+    k.device.queue.writeBuffer(l0.v, 0, cacheBytes(Vc, f16));
+    k.device.queue.writeBuffer(l0.kt!, 0, cacheBytes(Kt, f16));
     k.device.queue.writeBuffer(l0.vsum!, 0, vsum);
     k.device.queue.writeBuffer(q, 0, Q);
     const fields = att.stepFields(S - 1, 1);
@@ -169,20 +197,34 @@ function softmaxAttentionRef(
   });
 }
 
-Deno.test("webgpu dense decode over many chunks and a partial last block matches a scalar softmax", async () => {
-  const gpu = await gpuOrSkip();
-  if (!gpu) return;
-  const nHead = 4, nKv = 2, d = 16, G = nHead / nKv;
+// f16: also d = 128, where two dimensions of V per thread cover 16 positions of a block (pairedV).
+for (const [f16, d] of [[false, 16], [true, 16], [true, 128]] as const) {
+  Deno.test(
+    `webgpu dense decode over many chunks and a partial last block matches a scalar softmax (${
+      f16 ? "f16" : "f32"
+    } cache, d ${d})`,
+    async () => {
+      const gpu = await gpuOrSkip();
+      if (gpu) await checkDenseDecode(gpu, f16, d);
+    },
+  );
+}
+
+async function checkDenseDecode(gpu: Gpu, f16: boolean, d: number): Promise<void> {
+  const nHead = 4, nKv = 2, G = nHead / nKv;
+  const elem = gpuCacheElem(gpu, f16 ? "f16" : "f32");
   for (const S of [7, 1000, 3001]) {
     const ctx = S + 1;
     const k = new Kernels(gpu);
     try {
       const q = k.buffer(nHead * d * 4), out = k.buffer(nHead * d * 4);
-      const att = new GpuAttention(k, { nLayer: 1, nHead, nKv, d, ctx, batch: 1 }, { kind: "dense" }, q, out);
-      const K = random(nKv * ctx * d, 4), V = random(nKv * ctx * d, 5), Q = random(nHead * d, 6);
+      const shape = { nLayer: 1, nHead, nKv, d, ctx, batch: 1, elem };
+      const att = new GpuAttention(k, shape, { kind: "dense" }, q, out);
+      const K = asStored(random(nKv * ctx * d, 4), f16), V = asStored(random(nKv * ctx * d, 5), f16);
+      const Q = random(nHead * d, 6);
       for (let i = 0; i < Q.length; i++) Q[i] *= 4;
-      k.device.queue.writeBuffer(att.layers[0].k, 0, K);
-      k.device.queue.writeBuffer(att.layers[0].v, 0, V);
+      k.device.queue.writeBuffer(att.layers[0].k, 0, cacheBytes(K, f16));
+      k.device.queue.writeBuffer(att.layers[0].v, 0, cacheBytes(V, f16));
       k.device.queue.writeBuffer(q, 0, Q);
       k.submit(att.ops(0, 1), k.setStep({ pos0: S - 1, nTok: 1, ...att.stepFields(S - 1, 1) }));
       const got = new Float32Array(await k.read(out, 0, nHead * d * 4));
@@ -197,7 +239,7 @@ Deno.test("webgpu dense decode over many chunks and a partial last block matches
       k.destroy();
     }
   }
-});
+}
 
 Deno.test("webgpu prompt attention tiled over tokens (flash) matches the chunked kernel and a scalar causal softmax", async () => {
   const gpu = await gpuOrSkip();

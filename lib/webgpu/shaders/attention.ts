@@ -6,7 +6,15 @@
  * @module
  */
 import { f32Lit, range, stepWgsl } from "./common.ts";
-import { cacheDeclWgsl, type CacheElem, cacheEnableWgsl, cacheFnsWgsl, cacheLd1, cacheLd4 } from "./kv_cache.ts";
+import {
+  cacheDeclWgsl,
+  type CacheElem,
+  cacheEnableWgsl,
+  cacheFnsWgsl,
+  cacheLd1,
+  cacheLd2,
+  cacheLd4,
+} from "./kv_cache.ts";
 
 /** Shape constants shared by the attention kernels. */
 export interface AttnShape {
@@ -52,13 +60,14 @@ export function partialWgsl(
   const G = s.nHead / s.nKv, D = s.d, W = ATTN_WG, P = ATTN_BLOCK;
   const slots = Math.ceil(D / W);
   const pre = (indexed || densePrefetch) && D <= W && D % 16 === 0;
+  const pairs = pairedV(s, pre);
   // Fused: part is written (and read back by the last workgroup) through atomics, which go to the
   // device-coherent cache level.
   const put = (i: string, x: string) => fuse ? `atomicStore(&part[${i}], bitcast<u32>(${x}))` : `part[${i}] = ${x}`;
   return `${cacheEnableWgsl(s.elem)}${stepWgsl(3)}
 @group(0) @binding(0) var<storage, read> q: array<f32>;
 ${cacheDeclWgsl(s.elem, 1, "kc", "vec4")}
-${cacheDeclWgsl(s.elem, 2, "vc", "scalar")}
+${cacheDeclWgsl(s.elem, 2, "vc", pairs ? "vec2" : "scalar")}
 @group(0) @binding(4) var<storage, read_write> part: array<${fuse ? "atomic<u32>" : "f32"}>;
 ${indexed ? "@group(0) @binding(5) var<storage, read> idx: array<u32>;" : ""}
 ${
@@ -76,7 +85,7 @@ ${cacheFnsWgsl(s.elem)}var<workgroup> qs: array<vec4<f32>, ${D / 4}>;
 var<workgroup> sp: array<f32, ${W}>;
 var<workgroup> ss: array<f32, ${P}>;
 var<workgroup> es: array<f32, ${P}>;
-var<workgroup> pp: array<u32, ${P}>;
+var<workgroup> pp: array<u32, ${P}>;${pairs ? `\nvar<workgroup> hv: array<vec2<f32>, ${W}>;` : ""}
 @compute @workgroup_size(${W})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let c = wg.x; let h = wg.y; let t = wg.z;
@@ -93,9 +102,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let vb = kv * ${s.ctx}u;
   var m = ${NEG};
   var l = 0.0;
-  var acc: array<f32, ${slots}>;
+  var acc: array<f32, ${slots}>;${pairs ? "\n  var acc2 = vec2<f32>(0.0);" : ""}
   for (var b = start; b < end; b += ${P}u) {
-${pre ? prefetchBlock(s, indexed) : denseBlock(s, indexed)}
+${pre ? prefetchBlock(s, indexed, pairs) : denseBlock(s, indexed)}
     workgroupBarrier();
     if (lid < ${P}u) {
       let sc = (sp[4u * lid] + sp[4u * lid + 1u] + sp[4u * lid + 2u] + sp[4u * lid + 3u]) * ${f32Lit(1 / Math.sqrt(D))};
@@ -112,7 +121,13 @@ ${pre ? prefetchBlock(s, indexed) : denseBlock(s, indexed)}
     for (var k = 0u; k < ${P}u; k++) { el += es[k]; }
     l = l * corr + el;
     ${
-    pre
+    pairs
+      ? `{
+      var y = vec2<f32>(0.0);
+      ${range(P / pairs.groups).map((k) => `y += es[pg * ${P / pairs.groups}u + ${k}u] * v${k};`).join("\n      ")}
+      acc2 = acc2 * corr + y;
+    }`
+      : pre
       ? `if (lid < ${D}u) {
       var y = 0.0;
       ${range(P).map((k) => `y += es[${k}u] * v${k};`).join("\n      ")}
@@ -138,9 +153,21 @@ ${pre ? prefetchBlock(s, indexed) : denseBlock(s, indexed)}
   }
   let o = ((t * ${s.nHead}u + h) * ${MAX_CHUNKS}u + c) * ${D + 2}u;
   if (lid == 0u) { ${put("o", "m")}; ${put("o + 1u", "l")}; }
-  for (var u = 0u; u < ${slots}u; u++) {
+  ${
+    pairs
+      ? `// The position groups' sums of each pair of dimensions meet in workgroup memory.
+  hv[lid] = acc2;
+  workgroupBarrier();
+  if (lid < ${D / 2}u) {
+    var y = hv[lid];
+    for (var g = 1u; g < ${pairs.groups}u; g++) { y += hv[g * ${D / 2}u + lid]; }
+    ${put("o + 2u + 2u * lid", "y.x")};
+    ${put("o + 3u + 2u * lid", "y.y")};
+  }`
+      : `for (var u = 0u; u < ${slots}u; u++) {
     let dim = lid + ${W}u * u;
     if (dim < ${D}u) { ${put("o + 2u + dim", "acc[u]")}; }
+  }`
   }
 ${fuse ? fusedCombine(s, fuse.reallocate) : ""}}`;
 }
@@ -161,25 +188,48 @@ function denseBlock(s: AttnShape, indexed: boolean): string {
 }
 
 /**
+ * With an f16 cache, the V rows of a block are read two dimensions per thread (one 4-byte load) for a group of its
+ * positions: D/2 threads per group, W/(D/2) groups, whose sums meet at the end of the chunk. Undefined where the
+ * shape does not divide so, or the cache is f32 (one dimension of every position per thread).
+ */
+function pairedV(s: AttnShape, pre: boolean): { groups: number } | undefined {
+  const D = s.d, W = ATTN_WG, P = ATTN_BLOCK;
+  if (!pre || (s.elem ?? "f32") === "f32" || W % (D / 2) !== 0 || P % (W / (D / 2)) !== 0) return undefined;
+  return { groups: W / (D / 2) };
+}
+
+/**
  * Scores of one block of positions (listed when `indexed`) with every load issued up front (the
  * SparQ partial is latency-bound; dense decode waits one memory round trip per block instead of
  * two): each thread reads the block's positions itself (the same words across the workgroup), then
  * its quarter of a K row and its dimension of the block's V rows (past the end: the last row, with
- * weight 0), before the barrier that publishes q on the first block.
+ * weight 0; with `pairs`, two dimensions of a group of them), before the barrier that publishes q on
+ * the first block.
  */
-function prefetchBlock(s: AttnShape, indexed: boolean): string {
+function prefetchBlock(s: AttnShape, indexed: boolean, pairs?: { groups: number }): string {
   const D = s.d, P = ATTN_BLOCK;
   const at = (j: string) => indexed ? `idx[ib + min(${j}, end - 1u)]` : `min(${j}, end - 1u)`;
+  const vLoads = pairs
+    ? `let dp = lid % ${D / 2}u;
+    let pg = lid / ${D / 2}u;
+    ${
+      range(P / pairs.groups).map((k) =>
+        `let v${k} = ${
+          cacheLd2(s.elem, "vc", `(vb + ${at(`b + pg * ${P / pairs.groups}u + ${k}u`)}) * ${D / 2}u + dp`)
+        };`
+      ).join("\n    ")
+    }`
+    : `let dim = min(lid, ${D - 1}u);
+    ${
+      range(P).map((k) => `let v${k} = ${cacheLd1(s.elem, "vc", `(vb + ${at(`b + ${k}u`)}) * ${D}u + dim`)};`).join(
+        "\n    ",
+      )
+    }`;
   return `    let ib = kv * ${s.ctx}u;
     let p = ${at("b + lid / 4u")};
     let kb = (vb + p) * ${D / 4}u + r;
     ${range(D / 16).map((i) => `let k${i} = ${cacheLd4(s.elem, "kc", `kb + ${4 * i}u`)};`).join(" ")}
-    let dim = min(lid, ${D - 1}u);
-    ${
-    range(P).map((k) => `let v${k} = ${cacheLd1(s.elem, "vc", `(vb + ${at(`b + ${k}u`)}) * ${D}u + dim`)};`).join(
-      "\n    ",
-    )
-  }
+    ${vLoads}
     if (b == start) { workgroupBarrier(); }
     sp[lid] = ${range(D / 16).map((i) => `dot(qs[r + ${4 * i}u], k${i})`).join(" + ")};`;
 }

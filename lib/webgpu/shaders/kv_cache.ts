@@ -30,22 +30,28 @@ export function cacheEnableWgsl(e: CacheElem | undefined): string {
 }
 
 /**
- * Declaration of cache buffer `name` at `binding`, read as four elements at a time (`vec4`), one at a
+ * Declaration of cache buffer `name` at `binding`, read as four elements at a time (`vec4`), two (`vec2`), one at a
  * time (`scalar`), or written with {@link cachePutWgsl} (`store`; then reads are not allowed).
  */
 export function cacheDeclWgsl(
   e: CacheElem | undefined,
   binding: number,
   name: string,
-  view: "vec4" | "scalar" | "store",
+  view: "vec4" | "vec2" | "scalar" | "store",
 ): string {
   const decl = (access: string, type: string) =>
     `@group(0) @binding(${binding}) var<storage, ${access}> ${name}: array<${type}>;`;
   switch (e ?? "f32") {
     case "f32":
-      return decl(view === "store" ? "read_write" : "read", view === "vec4" ? "vec4<f32>" : "f32");
+      return decl(
+        view === "store" ? "read_write" : "read",
+        view === "scalar" || view === "store" ? "f32" : `${view}<f32>`,
+      );
     case "f16":
-      return decl(view === "store" ? "read_write" : "read", view === "vec4" ? "vec4<f16>" : "f16");
+      return decl(
+        view === "store" ? "read_write" : "read",
+        view === "scalar" || view === "store" ? "f16" : `${view}<f16>`,
+      );
     default:
       if (view === "store") {
         return `${decl("read_write", "atomic<u32>")}
@@ -69,6 +75,18 @@ export function cacheLd4(e: CacheElem | undefined, name: string, i: string): str
       return `vec4<f32>(${name}[${i}])`;
     default:
       return `f16x4(${name}[${i}])`;
+  }
+}
+
+/** WGSL expression: elements 2i, 2i+1 of cache buffer `name` (declared `vec2`) as vec2<f32>. */
+export function cacheLd2(e: CacheElem | undefined, name: string, i: string): string {
+  switch (e ?? "f32") {
+    case "f32":
+      return `${name}[${i}]`;
+    case "f16":
+      return `vec2<f32>(${name}[${i}])`;
+    default:
+      return `unpack2x16float(${name}[${i}])`;
   }
 }
 

@@ -6,15 +6,7 @@
  * @module
  */
 import { f32Lit, range, stepWgsl } from "./common.ts";
-import {
-  cacheDeclWgsl,
-  type CacheElem,
-  cacheEnableWgsl,
-  cacheFnsWgsl,
-  cacheLd1,
-  cacheLd2,
-  cacheLd4,
-} from "./kv_cache.ts";
+import { cacheDeclWgsl, type CacheElem, cacheEnableWgsl, cacheFnsWgsl, cacheLoad } from "./kv_cache.ts";
 
 /** Shape constants shared by the attention kernels. */
 export interface AttnShape {
@@ -138,7 +130,7 @@ ${pre ? prefetchBlock(s, indexed, pairs) : denseBlock(s, indexed)}
       if (dim < ${D}u) {
         // Positions past the end have weight 0 and read row pp = 0 (any valid row): no branch.
         ${
-        range(P).map((k) => `let v${k} = ${cacheLd1(s.elem, "vc", `(vb + pp[${k}u]) * ${D}u + dim`)};`).join(
+        range(P).map((k) => `let v${k} = ${cacheLoad(s.elem, "vc", `(vb + pp[${k}u]) * ${D}u + dim`, 1)};`).join(
           "\n        ",
         )
       }
@@ -181,7 +173,7 @@ function denseBlock(s: AttnShape, indexed: boolean): string {
     if (j < end) {
       p = ${indexed ? `idx[kv * ${s.ctx}u + j]` : "j"};
       let kb = (vb + p) * ${D / 4}u;
-      for (var i = r; i < ${D / 4}u; i += 4u) { a += dot(qs[i], ${cacheLd4(s.elem, "kc", "kb + i")}); }
+      for (var i = r; i < ${D / 4}u; i += 4u) { a += dot(qs[i], ${cacheLoad(s.elem, "kc", "kb + i", 4)}); }
     }
     sp[lid] = a;
     if (r == 0u) { pp[lid / 4u] = p; }`;
@@ -215,20 +207,20 @@ function prefetchBlock(s: AttnShape, indexed: boolean, pairs?: { groups: number 
     ${
       range(P / pairs.groups).map((k) =>
         `let v${k} = ${
-          cacheLd2(s.elem, "vc", `(vb + ${at(`b + pg * ${P / pairs.groups}u + ${k}u`)}) * ${D / 2}u + dp`)
+          cacheLoad(s.elem, "vc", `(vb + ${at(`b + pg * ${P / pairs.groups}u + ${k}u`)}) * ${D / 2}u + dp`, 2)
         };`
       ).join("\n    ")
     }`
     : `let dim = min(lid, ${D - 1}u);
     ${
-      range(P).map((k) => `let v${k} = ${cacheLd1(s.elem, "vc", `(vb + ${at(`b + ${k}u`)}) * ${D}u + dim`)};`).join(
+      range(P).map((k) => `let v${k} = ${cacheLoad(s.elem, "vc", `(vb + ${at(`b + ${k}u`)}) * ${D}u + dim`, 1)};`).join(
         "\n    ",
       )
     }`;
   return `    let ib = kv * ${s.ctx}u;
     let p = ${at("b + lid / 4u")};
     let kb = (vb + p) * ${D / 4}u + r;
-    ${range(D / 16).map((i) => `let k${i} = ${cacheLd4(s.elem, "kc", `kb + ${4 * i}u`)};`).join(" ")}
+    ${range(D / 16).map((i) => `let k${i} = ${cacheLoad(s.elem, "kc", `kb + ${4 * i}u`, 4)};`).join(" ")}
     ${vLoads}
     if (b == start) { workgroupBarrier(); }
     sp[lid] = ${range(D / 16).map((i) => `dot(qs[r + ${4 * i}u], k${i})`).join(" + ")};`;
@@ -404,7 +396,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   for (var b = 0u; b < kEnd; b += ${BK}u) {
     for (var i = lid; i < ${BK * D4}u; i += ${W}u) {
       kvs[(i / ${D4}u) * ${R}u + i % ${D4}u] = ${
-    cacheLd4(s.elem, "kc", `(kv * ${s.ctx}u + min(b + i / ${D4}u, ${s.ctx - 1}u)) * ${D4}u + i % ${D4}u`)
+    cacheLoad(s.elem, "kc", `(kv * ${s.ctx}u + min(b + i / ${D4}u, ${s.ctx - 1}u)) * ${D4}u + i % ${D4}u`, 4)
   };
     }
     workgroupBarrier();
@@ -424,7 +416,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     workgroupBarrier();
     for (var i = lid; i < ${BK * D4}u; i += ${W}u) {
       kvs[(i / ${D4}u) * ${R}u + i % ${D4}u] = ${
-    cacheLd4(s.elem, "vc", `(kv * ${s.ctx}u + min(b + i / ${D4}u, ${s.ctx - 1}u)) * ${D4}u + i % ${D4}u`)
+    cacheLoad(s.elem, "vc", `(kv * ${s.ctx}u + min(b + i / ${D4}u, ${s.ctx - 1}u)) * ${D4}u + i % ${D4}u`, 4)
   };
     }
     if (lid < ${BQ}u) {

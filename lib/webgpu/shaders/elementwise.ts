@@ -5,7 +5,7 @@
  * @module
  */
 import { f32Lit, reduceWgsl, stepWgsl } from "./common.ts";
-import { cacheDeclWgsl, type CacheElem, cacheEnableWgsl, cacheLd1, cachePutWgsl, cacheRoundWgsl } from "./kv_cache.ts";
+import { cacheDeclWgsl, type CacheElem, cacheEnableWgsl, cacheLoad, cachePutWgsl, cacheRoundWgsl } from "./kv_cache.ts";
 
 /** Norm options. Bindings: 0 x, 1 y, 2 step, 3 weight, 4 bias (layer norm with bias). */
 export interface NormShape {
@@ -210,7 +210,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let kv = e / ${d}u;
   let i = e % ${d}u;
   var s = vsum[e];
-  for (var t = 0u; t < step.nTok; t++) { s += ${cacheLd1(elem, "vc", `(kv * ${ctx}u + step.pos0 + t) * ${d}u + i`)}; }
+  for (var t = 0u; t < step.nTok; t++) { s += ${
+    cacheLoad(elem, "vc", `(kv * ${ctx}u + step.pos0 + t) * ${d}u + i`, 1)
+  }; }
   vsum[e] = s;
 }`;
 }

@@ -66,39 +66,19 @@ fn put_${name}(e: u32, x: f32) {
   }
 }
 
-/** WGSL expression: elements 4i..4i+3 of cache buffer `name` (declared `vec4`) as vec4<f32>. */
-export function cacheLd4(e: CacheElem | undefined, name: string, i: string): string {
+/**
+ * WGSL expression: `n` elements of cache buffer `name` as f32 (`n` = 1) or vec`n`<f32>: element `i` (declared
+ * `scalar`), or elements n·i … n·i + n − 1 (declared `vec2` / `vec4`).
+ */
+export function cacheLoad(e: CacheElem | undefined, name: string, i: string, n: 1 | 2 | 4): string {
   switch (e ?? "f32") {
     case "f32":
       return `${name}[${i}]`;
     case "f16":
-      return `vec4<f32>(${name}[${i}])`;
+      return n === 1 ? `f32(${name}[${i}])` : `vec${n}<f32>(${name}[${i}])`;
     default:
-      return `f16x4(${name}[${i}])`;
-  }
-}
-
-/** WGSL expression: elements 2i, 2i+1 of cache buffer `name` (declared `vec2`) as vec2<f32>. */
-export function cacheLd2(e: CacheElem | undefined, name: string, i: string): string {
-  switch (e ?? "f32") {
-    case "f32":
-      return `${name}[${i}]`;
-    case "f16":
-      return `vec2<f32>(${name}[${i}])`;
-    default:
-      return `unpack2x16float(${name}[${i}])`;
-  }
-}
-
-/** WGSL expression: element `i` of cache buffer `name` (declared `scalar`) as f32. */
-export function cacheLd1(e: CacheElem | undefined, name: string, i: string): string {
-  switch (e ?? "f32") {
-    case "f32":
-      return `${name}[${i}]`;
-    case "f16":
-      return `f32(${name}[${i}])`;
-    default:
-      return `unpack2x16float(${name}[(${i}) >> 1u])[(${i}) & 1u]`;
+      if (n === 4) return `f16x4(${name}[${i}])`;
+      return n === 2 ? `unpack2x16float(${name}[${i}])` : `unpack2x16float(${name}[(${i}) >> 1u])[(${i}) & 1u]`;
   }
 }
 

@@ -17,7 +17,7 @@
  */
 import type { AttnShape } from "./attention.ts";
 import { range, reduce2Wgsl, stepWgsl } from "./common.ts";
-import { cacheDeclWgsl, cacheEnableWgsl, cacheLd1 } from "./kv_cache.ts";
+import { cacheDeclWgsl, cacheEnableWgsl, cacheLoad } from "./kv_cache.ts";
 
 /** Threads per `approx` workgroup. */
 export const APPROX_WG = 256;
@@ -114,7 +114,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   for (var j = 0u; j < r; j += ${U}u) {
     ${range(U).map((u) => `let w${u} = rows[j + ${u}u];`).join("\n    ")}
     ${
-    range(P).map((p) => range(U).map((u) => `let k${p}_${u} = ${cacheLd1(s.elem, "kt", `w${u} + t${p}`)};`).join(" "))
+    range(P).map((p) =>
+      range(U).map((u) => `let k${p}_${u} = ${cacheLoad(s.elem, "kt", `w${u} + t${p}`, 1)};`).join(" ")
+    )
       .join("\n    ")
   }
     for (var g = 0u; g < ${G}u; g++) {
@@ -544,7 +546,7 @@ function topRRankWgsl(D: number, ctx: number): string {
  */
 function mergedScores(s: AttnShape, W: number, NPT: number): string {
   const D = s.d;
-  const kt = (i: string) => cacheLd1(s.elem, "kt", i);
+  const kt = (i: string) => cacheLoad(s.elem, "kt", i, 1);
   const pos = (i: number) => `(lid + ${i * W}u)`;
   return `let r = step.r;
   var v = 0.0;

@@ -41,29 +41,20 @@ export function cacheDeclWgsl(
 ): string {
   const decl = (access: string, type: string) =>
     `@group(0) @binding(${binding}) var<storage, ${access}> ${name}: array<${type}>;`;
-  switch (e ?? "f32") {
-    case "f32":
-      return decl(
-        view === "store" ? "read_write" : "read",
-        view === "scalar" || view === "store" ? "f32" : `${view}<f32>`,
-      );
-    case "f16":
-      return decl(
-        view === "store" ? "read_write" : "read",
-        view === "scalar" || view === "store" ? "f16" : `${view}<f16>`,
-      );
-    default:
-      if (view === "store") {
-        return `${decl("read_write", "atomic<u32>")}
+  if ((e ?? "f32") !== "f16p") {
+    const t = e === "f16" ? "f16" : "f32";
+    return decl(view === "store" ? "read_write" : "read", view === "scalar" || view === "store" ? t : `${view}<${t}>`);
+  }
+  if (view === "store") {
+    return `${decl("read_write", "atomic<u32>")}
 fn put_${name}(e: u32, x: f32) {
   let w = e >> 1u;
   let sh = (e & 1u) * 16u;
   atomicAnd(&${name}[w], ~(0xffffu << sh));
   atomicOr(&${name}[w], (pack2x16float(vec2<f32>(x, 0.0)) & 0xffffu) << sh);
 }`;
-      }
-      return view === "vec4" ? decl("read", "vec2<u32>") : decl("read", "u32");
   }
+  return decl("read", view === "vec4" ? "vec2<u32>" : "u32");
 }
 
 /**

@@ -358,7 +358,6 @@ class GpuModelImpl implements GpuModel, SampledSteps {
   pos = 0;
   counters: GpuCounters = GpuModelImpl.zero();
   attention: string;
-  readonly cacheElem: CacheElem;
   /** Ops per step kind: index 0 = decode (tile 1), 1 = prompt batch (the GEMM). */
   private pre: Op[][] = [[], []];
   private layerOps: { before: Op[][]; after: Op[][] }[] = [];
@@ -384,12 +383,15 @@ class GpuModelImpl implements GpuModel, SampledSteps {
     private batch: number,
   ) {
     this.attention = formatAttentionSpec(att.sparq ?? { kind: "dense" });
-    this.cacheElem = att.shape.elem ?? "f32";
     this.readback = k.buffer(
       batch * config.nVocab * 4,
       GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
       "logits readback",
     );
+  }
+
+  get cacheElem(): CacheElem {
+    return this.att.shape.elem ?? "f32";
   }
 
   private static zero(): GpuCounters {

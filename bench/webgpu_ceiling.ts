@@ -38,6 +38,9 @@ if (!v.model) throw new Error("--model is required");
 const file = await openGguf(v.model);
 const cfg = configFromGguf(file);
 const steps = Number(v.steps);
+const modes = v.attention!.split(/,(?=dense|sparq)/);
+const caches = v["cache-type"]!.split(",");
+for (const c of caches) if (c !== "f32" && c !== "f16") throw new Error(`--cache-type ${c}: expected f32 or f16`);
 const load = () => Deno.readTextFileSync("/proc/loadavg").trim();
 
 const gpu = await getGpu();
@@ -139,12 +142,12 @@ const report = (label: string, reads: Read[], sec: number) => {
 const empty = step(() => [tiny]).map(() => tiny);
 report("empty dispatches (one per op)", empty, await time(empty));
 const d = cfg.headDim, nKv = cfg.nHeadKv;
-for (const cache of v["cache-type"]!.split(",")) {
+for (const cache of caches) {
   const elem = cache === "f16" ? 2 : 4;
   for (const ctx of v.contexts!.split(",").map(Number)) {
     const S = ctx + 1; // the step's context, its own token included
     const perMode: number[] = [];
-    for (const a of v.attention!.split(/,(?=dense|sparq)/)) {
+    for (const a of modes) {
       const spec = parseAttentionSpec(a);
       // Per layer: dense one read of K and V; SparQ the approx (S·r of Kt) then the partial (the rest of its transfer).
       const total = predictedTransfer(spec, d, S) * nKv * elem;
@@ -158,7 +161,7 @@ for (const cache of v["cache-type"]!.split(",")) {
     }
     if (perMode.length > 1) {
       console.log(
-        `  ceiling of the speedup over ${v.attention!.split(",")[0]} at ctx ${ctx} (${cache}): ${
+        `  ceiling of the speedup over ${modes[0]} at ctx ${ctx} (${cache}): ${
           perMode.slice(1).map((s) => `${(perMode[0] / s).toFixed(2)}x`).join(", ")
         }`,
       );
